@@ -1,0 +1,158 @@
+"""Input checks every tab shares: turn whatever arrived into a sane image, or say clearly why not.
+
+Events that take uploads run with `preprocess=False`, so the raw upload reaches `open_image`
+before anything decodes it: size caps are checked on the file and on the image header first,
+and a corrupt or unreadable file becomes a `gr.Error` a person can act on, not a stack trace.
+"""
+
+import base64
+import binascii
+import io
+import os
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_FILE_MB = 20  # bigger uploads are refused before they are read
+MAX_SIDE = 6000  # px, either side
+MAX_PIXELS = 24_000_000  # px in total (6000 x 4000), checked from the header before decoding
+MIN_SIDE = 8  # px; smaller than this holds no picture worth classifying
+
+
+def _error(message: str) -> gr.Error:
+    return gr.Error(message, title="Please check the input")
+
+
+def open_image(value, what: str = "an image") -> Image.Image:
+    """Whatever an event hands us -> a decoded PIL image, upright (EXIF rotation applied).
+
+    Accepts None, a file path, a Gradio FileData dict ({"path": ...} or a base64 data URL), an
+    ImageEditor value ({"composite": ...}), a PIL image or a numpy array.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise _error(f"Nothing was uploaded. Please add {what} (PNG or JPEG) and try again.")
+    if isinstance(value, dict):
+        if "composite" in value:  # an ImageEditor / Sketchpad value
+            return open_image(value.get("composite"), what)
+        if value.get("path"):
+            value = value["path"]
+        elif str(value.get("url") or "").startswith("data:"):
+            return _open_data_url(value["url"], what)
+        else:
+            raise _error(f"Nothing was uploaded. Please add {what} (PNG or JPEG) and try again.")
+    if isinstance(value, np.ndarray):
+        return _from_array(value)
+    if isinstance(value, Image.Image):
+        _check_size(value.size)
+        return value
+    if isinstance(value, (str, Path)):
+        path = Path(value)
+        if not path.is_file():
+            raise _error(f"The upload could not be found on the server. Please upload {what} again.")
+        if path.stat().st_size > MAX_FILE_MB * 1024 * 1024:
+            raise _error(f"That file is {path.stat().st_size / 2**20:.0f} MB; the limit is {MAX_FILE_MB} MB. Please upload a smaller image.")
+        return _decode(path, what)
+    raise _error(f"Expected {what}, but got a {type(value).__name__}. Please upload a PNG or JPEG file.")
+
+
+def _open_data_url(url: str, what: str) -> Image.Image:
+    try:
+        raw = base64.b64decode(url.split(",", 1)[1], validate=False)
+    except (IndexError, binascii.Error, ValueError):
+        raise _error(f"The image data could not be read. Please upload {what} as a PNG or JPEG file.") from None
+    if len(raw) > MAX_FILE_MB * 1024 * 1024:
+        raise _error(f"That image is larger than {MAX_FILE_MB} MB. Please upload a smaller one.")
+    return _decode(io.BytesIO(raw), what)
+
+
+def _decode(source, what: str) -> Image.Image:
+    try:
+        im = Image.open(source)  # reads the header only
+    except Image.DecompressionBombError:
+        raise _error(f"That image is far too large to process. Please upload one under {MAX_SIDE} x {MAX_SIDE} px.") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise _error(f"That file is not an image we can read (it may be corrupt or in an unsupported format). Please upload {what} as PNG or JPEG.") from None
+    _check_size(im.size)
+    try:
+        im.load()  # the full decode, now that the size is known to be safe
+        im = ImageOps.exif_transpose(im)
+    except Image.DecompressionBombError:
+        raise _error(f"That image is far too large to process. Please upload one under {MAX_SIDE} x {MAX_SIDE} px.") from None
+    except (OSError, ValueError, SyntaxError):
+        raise _error("The image file is damaged or cut short and could not be decoded. Please upload it again or try another file.") from None
+    return im
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    w, h = size
+    if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+        raise _error(f"That image is {w} x {h} px; the limit is {MAX_SIDE} px a side and {MAX_PIXELS / 1e6:.0f} megapixels. Please resize it and try again.")
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise _error(f"That image is only {w} x {h} px. Please upload one at least {MIN_SIDE} px on each side.")
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise _error(f"Expected an image array of shape (H, W) or (H, W, 3/4), got {arr.shape}.")
+    _check_size((arr.shape[1], arr.shape[0]))
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.dtype != np.uint8:
+        arr = np.asarray(arr, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise _error("The image contains invalid values (NaN or infinity).")
+        top = 1.0 if arr.max() <= 1.0 else (255.0 if arr.max() <= 255 else 65535.0)
+        arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def _eight_bit(im: Image.Image) -> Image.Image:
+    """16-bit and 32-bit greyscale ('I;16', 'I', 'F') -> 8-bit 'L', scaled by the image's own range."""
+    arr = np.asarray(im, dtype=np.float64)
+    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    if im.mode.startswith("I;16") or (im.mode == "I" and hi > 255):
+        lo, hi = 0.0, 65535.0 if hi > 255 else 255.0
+    elif im.mode == "F" and 0.0 <= lo and hi <= 1.0:
+        lo, hi = 0.0, 1.0
+    scaled = (np.nan_to_num(arr, nan=lo) - lo) / max(hi - lo, 1e-9) * 255.0
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8))
+
+
+def to_rgb(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Any PIL mode -> (H, W, 3) uint8 RGB; transparency is laid over `background`."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        im = _eight_bit(im)
+    if im.mode == "P":
+        im = im.convert("RGBA")  # keeps palette transparency
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        im = Image.alpha_composite(canvas, rgba)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def to_gray(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Any PIL mode -> (H, W) float32 greyscale in [0, 1]."""
+    rgb = to_rgb(im, background)
+    return np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32) / 255.0
+
+
+def check_number(value, name: str, low: float, high: float, integer: bool = False) -> float:
+    """A number from the UI or API, or a gr.Error that names the allowed range."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _error(f"{name} must be a number between {low:g} and {high:g}.") from None
+    if not np.isfinite(number) or number < low or number > high:
+        raise _error(f"{name} must be between {low:g} and {high:g} (got {value}).")
+    if integer and number != int(number):
+        raise _error(f"{name} must be a whole number (got {value}).")
+    return int(number) if integer else number
+
+
+def upscale(img01: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W) float in [0, 1] -> (H*f, W*f) uint8, nearest neighbour so pixels stay visible as pixels."""
+    img = np.clip(np.round(img01 * 255), 0, 255).astype(np.uint8)
+    return np.kron(img, np.ones((factor, factor), dtype=np.uint8))

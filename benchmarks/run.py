@@ -1,0 +1,147 @@
+"""Quality and speed of every shipped model and endpoint, as one markdown table.
+
+    python -m benchmarks.run                              # everything
+    python -m benchmarks.run --only digit-classifier      # one entry
+    python -m benchmarks.run --json out.json              # also write {"name": {"metric": value}}
+
+Quality metrics come from held-out data only. `latency_ms_*` times the model alone at batch 1
+(after warm-up, single request); `api_ms_p50` times a whole request through gradio_client
+against the app launched on a local port, preprocessing and network included.
+"""
+
+import argparse
+import json
+import platform
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def percentile_ms(fn: Callable[[], object], repeats: int = 50, warmup: int = 5) -> tuple[float, float]:
+    """(p50, p95) wall time of fn() in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LaunchedApp:
+    """The real app on a free loopback port, and a gradio_client connected to it; started once, on demand."""
+
+    def __init__(self):
+        self.demo = None
+        self.client = None
+
+    def get_client(self):
+        if self.client is None:
+            from gradio_client import Client
+
+            from app import build_demo
+
+            self.demo = build_demo()
+            port = free_port()
+            self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, max_file_size="20mb")
+            self.client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        return self.client
+
+    def close(self):
+        if self.demo is not None:
+            self.demo.close()
+
+
+def api_p50_ms(app: LaunchedApp, api_name: str, args: list, repeats: int = 20) -> float:
+    client = app.get_client()
+    client.predict(*args, api_name=api_name)  # warm-up: first call loads the model
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        client.predict(*args, api_name=api_name)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def bench_digit_classifier(app: LaunchedApp) -> dict[str, float]:
+    from gradio_client import handle_file
+
+    from data.mnist import load_splits
+    from models import hub
+    from models.digit_classifier import DigitClassifier
+    from training.train_digit_classifier import evaluate, font_digit_accuracy, to_tensor
+
+    model = hub.load(DigitClassifier, "digit-classifier")
+    splits = load_splits()
+    test_acc, _ = evaluate(model, to_tensor(splits.test_x), torch.from_numpy(splits.test_y))
+    font_acc, n_font = font_digit_accuracy(model)
+    device = next(model.parameters()).device
+    one = to_tensor(splits.test_x[:1]).to(device)
+
+    def single():
+        with torch.inference_mode():
+            model(one)
+
+    p50, p95 = percentile_ms(single, repeats=200, warmup=20)
+    api = api_p50_ms(app, "/classify_digit", [handle_file(str(EXAMPLES / "digits" / "mnist_test_7.png"))])
+    return {
+        "test_accuracy": round(test_acc, 4),
+        "font_digit_accuracy": round(font_acc, 4),
+        "font_digits": n_font,
+        "latency_ms_p50": round(p50, 3),
+        "latency_ms_p95": round(p95, 3),
+        "api_ms_p50": round(api, 1),
+    }
+
+
+BENCHMARKS: dict[str, Callable[[LaunchedApp], dict[str, float]]] = {
+    "digit-classifier": bench_digit_classifier,
+}
+
+
+def markdown_table(results: dict[str, dict[str, float]]) -> str:
+    lines = ["| model | metric | value |", "| --- | --- | --- |"]
+    for name, metrics in results.items():
+        for metric, value in metrics.items():
+            lines.append(f"| {name} | `{metric}` | {value} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run just these entries")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    app = LaunchedApp()
+    results = {}
+    try:
+        for name in args.only or BENCHMARKS:
+            results[name] = BENCHMARKS[name](app)
+    finally:
+        app.close()
+    device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"Measured {date.today().isoformat()} on {platform.machine()} {device}, torch {torch.__version__}\n")
+    print(markdown_table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()

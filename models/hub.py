@@ -1,0 +1,98 @@
+"""Load a shipped checkpoint by name: from `checkpoints/<name>`, or from the Hub.
+
+    model = load(DigitClassifier, "digit-classifier")
+
+* Source: the local folder `checkpoints/<name>` unless `MODEL_SHOW_HUB_NAMESPACE` is set, then
+  the Hub repo `<namespace>/<name>` (with `HF_HUB_OFFLINE=1` it resolves from the local cache).
+* Strict: every weight name must match, so a renamed layer fails loudly instead of quietly
+  running with random weights.
+* Device: cuda, then mps, then cpu (`MODEL_SHOW_DEVICE` overrides), in eval mode.
+* Cached: each (class, name) loads once per process; concurrent first requests wait for one load.
+"""
+
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS = REPO_ROOT / "checkpoints"
+
+_cache: dict[tuple[type, str], torch.nn.Module] = {}
+_lock = threading.Lock()
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing or cannot be loaded; the message says how to make it."""
+
+
+def training_command(name: str) -> str:
+    return f"python -m training.train_{name.replace('-', '_')}"
+
+
+def pick_device() -> torch.device:
+    forced = os.environ.get("MODEL_SHOW_DEVICE")
+    if forced:
+        return torch.device(forced)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def source(name: str) -> str:
+    """Where `name` is read from: a local folder path or a Hub repo id."""
+    namespace = os.environ.get("MODEL_SHOW_HUB_NAMESPACE", "").strip().strip("/")
+    return f"{namespace}/{name}" if namespace else str(CHECKPOINTS / name)
+
+
+def load(model_cls: type, name: str) -> torch.nn.Module:
+    """The cached, strictly loaded, eval-mode model `name` on the best device."""
+    key = (model_cls, name)
+    model = _cache.get(key)
+    if model is not None:
+        return model
+    with _lock:
+        if key not in _cache:
+            _cache[key] = _load_uncached(model_cls, name)
+        return _cache[key]
+
+
+def _load_uncached(model_cls: type, name: str) -> torch.nn.Module:
+    where = source(name)
+    is_local = not os.environ.get("MODEL_SHOW_HUB_NAMESPACE", "").strip()
+    if is_local and not (Path(where) / "model.safetensors").is_file():
+        raise CheckpointError(
+            f"The '{name}' model is missing: {where}/model.safetensors does not exist. "
+            f"Train it with `{training_command(name)}`, or set MODEL_SHOW_HUB_NAMESPACE to load it from the Hub."
+        )
+    device = pick_device()
+    try:
+        model = model_cls.from_pretrained(where, strict=True, map_location=str(device))
+    except Exception as err:  # corrupt file, shape or name mismatch, Hub or cache miss
+        raise CheckpointError(
+            f"The '{name}' model at {where} could not be loaded ({type(err).__name__}: {err}). "
+            f"Retrain it with `{training_command(name)}`."
+        ) from err
+    return model.to(device).eval()
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def checkpoint_file(name: str, filename: str) -> Path | None:
+    """A file that travels with checkpoint `name` (training_log.json, metrics.json, ...), or None."""
+    where = source(name)
+    if not os.environ.get("MODEL_SHOW_HUB_NAMESPACE", "").strip():
+        path = Path(where) / filename
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(where, filename))
+    except Exception:  # not on the Hub, not in the offline cache: the caller shows less, not an error
+        return None

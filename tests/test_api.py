@@ -1,0 +1,42 @@
+"""The launched app, called the way programs call it: through gradio_client."""
+
+import pytest
+from gradio_client import Client, handle_file
+
+from tests.conftest import draw_digit
+
+
+@pytest.fixture(scope="module")
+def client(running_app):
+    return Client(running_app.url, verbose=False)
+
+
+def test_app_is_ready_in_under_15_seconds(running_app):
+    assert running_app.startup_s < 15, f"python app.py took {running_app.startup_s:.1f} s to answer"
+
+
+def test_classify_digit_endpoint_is_listed(client):
+    assert "/classify_digit" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+
+def test_classify_a_drawn_seven(client, tmp_path):
+    path = tmp_path / "seven.png"
+    draw_digit(7).save(path)
+    label, seen, activations = client.predict(handle_file(str(path)), api_name="/classify_digit")
+    assert label["label"] == "7"
+    top = label["confidences"][0]
+    assert top["label"] == "7" and top["confidence"] > 0.5
+    assert seen and activations  # image outputs come back as file paths
+
+
+def test_bad_requests_get_clear_messages_and_the_app_keeps_serving(client, tmp_path):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n but then garbage")
+    with pytest.raises(Exception, match="not an image we can read"):
+        client.predict(handle_file(str(corrupt)), api_name="/classify_digit")
+    with pytest.raises(Exception, match="Nothing was uploaded"):
+        client.predict(None, api_name="/classify_digit")
+    good = tmp_path / "four.png"
+    draw_digit(4).save(good)
+    label, _, _ = client.predict(handle_file(str(good)), api_name="/classify_digit")
+    assert label["label"] == "4"

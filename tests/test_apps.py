@@ -1,0 +1,156 @@
+import struct
+import zlib
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from apps import common, digits
+from tests.conftest import draw_digit
+
+
+def png_bytes(im: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def fake_png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height: a decompression bomb's calling card."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("value", [None, "", {"path": None}, {"composite": None}])
+def test_nothing_uploaded_is_a_clear_error(value):
+    with pytest.raises(gr.Error, match="Nothing was uploaded"):
+        common.open_image(value)
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"this is not a png at all")
+    with pytest.raises(gr.Error, match="not an image we can read"):
+        common.open_image(str(bad))
+
+
+def test_truncated_png_is_a_clear_error(tmp_path):
+    data = png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8)))
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(gr.Error, match="damaged or cut short"):
+        common.open_image(str(cut))
+
+
+def test_huge_image_is_refused_from_its_header_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(fake_png_header(20000, 20000))
+    with pytest.raises(gr.Error, match="far too large|the limit is"):
+        common.open_image(str(bomb))
+
+
+def test_oversized_file_is_refused_by_its_byte_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "MAX_FILE_MB", 0.001)
+    path = tmp_path / "big.png"
+    Image.new("L", (100, 100)).save(path)
+    path.write_bytes(path.read_bytes() + b"\0" * 4000)
+    with pytest.raises(gr.Error, match="the limit is"):
+        common.open_image(str(path))
+
+
+def test_tiny_image_is_refused():
+    with pytest.raises(gr.Error, match="at least"):
+        common.open_image(Image.new("L", (1, 1)))
+
+
+def test_data_url_payload_is_decoded():
+    import base64
+
+    url = "data:image/png;base64," + base64.b64encode(png_bytes(draw_digit(7))).decode()
+    assert common.open_image({"url": url}).size == (300, 300)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"])
+def test_every_image_mode_becomes_rgb_and_gray(mode):
+    base = draw_digit(4).convert("RGB")
+    if mode == "I;16":
+        im = Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+        assert im.mode.startswith("I;16")
+    elif mode == "LA":
+        im = base.convert("LA")
+    else:
+        im = base.convert(mode)
+    rgb, gray = common.to_rgb(im), common.to_gray(im)
+    assert rgb.shape == (300, 300, 3) and rgb.dtype == np.uint8
+    assert gray.shape == (300, 300) and 0 <= gray.min() < 0.2 and gray.max() > 0.8
+
+
+def test_transparent_sketch_is_laid_on_white():
+    rgba = np.zeros((100, 100, 4), np.uint8)
+    rgba[20:80, 45:55] = (0, 0, 0, 255)  # black stroke, fully transparent elsewhere
+    gray = common.to_gray(Image.fromarray(rgba, "RGBA"))
+    assert gray[0, 0] == 1.0 and gray[50, 50] == 0.0
+
+
+@pytest.mark.parametrize("value, ok", [(5, True), ("3", True), (0, True), (-1, False), (1e9, False), (float("nan"), False), ("abc", False), (None, False)])
+def test_check_number(value, ok):
+    if ok:
+        assert common.check_number(value, "Epochs", 0, 10) == float(value)
+    else:
+        with pytest.raises(gr.Error, match="Epochs"):
+            common.check_number(value, "Epochs", 0, 10)
+
+
+@pytest.mark.parametrize("digit", [1, 4, 7, 0])
+def test_classify_a_pen_drawn_digit(digit, tmp_path):
+    path = tmp_path / f"{digit}.png"
+    draw_digit(digit).save(path)
+    confidences, seen, activations = digits.classify_digit(str(path))
+    assert max(confidences, key=confidences.get) == str(digit)
+    assert sum(confidences.values()) == pytest.approx(1.0, abs=1e-4)
+    assert seen.shape == (224, 224) and seen.dtype == np.uint8
+    assert activations.ndim == 2 and activations.max() > 0
+
+
+def test_white_on_black_digit_is_read_too():
+    confidences, _, _ = digits.classify_digit(draw_digit(7, dark_on_light=False))
+    assert max(confidences, key=confidences.get) == "7"
+
+
+def test_blank_picture_says_no_digit_found():
+    with pytest.raises(gr.Error, match="No digit found"):
+        digits.classify_digit(Image.new("RGB", (200, 200), "white"))
+
+
+def test_empty_sketchpad_clears_outputs_instead_of_raising():
+    blank = np.zeros((400, 400, 4), np.uint8)  # a fresh, transparent canvas
+    assert digits.classify_sketch({"background": None, "layers": [], "composite": blank}) == (None, None, None)
+    assert digits.classify_sketch(None) == (None, None, None)
+
+
+def test_sketchpad_drawing_is_classified():
+    rgba = np.zeros((300, 300, 4), np.uint8)
+    stroke = np.asarray(draw_digit(7)) < 128
+    rgba[stroke] = (0, 0, 0, 255)
+    confidences, _, _ = digits.classify_sketch({"composite": rgba})
+    assert max(confidences, key=confidences.get) == "7"
+
+
+def test_training_curves_and_metrics_come_from_the_checkpoint():
+    curves = digits.training_curves()
+    assert curves is not None and {"epoch", "value", "curve"} <= set(curves.columns)
+    assert "Test accuracy" in digits.metrics_markdown()
+
+
+def test_demo_builds_without_launching():
+    import app
+
+    demo = app.build_demo()
+    names = {dep.get("api_name") for dep in demo.config["dependencies"] if dep.get("api_visibility", "public") == "public"}
+    assert "classify_digit" in names

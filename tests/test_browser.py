@@ -1,0 +1,83 @@
+"""A person's visit, in headless Chromium: every tab opens, a drawn digit gets its prediction.
+
+Uses Debian's chromium through Playwright's `executable_path`; no browser is ever downloaded.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import draw_digit
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS = Path(os.environ.get("MODEL_SHOW_SCREENSHOTS", "")) if os.environ.get("MODEL_SHOW_SCREENSHOTS") else None
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def page(running_app):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "chromium must be installed in CI (.ci/run installs it)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(running_app.url, wait_until="networkidle")
+        yield page
+        browser.close()
+
+
+def no_error_toast(page) -> None:
+    errors = page.locator(".toast-body.error, [data-testid='toast-body'].error")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def test_every_tab_opens(page):
+    import apps
+
+    for module in apps.TABS:
+        page.get_by_role("tab", name=module.TITLE).click()
+        page.wait_for_timeout(300)
+        if SCREENSHOTS:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / f"tab-{module.__name__.split('.')[-1]}.png"), full_page=True)
+    no_error_toast(page)
+
+
+def test_drawing_a_seven_shows_seven(page):
+    page.get_by_role("tab", name="Digits").click()
+    canvas = page.locator("#digit-sketchpad canvas").first
+    canvas.wait_for(state="visible")
+    box = canvas.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    # A 7: a bar across the top, then a long stroke down to the lower left.
+    points = [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]
+    page.mouse.move(x0 + points[0][0] * w, y0 + points[0][1] * h)
+    page.mouse.down()
+    for (ax, ay), (bx, by) in zip(points, points[1:]):
+        for t in [i / 12 for i in range(1, 13)]:
+            page.mouse.move(x0 + (ax + (bx - ax) * t) * w, y0 + (ay + (by - ay) * t) * h)
+    page.mouse.up()
+    label = page.locator("#digit-label")
+    label.get_by_text("7", exact=True).first.wait_for(timeout=20000)
+    assert label.locator("h2, .output-class").first.inner_text().strip() == "7"
+    no_error_toast(page)
+
+
+def test_uploading_a_digit_shows_its_prediction(page, tmp_path):
+    page.get_by_role("tab", name="Digits").click()
+    page.locator("#digit-sketchpad").locator("..").page.get_by_role("tab", name="Upload").click()
+    path = tmp_path / "four.png"
+    draw_digit(4).save(path)
+    page.locator("#digit-upload input[type=file]").set_input_files(str(path))
+    page.locator("#digit-label").get_by_text("4", exact=True).first.wait_for(timeout=20000)
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "digits-upload.png"), full_page=True)

@@ -1,0 +1,45 @@
+"""Every shipped checkpoint loads strictly and still holds the metrics its card claims."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from data.mnist import load_splits
+from models.digit_classifier import DigitClassifier
+from training.train_digit_classifier import evaluate, font_digit_accuracy, to_tensor
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+SHIPPED = sorted(p for p in CHECKPOINTS.iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_hub_layout_and_safe_formats(folder):
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "README.md"} <= names
+    assert not any(p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"} for p in folder.iterdir()), "weights must be safetensors"
+    assert (folder / "model.safetensors").stat().st_size < 30 * 2**20
+    card = (folder / "README.md").read_text()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    for key in metrics:
+        assert f"`{key}`" in card, f"card does not state {key}"
+
+
+@pytest.fixture(scope="module")
+def digit_classifier():
+    return DigitClassifier.from_pretrained(CHECKPOINTS / "digit-classifier", strict=True)
+
+
+def test_digit_classifier_holds_its_test_accuracy(digit_classifier):
+    splits = load_splits()
+    acc, _ = evaluate(digit_classifier, to_tensor(splits.test_x), torch.from_numpy(splits.test_y))
+    claimed = json.loads((CHECKPOINTS / "digit-classifier" / "metrics.json").read_text())["test_accuracy"]
+    assert acc >= 0.990
+    assert acc == pytest.approx(claimed, abs=0.002)
+
+
+def test_digit_classifier_reads_font_digits(digit_classifier):
+    acc, n = font_digit_accuracy(digit_classifier)
+    assert n >= 50
+    assert acc >= 0.90

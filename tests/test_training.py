@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models.digit_classifier import DigitClassifier
+from training import common
+from training.train_digit_classifier import TrainConfig, augment
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_dry_run_trains_saves_and_loads_in_under_a_minute(tmp_path):
+    out = tmp_path / "ckpt"
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "training.train_digit_classifier", "--dry-run", "--out-dir", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert elapsed < 60, f"dry run took {elapsed:.0f} s"
+    assert {"config.json", "model.safetensors", "README.md", "metrics.json", "training_log.json"} <= {p.name for p in out.iterdir()}
+    model = DigitClassifier.from_pretrained(out, strict=True)
+    assert model(torch.rand(1, 1, 28, 28)).shape == (1, 10)
+    card = (out / "README.md").read_text()
+    for section in ("## Metrics", "## Data", "**Split.**", "## Training", "Wall time", "Hardware", "## Limits", "## Licence", "license: mit"):
+        assert section in card, section
+    assert "python -m training.train_digit_classifier --dry-run" in card
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"test_accuracy", "font_digit_accuracy"}
+    assert len(json.loads((out / "training_log.json").read_text())) == 2
+
+
+def test_cli_flags_come_from_the_config_dataclass():
+    cfg = common.parse_config(TrainConfig, ["--epochs", "3", "--lr", "0.01", "--channels", "8", "16", "--dry-run", "--push-to-hub", "me/x"])
+    assert cfg.epochs == 3 and cfg.lr == 0.01 and cfg.channels == [8, 16] and cfg.dry_run is True and cfg.push_to_hub == "me/x"
+    assert common.parse_config(TrainConfig, []).dry_run is False
+    assert common.parse_config(TrainConfig, ["--no-dry-run"]).dry_run is False
+
+
+def test_list_defaults_are_not_shared_between_configs():
+    @dataclass
+    class Cfg:
+        sizes: list[int] = common.opt([1, 2], "sizes")
+
+    a, b = Cfg(), Cfg()
+    a.sizes.append(3)
+    assert b.sizes == [1, 2]
+
+
+def test_push_uploads_exactly_the_checkpoint_folder(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(common.HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
+    monkeypatch.setattr(common.HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw)))
+    url = common.push_checkpoint(tmp_path, "someone/digit-classifier")
+    assert url == "https://huggingface.co/someone/digit-classifier"
+    assert calls[0][:2] == ("create", "someone/digit-classifier")
+    assert calls[1][1]["folder_path"] == str(tmp_path) and calls[1][1]["repo_id"] == "someone/digit-classifier"
+
+
+def test_augmentation_keeps_shape_and_range_and_changes_pixels():
+    torch.manual_seed(0)
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 6:22, 12:16] = 1.0
+    y = augment(x, TrainConfig())
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert (y - x).abs().mean() > 0.01
+    assert y.sum() > 0.3 * x.sum()  # the digit is bent, not lost
