@@ -22,6 +22,7 @@ CSS = """
 #digit-seen img, #digit-seen canvas { image-rendering: pixelated; }
 """
 
+
 def build_demo() -> gr.Blocks:
     """All tabs, built without launching (tests and benchmarks build it too)."""
     with gr.Blocks(title=TITLE) as demo:

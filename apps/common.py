@@ -8,7 +8,6 @@ and a corrupt or unreadable file becomes a `gr.Error` a person can act on, not a
 import base64
 import binascii
 import io
-import os
 from pathlib import Path
 
 import gradio as gr
@@ -52,7 +51,9 @@ def open_image(value, what: str = "an image") -> Image.Image:
         if not path.is_file():
             raise _error(f"The upload could not be found on the server. Please upload {what} again.")
         if path.stat().st_size > MAX_FILE_MB * 1024 * 1024:
-            raise _error(f"That file is {path.stat().st_size / 2**20:.0f} MB; the limit is {MAX_FILE_MB} MB. Please upload a smaller image.")
+            raise _error(
+                f"That file is {path.stat().st_size / 2**20:.0f} MB; the limit is {MAX_FILE_MB} MB. Please upload a smaller image."
+            )
         return _decode(path, what)
     raise _error(f"Expected {what}, but got a {type(value).__name__}. Please upload a PNG or JPEG file.")
 
@@ -73,7 +74,9 @@ def _decode(source, what: str) -> Image.Image:
     except Image.DecompressionBombError:
         raise _error(f"That image is far too large to process. Please upload one under {MAX_SIDE} x {MAX_SIDE} px.") from None
     except (UnidentifiedImageError, OSError, ValueError):
-        raise _error(f"That file is not an image we can read (it may be corrupt or in an unsupported format). Please upload {what} as PNG or JPEG.") from None
+        raise _error(
+            f"That file is not an image we can read (it may be corrupt or in an unsupported format). Please upload {what} as PNG or JPEG."
+        ) from None
     _check_size(im.size)
     try:
         im.load()  # the full decode, now that the size is known to be safe
@@ -81,14 +84,18 @@ def _decode(source, what: str) -> Image.Image:
     except Image.DecompressionBombError:
         raise _error(f"That image is far too large to process. Please upload one under {MAX_SIDE} x {MAX_SIDE} px.") from None
     except (OSError, ValueError, SyntaxError):
-        raise _error("The image file is damaged or cut short and could not be decoded. Please upload it again or try another file.") from None
+        raise _error(
+            "The image file is damaged or cut short and could not be decoded. Please upload it again or try another file."
+        ) from None
     return im
 
 
 def _check_size(size: tuple[int, int]) -> None:
     w, h = size
     if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
-        raise _error(f"That image is {w} x {h} px; the limit is {MAX_SIDE} px a side and {MAX_PIXELS / 1e6:.0f} megapixels. Please resize it and try again.")
+        raise _error(
+            f"That image is {w} x {h} px; the limit is {MAX_SIDE} px a side and {MAX_PIXELS / 1e6:.0f} megapixels. Please resize it and try again."
+        )
     if w < MIN_SIDE or h < MIN_SIDE:
         raise _error(f"That image is only {w} x {h} px. Please upload one at least {MIN_SIDE} px on each side.")
 

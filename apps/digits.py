@@ -43,7 +43,10 @@ def prepare_digit(image) -> np.ndarray:
     try:
         return sketch_to_mnist(gray, c.image_size, c.box_size, c.ink_threshold, c.min_stroke_fraction)
     except ValueError:
-        raise gr.Error("No digit found in the picture: it looks blank. Draw a digit with dark ink on a light background, or the other way round.", title="No digit found") from None
+        raise gr.Error(
+            "No digit found in the picture: it looks blank. Draw a digit with dark ink on a light background, or the other way round.",
+            title="No digit found",
+        ) from None
 
 
 def activation_grid(maps: torch.Tensor, columns: int = 8, gap: int = 1) -> np.ndarray:
@@ -70,7 +73,7 @@ def classify_digit(image) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
         x = torch.from_numpy(digit)[None, None].to(device)  # (1, 1, 28, 28)
         logits, activations = net.forward_with_activations(x)
         probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
-    confidences = {label: float(p) for label, p in zip(net.config.labels, probs)}
+    confidences = {label: float(p) for label, p in zip(net.config.labels, probs, strict=True)}
     return confidences, upscale(digit, 8), upscale(activation_grid(activations[0][0]), 4)
 
 
@@ -136,7 +139,9 @@ def build() -> None:
                     elem_id="digit-sketchpad",
                 )
             with gr.Tab("Upload"):
-                upload = gr.Image(label="Photo or scan of one digit", type="filepath", sources=["upload", "clipboard"], elem_id="digit-upload")
+                upload = gr.Image(
+                    label="Photo or scan of one digit", type="filepath", sources=["upload", "clipboard"], elem_id="digit-upload"
+                )
                 classify_button = gr.Button("Classify", variant="primary")
                 gr.Examples(example_files(), inputs=upload, label="Examples (click one)")
         with gr.Column():

@@ -73,8 +73,7 @@ def _load_uncached(model_cls: type, name: str) -> torch.nn.Module:
         model = model_cls.from_pretrained(where, strict=True, map_location=str(device))
     except Exception as err:  # corrupt file, shape or name mismatch, Hub or cache miss
         raise CheckpointError(
-            f"The '{name}' model at {where} could not be loaded ({type(err).__name__}: {err}). "
-            f"Retrain it with `{training_command(name)}`."
+            f"The '{name}' model at {where} could not be loaded ({type(err).__name__}: {err}). Retrain it with `{training_command(name)}`."
         ) from err
     return model.to(device).eval()
 

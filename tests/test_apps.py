@@ -20,6 +20,7 @@ def png_bytes(im: Image.Image) -> bytes:
 
 def fake_png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height: a decompression bomb's calling card."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -80,7 +81,7 @@ def test_data_url_payload_is_decoded():
 def test_every_image_mode_becomes_rgb_and_gray(mode):
     base = draw_digit(4).convert("RGB")
     if mode == "I;16":
-        im = Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+        im = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)
         assert im.mode.startswith("I;16")
     elif mode == "LA":
         im = base.convert("LA")
@@ -98,7 +99,9 @@ def test_transparent_sketch_is_laid_on_white():
     assert gray[0, 0] == 1.0 and gray[50, 50] == 0.0
 
 
-@pytest.mark.parametrize("value, ok", [(5, True), ("3", True), (0, True), (-1, False), (1e9, False), (float("nan"), False), ("abc", False), (None, False)])
+@pytest.mark.parametrize(
+    "value, ok", [(5, True), ("3", True), (0, True), (-1, False), (1e9, False), (float("nan"), False), ("abc", False), (None, False)]
+)
 def test_check_number(value, ok):
     if ok:
         assert common.check_number(value, "Epochs", 0, 10) == float(value)

@@ -14,7 +14,9 @@ from tests.conftest import draw_digit
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(os.environ.get("MODEL_SHOW_SCREENSHOTS", "")) if os.environ.get("MODEL_SHOW_SCREENSHOTS") else None
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian chromium is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"), reason="Debian chromium is not installed (apt-get install chromium)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,15 @@ def page(running_app):
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.goto(running_app.url, wait_until="networkidle")
@@ -61,7 +71,7 @@ def test_drawing_a_seven_shows_seven(page):
     points = [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]
     page.mouse.move(x0 + points[0][0] * w, y0 + points[0][1] * h)
     page.mouse.down()
-    for (ax, ay), (bx, by) in zip(points, points[1:]):
+    for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
         for t in [i / 12 for i in range(1, 13)]:
             page.mouse.move(x0 + (ax + (bx - ax) * t) * w, y0 + (ay + (by - ay) * t) * h)
     page.mouse.up()

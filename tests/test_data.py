@@ -22,7 +22,7 @@ def test_split_indices_are_disjoint_and_repeatable():
     assert len(set(test) | set(val) | set(train)) == 5000
     assert not (set(test) & set(train)) and not (set(val) & set(train)) and not (set(test) & set(val))
     again = stratified_split(labels, [100, 50])
-    assert all(np.array_equal(a, b) for a, b in zip((test, val, train), again))
+    assert all(np.array_equal(a, b) for a, b in zip((test, val, train), again, strict=True))
 
 
 def test_no_test_digit_appears_in_training_data():
@@ -70,7 +70,7 @@ def test_sketch_to_mnist_fits_20px_box_and_centres_by_mass():
     gray[50:350, 200:230] = 0.0  # a tall bar off to the right, dark on white
     out = sketch_to_mnist(gray)
     rows, cols = np.flatnonzero(out.max(1) > 0.05), np.flatnonzero(out.max(0) > 0.05)
-    assert rows[-1] - rows[0] + 1 <= 20
+    assert rows[-1] - rows[0] + 1 <= 20 and cols[-1] - cols[0] + 1 <= 20
     ys, xs = np.indices(out.shape)
     cy, cx = (ys * out).sum() / out.sum(), (xs * out).sum() / out.sum()
     assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0

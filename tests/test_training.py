@@ -19,7 +19,10 @@ def test_dry_run_trains_saves_and_loads_in_under_a_minute(tmp_path):
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "training.train_digit_classifier", "--dry-run", "--out-dir", str(out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-3000:]
@@ -28,7 +31,17 @@ def test_dry_run_trains_saves_and_loads_in_under_a_minute(tmp_path):
     model = DigitClassifier.from_pretrained(out, strict=True)
     assert model(torch.rand(1, 1, 28, 28)).shape == (1, 10)
     card = (out / "README.md").read_text()
-    for section in ("## Metrics", "## Data", "**Split.**", "## Training", "Wall time", "Hardware", "## Limits", "## Licence", "license: mit"):
+    for section in (
+        "## Metrics",
+        "## Data",
+        "**Split.**",
+        "## Training",
+        "Wall time",
+        "Hardware",
+        "## Limits",
+        "## Licence",
+        "license: mit",
+    ):
         assert section in card, section
     assert "python -m training.train_digit_classifier --dry-run" in card
     metrics = json.loads((out / "metrics.json").read_text())

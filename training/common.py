@@ -125,7 +125,9 @@ def write_model_card(folder: Path, info: CardInfo) -> None:
         datasets=info.datasets or None,
     )
     metric_rows = "\n".join(
-        f"| `{k}` | {v:.4f} | {info.metric_notes.get(k, '')} |" if isinstance(v, float) else f"| `{k}` | {v} | {info.metric_notes.get(k, '')} |"
+        f"| `{k}` | {v:.4f} | {info.metric_notes.get(k, '')} |"
+        if isinstance(v, float)
+        else f"| `{k}` | {v} | {info.metric_notes.get(k, '')} |"
         for k, v in info.metrics.items()
     )
     minutes = info.wall_time_s / 60

