@@ -104,7 +104,7 @@ def _folder_splits(root: Path) -> DigitSplits:
     if (root / "train").is_dir() and (root / "test").is_dir():
         x, y = _read_folder(root / "train")
         test_x, test_y = _read_folder(root / "test")
-        val, train = stratified_split(y, [max(1, round(len(y) * 0.1 / 10))])
+        val, train = stratified_split(y, [max(1, int(np.bincount(y).min()) // 10)])  # a tenth of each class
         return DigitSplits(x[train], y[train], x[val], y[val], test_x, test_y, source=f"image folder {root}")
     x, y = _read_folder(root)
     n_per_class = np.bincount(y).min()
@@ -124,7 +124,8 @@ def _hub_splits(dataset_id: str) -> DigitSplits:
 
     x, y = to_arrays(ds["train"])
     test_x, test_y = to_arrays(ds["test"])
-    val, train = stratified_split(y, [500])  # 5,000 validation digits from the 60,000
+    # MNIST: 500 per class = 5,000 validation digits from the 60,000; smaller sets give a tenth.
+    val, train = stratified_split(y, [min(500, max(1, int(np.bincount(y).min()) // 10))])
     return DigitSplits(x[train], y[train], x[val], y[val], test_x, test_y, source=f"Hub dataset {dataset_id}")
 
 

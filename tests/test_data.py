@@ -95,3 +95,25 @@ def test_font_digits_cover_every_class():
     assert len(images) == len(labels) == len(names) >= 10
     assert set(labels.tolist()) == set(range(10))
     assert images[0].min() < 0.2 and images[0].max() > 0.8  # dark ink on a light canvas
+
+
+def test_hub_dataset_path_keeps_its_own_test_split(monkeypatch):
+    """`--dataset <hub id>` goes through datasets.load_dataset; offline we hand it an in-memory DatasetDict."""
+    import datasets
+
+    s = load_splits()
+
+    def fake_load_dataset(dataset_id):
+        assert dataset_id == "someone/mnist-like"
+        train_idx = np.concatenate([np.flatnonzero(s.train_y == d)[:60] for d in range(10)])
+        test_idx = np.concatenate([np.flatnonzero(s.test_y == d)[:5] for d in range(10)])
+        make = lambda x, y: datasets.Dataset.from_dict({"image": [Image.fromarray(im) for im in x], "label": y.tolist()})  # noqa: E731
+        return datasets.DatasetDict(train=make(s.train_x[train_idx], s.train_y[train_idx]), test=make(s.test_x[test_idx], s.test_y[test_idx]))
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    load_splits.cache_clear()
+    hub = load_splits("someone/mnist-like")
+    load_splits.cache_clear()
+    assert len(hub.test_y) == 50 and np.array_equal(hub.test_x[0], s.test_x[np.flatnonzero(s.test_y == 0)[0]])
+    assert len(hub.train_y) + len(hub.val_y) == 600
+    assert hub.train_x.dtype == np.uint8 and hub.train_x.shape[1:] == (28, 28)
