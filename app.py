@@ -23,14 +23,26 @@ CSS = """
 """
 
 
+def tab_id(module) -> str:
+    return module.__name__.split(".")[-1]
+
+
+def select_tab_from_url(request: gr.Request):
+    wanted = (request.query_params.get("tab") if request else None) or ""
+    ids = [tab_id(m) for m in apps.TABS]
+    return gr.Tabs(selected=wanted) if wanted in ids else gr.Tabs()
+
+
 def build_demo() -> gr.Blocks:
     """All tabs, built without launching (tests and benchmarks build it too)."""
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(DESCRIPTION)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             for module in apps.TABS:
-                with gr.Tab(module.TITLE, id=module.__name__.split(".")[-1]):
+                with gr.Tab(module.TITLE, id=tab_id(module)):
                     module.build()
+        # A shared link such as ?tab=neurons&... opens on that tab.
+        demo.load(select_tab_from_url, None, tabs, api_visibility="private", queue=False)
     # One queue for everyone: at most 4 requests run at once per event; the rest wait in line.
     demo.queue(default_concurrency_limit=4, max_size=64)
     return demo

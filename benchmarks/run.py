@@ -67,13 +67,13 @@ class LaunchedApp:
             self.demo.close()
 
 
-def api_p50_ms(app: LaunchedApp, api_name: str, args: list, repeats: int = 20) -> float:
+def api_p50_ms(app: LaunchedApp, api_name: str, args: list, repeats: int = 20, kwargs: dict | None = None) -> float:
     client = app.get_client()
-    client.predict(*args, api_name=api_name)  # warm-up: first call loads the model
+    client.predict(*args, **(kwargs or {}), api_name=api_name)  # warm-up: first call loads the model
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        client.predict(*args, api_name=api_name)
+        client.predict(*args, **(kwargs or {}), api_name=api_name)
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
@@ -109,8 +109,51 @@ def bench_digit_classifier(app: LaunchedApp) -> dict[str, float]:
     }
 
 
+def bench_playground(app: LaunchedApp) -> dict[str, float]:
+    import dataclasses
+
+    from apps import neurons
+
+    def preset(name: str, **change) -> dict:
+        settings = dataclasses.replace(neurons.PRESETS[name][0], **change)
+        return neurons.train_playground(**dataclasses.asdict(settings))[0]
+
+    over = preset("Overfitting: huge MLP, few samples")
+    rescued = preset("Rescued by dropout")
+    # The presets use one seed; how much dropout helps depends on which 30 animals were drawn.
+    gains = [
+        preset("Rescued by dropout", seed=s)["test_accuracy"] - preset("Overfitting: huge MLP, few samples", seed=s)["test_accuracy"]
+        for s in range(6)
+    ]
+
+    # Live training speed: one frame = 10 gradient steps + boundary, curves and weight pictures.
+    run = neurons.new_run(
+        neurons.PlaygroundSettings(layout="curved", n_samples=500, hidden_layers=4, neurons=32, activation="relu", epochs=5000)
+    )
+
+    def one_frame():
+        neurons.train_epochs(run, neurons.MLP_EPOCHS_PER_FRAME)
+        neurons.frame(run)
+
+    frame_p50, _ = percentile_ms(one_frame, repeats=60, warmup=5)
+    api_settings = dataclasses.asdict(neurons.PRESETS["MLP: curved"][0])
+    return {
+        "perceptron_separable_test_acc": round(preset("Perceptron: separable")["test_accuracy"], 4),
+        "perceptron_curved_test_acc": round(preset("Perceptron: curved (underfits)")["test_accuracy"], 4),
+        "mlp_curved_test_acc": round(preset("MLP: curved")["test_accuracy"], 4),
+        "overfit_train_acc": round(over["train_accuracy"], 4),
+        "overfit_test_acc": round(over["test_accuracy"], 4),
+        "regularized_test_acc": round(rescued["test_accuracy"], 4),
+        "regularized_gain_mean_seeds_0_5": round(float(np.mean(gains)), 4),
+        "regularized_gain_min_seeds_0_5": round(float(np.min(gains)), 4),
+        "frames_per_s": round(1000.0 / frame_p50, 1),
+        "api_ms_p50": round(api_p50_ms(app, "/train_playground", [], repeats=5, kwargs=api_settings), 1),
+    }
+
+
 BENCHMARKS: dict[str, Callable[[LaunchedApp], dict[str, float]]] = {
     "digit-classifier": bench_digit_classifier,
+    "playground": bench_playground,
 }
 
 

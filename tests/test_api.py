@@ -40,3 +40,27 @@ def test_bad_requests_get_clear_messages_and_the_app_keeps_serving(client, tmp_p
     draw_digit(4).save(good)
     label, _, _ = client.predict(handle_file(str(good)), api_name="/classify_digit")
     assert label["label"] == "4"
+
+
+PLAYGROUND = dict(
+    layout="curved", n_samples=200, noise=0.3, train_fraction=0.5, seed=3, model="mlp", hidden_layers=2, neurons=8,
+    activation="tanh", learning_rate=0.1, dropout=0.1, l2=0.0, talk_weights=False, epochs=100,
+)  # fmt: skip
+
+
+def test_train_playground_is_deterministic_for_a_seed(client):
+    first, image_a = client.predict(**PLAYGROUND, api_name="/train_playground")
+    second, image_b = client.predict(**PLAYGROUND, api_name="/train_playground")
+    assert first == second
+    assert open(image_a, "rb").read() == open(image_b, "rb").read()
+    assert first["epochs"] == 100 and 0.6 < first["test_accuracy"] <= 1.0  # learning, not finished
+    assert len(first["history"]["test_loss"]) == len(first["history"]["epoch"]) == 11
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"n_samples": 0}, "Number of animals"), ({"hidden_layers": 100}, "Hidden layers"), ({"learning_rate": 1e9}, "Learning rate")],
+)
+def test_train_playground_out_of_range_settings_get_a_clear_message(client, change, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(**{**PLAYGROUND, **change}, api_name="/train_playground")

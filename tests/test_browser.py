@@ -39,7 +39,9 @@ def page(running_app):
             ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.goto(running_app.url, wait_until="networkidle")
+        # Not "networkidle": Gradio keeps a heartbeat stream open for session state.
+        page.goto(running_app.url, wait_until="load")
+        page.get_by_role("tab", name="Digits").wait_for()
         yield page
         browser.close()
 
@@ -91,3 +93,31 @@ def test_uploading_a_digit_shows_its_prediction(page, tmp_path):
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "digits-upload.png"), full_page=True)
+
+
+def test_playing_a_preset_updates_the_plot_and_shows_accuracy(page):
+    page.get_by_role("tab", name="Neurons").click()
+    stats = page.locator("#neurons-stats")
+    stats.get_by_text("Epoch 0 /").wait_for(timeout=20000)  # the first frame, drawn on page load
+    first_picture = page.locator("#neurons-boundary img").get_attribute("src")
+    page.locator("#neurons-preset-2").click()  # "MLP: curved"
+    page.wait_for_function("() => /Epoch ([1-9][0-9]*) \\/ 500/.test(document.querySelector('#neurons-stats').innerText)", timeout=20000)
+    assert page.locator("#neurons-boundary img").get_attribute("src") != first_picture
+    page.wait_for_function("() => /Epoch 500 \\/ 500/.test(document.querySelector('#neurons-stats').innerText)", timeout=60000)
+    text = stats.inner_text()
+    assert "test accuracy" in text and "train accuracy" in text
+    assert "layout=curved" in page.url and "hidden_layers=2" in page.url  # the settings live in the address
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "neurons-mlp-curved.png"), full_page=True)
+
+
+def test_a_shared_address_restores_the_settings(running_app, page):
+    page.goto(
+        running_app.url + "?tab=neurons&layout=separable&model=perceptron&talk_weights=true&epochs=20&learning_rate=0.01", wait_until="load"
+    )
+    stats = page.locator("#neurons-stats")
+    stats.get_by_text("Single neuron").wait_for(timeout=20000)
+    assert "+1.00·speed +1.00·size -1.00·10" in stats.inner_text()
+    assert "Epoch 0 / 20" in stats.inner_text()
+    no_error_toast(page)

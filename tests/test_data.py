@@ -108,7 +108,9 @@ def test_hub_dataset_path_keeps_its_own_test_split(monkeypatch):
         train_idx = np.concatenate([np.flatnonzero(s.train_y == d)[:60] for d in range(10)])
         test_idx = np.concatenate([np.flatnonzero(s.test_y == d)[:5] for d in range(10)])
         make = lambda x, y: datasets.Dataset.from_dict({"image": [Image.fromarray(im) for im in x], "label": y.tolist()})  # noqa: E731
-        return datasets.DatasetDict(train=make(s.train_x[train_idx], s.train_y[train_idx]), test=make(s.test_x[test_idx], s.test_y[test_idx]))
+        return datasets.DatasetDict(
+            train=make(s.train_x[train_idx], s.train_y[train_idx]), test=make(s.test_x[test_idx], s.test_y[test_idx])
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     load_splits.cache_clear()
@@ -117,3 +119,35 @@ def test_hub_dataset_path_keeps_its_own_test_split(monkeypatch):
     assert len(hub.test_y) == 50 and np.array_equal(hub.test_x[0], s.test_x[np.flatnonzero(s.test_y == 0)[0]])
     assert len(hub.train_y) + len(hub.val_y) == 600
     assert hub.train_x.dtype == np.uint8 and hub.train_x.shape[1:] == (28, 28)
+
+
+@pytest.mark.parametrize("layout", ["separable", "overlapping", "curved", "few samples"])
+def test_animals_are_seeded_split_and_in_range(layout):
+    from data.animals import make_animals
+
+    a = make_animals(layout, n_samples=101, noise=0.5, train_fraction=0.3, seed=7)
+    b = make_animals(layout, n_samples=101, noise=0.5, train_fraction=0.3, seed=7)
+    assert np.array_equal(a.train_x, b.train_x) and np.array_equal(a.test_y, b.test_y)
+    assert len(a.train_x) == 30 and len(a.test_x) == 71
+    both = np.concatenate([a.train_x, a.test_x])
+    assert both.min() >= 0 and both.max() <= 10 and both.dtype == np.float32
+    assert set(np.concatenate([a.train_y, a.test_y]).tolist()) == {0, 1}
+
+
+def test_animal_layouts_have_the_shape_their_names_promise():
+    from data.animals import make_animals
+
+    sep = make_animals("separable", 400, noise=0.3)
+    x, y = np.concatenate([sep.train_x, sep.test_x]), np.concatenate([sep.train_y, sep.test_y])
+    assert (((x.sum(1) > 10).astype(int)) == y).mean() >= 0.98  # the talk's line speed + size = 10 separates them
+    curved = make_animals("curved", 400, noise=0.3)
+    x, y = np.concatenate([curved.train_x, curved.test_x]), np.concatenate([curved.train_y, curved.test_y])
+    radius = np.linalg.norm(x - 5, axis=1)
+    assert radius[y == 0].mean() < 1.5 < 3.0 < radius[y == 1].mean()  # rabbits inside, unicorns around
+
+
+def test_unknown_layout_is_refused():
+    from data.animals import make_animals
+
+    with pytest.raises(ValueError, match="unknown layout"):
+        make_animals("spiral")

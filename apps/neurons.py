@@ -1,0 +1,581 @@
+"""Neurons tab: a perceptron and an MLP learn rabbits from unicorns, live, in the browser.
+
+Trace: settings -> `data.animals.make_animals` -> `models.mlp` (Perceptron or MLP) trained here,
+epoch by epoch -> decision boundary, loss curves and a weight diagram drawn with PIL.
+
+The playground's model is trained on the spot for each visitor, so there is no checkpoint:
+every run is seeded, and the same settings give the same numbers, live or through the API.
+"""
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import gradio as gr
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+from apps.common import check_number
+from data.animals import CLASSES, HIGH, LAYOUTS, LOW, make_animals
+from models.mlp import ACTIVATIONS, MLP, TALK_WEIGHTS, MLPConfig, Perceptron
+
+TITLE = "Neurons"
+INTRO = """
+### One neuron, then many: rabbits or unicorns?
+An **artificial neuron** multiplies its inputs (an animal's speed and size, plus a constant 10) by **weights**, adds them up,
+and says "unicorn" when the sum is above zero: a straight line through the picture. The **perceptron rule** learns the
+weights by nudging them after every mistake. Stack neurons in **hidden layers** with a smooth activation and the network
+can bend that line; it learns every weight at once by **gradient descent**. Pick a preset, press **Play**, and watch it learn.
+"""
+
+MODELS = ["perceptron", "mlp"]
+LEARNING_RATES = [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+MAX_EPOCHS = 5000
+MLP_EPOCHS_PER_FRAME = 10  # full-batch gradient steps between two pictures
+PERCEPTRON_EPOCHS_PER_FRAME = 1  # one pass of the perceptron rule over every training animal
+
+RABBIT_RGB = np.array([245, 158, 11], np.float32)  # amber
+UNICORN_RGB = np.array([99, 102, 241], np.float32)  # indigo
+
+
+@dataclass
+class PlaygroundSettings:
+    """Everything that defines a run; the same settings always give the same run."""
+
+    layout: str = "curved"
+    n_samples: int = 200
+    noise: float = 0.3
+    train_fraction: float = 0.5
+    seed: int = 0
+    model: str = "mlp"  # "perceptron" (one step neuron, perceptron rule) or "mlp" (gradient descent)
+    hidden_layers: int = 2
+    neurons: int = 8
+    activation: str = "tanh"
+    learning_rate: float = 0.1
+    dropout: float = 0.0
+    l2: float = 0.0
+    talk_weights: bool = False  # perceptron only: start from the talk's weights 1, 1, -1 instead of 0, 0, 0
+    epochs: int = 500  # where Play stops, and what the API trains for
+
+
+SETTING_NAMES = [f.name for f in dataclasses.fields(PlaygroundSettings)]
+
+PRESETS: dict[str, tuple[PlaygroundSettings, str]] = {
+    "Perceptron: separable": (
+        PlaygroundSettings(layout="separable", model="perceptron", learning_rate=0.01, epochs=20),
+        "One neuron, straight line, clean clusters: the perceptron rule finds a separating line within a few passes.",
+    ),
+    "Perceptron: curved (underfits)": (
+        PlaygroundSettings(layout="curved", model="perceptron", learning_rate=0.01, epochs=40),
+        "Rabbits in the middle, unicorns around them: no straight line can do it, so a single neuron keeps flipping and stays near chance. That is underfitting.",
+    ),
+    "MLP: curved": (
+        PlaygroundSettings(layout="curved", model="mlp", hidden_layers=2, neurons=8, activation="tanh", learning_rate=0.1, epochs=500),
+        "Two hidden layers of eight tanh neurons bend the boundary into a closed curve around the rabbits.",
+    ),
+    "Overfitting: huge MLP, few samples": (
+        PlaygroundSettings(
+            layout="few samples",
+            n_samples=300,
+            noise=0.9,
+            train_fraction=0.1,
+            seed=1,
+            model="mlp",
+            hidden_layers=4,
+            neurons=32,
+            activation="relu",
+            learning_rate=0.1,
+            epochs=1500,
+        ),
+        "4 x 32 ReLU neurons and only 30 noisy training animals: it memorises every one (train accuracy 100%), drawing islands around stray points, and does worse on the 270 animals it never saw.",
+    ),
+    "Rescued by dropout": (
+        PlaygroundSettings(
+            layout="few samples",
+            n_samples=300,
+            noise=0.9,
+            train_fraction=0.1,
+            seed=1,
+            model="mlp",
+            hidden_layers=4,
+            neurons=32,
+            activation="relu",
+            learning_rate=0.1,
+            dropout=0.3,
+            epochs=1500,
+        ),
+        "The same network and data, but each training step switches off a random 30% of the hidden neurons, so no neuron can rely on memorised details: a smoother boundary and better test accuracy.",
+    ),
+}
+
+
+def validate(settings: PlaygroundSettings) -> PlaygroundSettings:
+    """Clean, typed settings or a gr.Error naming the setting and its allowed range."""
+    if settings.layout not in LAYOUTS:
+        raise gr.Error(f"Data layout must be one of {', '.join(LAYOUTS)} (got {settings.layout!r}).")
+    if settings.model not in MODELS:
+        raise gr.Error(f"Model must be 'perceptron' or 'mlp' (got {settings.model!r}).")
+    if settings.activation not in ACTIVATIONS:
+        raise gr.Error(f"Activation must be one of {', '.join(ACTIVATIONS)} (got {settings.activation!r}).")
+    return dataclasses.replace(
+        settings,
+        n_samples=int(check_number(settings.n_samples, "Number of animals", 10, 2000, integer=True)),
+        noise=check_number(settings.noise, "Noise", 0, 1),
+        train_fraction=check_number(settings.train_fraction, "Training share", 0.05, 0.95),
+        seed=int(check_number(settings.seed, "Seed", 0, 2**31 - 1, integer=True)),
+        hidden_layers=int(check_number(settings.hidden_layers, "Hidden layers", 0, 4, integer=True)),
+        neurons=int(check_number(settings.neurons, "Neurons per layer", 1, 32, integer=True)),
+        learning_rate=check_number(settings.learning_rate, "Learning rate", 1e-5, 10),
+        dropout=check_number(settings.dropout, "Dropout", 0, 0.9),
+        l2=check_number(settings.l2, "L2 strength", 0, 1),
+        talk_weights=bool(settings.talk_weights),
+        epochs=int(check_number(settings.epochs, "Epochs", 1, MAX_EPOCHS, integer=True)),
+    )
+
+
+# --- A run: data, model, optimiser and history, trained a few epochs at a time ------------------
+
+
+@dataclass
+class Run:
+    settings: PlaygroundSettings
+    train_x: torch.Tensor  # (N, 2) speed, size
+    train_y: torch.Tensor  # (N,) 0 rabbit, 1 unicorn
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    model: torch.nn.Module
+    generator: torch.Generator  # the run's own randomness (perceptron order, dropout), untouched by other visitors
+    optimizer: torch.optim.Optimizer | None
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def new_run(settings: PlaygroundSettings) -> Run:
+    s = validate(settings)
+    data = make_animals(s.layout, s.n_samples, s.noise, s.train_fraction, s.seed)
+    generator = torch.Generator().manual_seed(s.seed)
+    if s.model == "perceptron":
+        model: torch.nn.Module = Perceptron(TALK_WEIGHTS if s.talk_weights else (0.0, 0.0, 0.0))
+        optimizer = None
+    else:
+        model = MLP(MLPConfig(s.hidden_layers, s.neurons, s.activation, s.dropout))
+        model.reset_parameters(generator)
+        model.generator = generator
+        # Plain full-batch gradient descent with momentum: every step sees every training animal.
+        optimizer = torch.optim.SGD(model.parameters(), lr=s.learning_rate, momentum=0.9)
+    run = Run(s, *(torch.from_numpy(a) for a in (data.train_x, data.train_y, data.test_x, data.test_y)), model, generator, optimizer)
+    record(run)
+    return run
+
+
+def train_epochs(run: Run, n: int) -> None:
+    """Advance `run` by up to n epochs (never past its settings' epochs) and record where it stands."""
+    n = min(n, run.settings.epochs - run.epoch)
+    if n <= 0:
+        return
+    model = run.model
+    if isinstance(model, Perceptron):
+        for _ in range(n):
+            model.perceptron_epoch(run.train_x, run.train_y, run.settings.learning_rate, run.generator)
+    else:
+        model.train()
+        target = run.train_y.float()
+        for _ in range(n):
+            loss = F.binary_cross_entropy_with_logits(model(run.train_x), target)
+            if run.settings.l2 > 0:
+                loss = loss + run.settings.l2 * model.l2_penalty()
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            run.optimizer.step()
+        model.eval()
+    run.epoch += n
+    record(run)
+
+
+@torch.no_grad()
+def measure(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(loss, accuracy). Loss is cross-entropy for an MLP; for the step neuron it is the error rate,
+    since a neuron that only says 0 or 1 has no probabilities to score."""
+    run.model.eval()
+    if isinstance(run.model, Perceptron):
+        wrong = float(((run.model(x) > 0).long() != y).float().mean())
+        return wrong, 1.0 - wrong
+    logits = run.model(x)
+    if not torch.isfinite(logits).all():
+        return float("nan"), float(((torch.nan_to_num(logits) > 0).long() == y).float().mean())
+    loss = float(F.binary_cross_entropy_with_logits(logits, y.float()))
+    return loss, float(((logits > 0).long() == y).float().mean())
+
+
+def record(run: Run) -> None:
+    train_loss, train_acc = measure(run, run.train_x, run.train_y)
+    test_loss, test_acc = measure(run, run.test_x, run.test_y)
+    run.history.append(
+        {"epoch": run.epoch, "train_loss": train_loss, "test_loss": test_loss, "train_accuracy": train_acc, "test_accuracy": test_acc}
+    )
+
+
+# --- Pictures ---------------------------------------------------------------------------------
+
+_FONT = ImageFont.load_default(12)
+PLOT, MARGIN = 340, 40  # boundary plot: PLOT x PLOT px of feature space inside a MARGIN for the axes
+
+
+def _to_px(v: np.ndarray) -> np.ndarray:
+    return MARGIN + (v - LOW) / (HIGH - LOW) * PLOT
+
+
+@torch.no_grad()
+def render_boundary(run: Run, grid: int = 85) -> np.ndarray:
+    """(H, W, 3) uint8: the model's P(unicorn) over the whole speed x size square, with the animals on top.
+
+    Filled dots are training animals, rings are test animals the model never trains on."""
+    run.model.eval()
+    ticks = (np.arange(grid) + 0.5) / grid * (HIGH - LOW) + LOW
+    speed, size = np.meshgrid(ticks, ticks[::-1])  # image rows run top to bottom = size high to low
+    points = torch.from_numpy(np.stack([speed.ravel(), size.ravel()], 1).astype(np.float32))
+    p = torch.nan_to_num(run.model.predict_proba(points), nan=0.5).numpy().reshape(grid, grid, 1)
+    colour = (1 - p) * RABBIT_RGB + p * UNICORN_RGB
+    colour = 255 - (255 - colour) * 0.45  # pale, so the dots stand out
+    background = Image.fromarray(colour.astype(np.uint8)).resize((PLOT, PLOT), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGB", (PLOT + 2 * MARGIN, PLOT + 2 * MARGIN), "white")
+    canvas.paste(background, (MARGIN, MARGIN))
+    draw = ImageDraw.Draw(canvas)
+    for x, y, filled in ((run.train_x, run.train_y, True), (run.test_x, run.test_y, False)):
+        px, py = _to_px(x[:, 0].numpy()), MARGIN + PLOT - (_to_px(x[:, 1].numpy()) - MARGIN)
+        for cx, cy, label in zip(px, py, y.tolist(), strict=True):
+            rgb = tuple(int(c) for c in (UNICORN_RGB if label else RABBIT_RGB))
+            if filled:
+                draw.ellipse((cx - 5, cy - 5, cx + 5, cy + 5), fill=rgb, outline=(40, 40, 40))
+            else:
+                draw.ellipse((cx - 3.5, cy - 3.5, cx + 3.5, cy + 3.5), outline=rgb, width=2)
+    draw.rectangle((MARGIN, MARGIN, MARGIN + PLOT, MARGIN + PLOT), outline=(120, 120, 120))
+    for v in range(0, 11, 2):
+        tx, ty = _to_px(np.array(v)), MARGIN + PLOT - (_to_px(np.array(v)) - MARGIN)
+        draw.text((tx, MARGIN + PLOT + 4), str(v), fill="black", font=_FONT, anchor="mt")
+        draw.text((MARGIN - 5, ty), str(v), fill="black", font=_FONT, anchor="rm")
+    draw.text((MARGIN + PLOT / 2, MARGIN + PLOT + 20), "speed", fill="black", font=_FONT, anchor="mt")
+    draw.text((8, MARGIN + PLOT / 2), "size", fill="black", font=_FONT, anchor="lm")
+    draw.text((MARGIN, 8), "Decision boundary: background = P(unicorn)", fill="black", font=_FONT)
+    draw.text((MARGIN, 22), "dot = training animal, ring = test animal", fill=(90, 90, 90), font=_FONT)
+    draw.text((MARGIN + PLOT, 8), CLASSES[0], fill=tuple(int(c) for c in RABBIT_RGB), font=_FONT, anchor="ra")
+    draw.text((MARGIN + PLOT, 22), CLASSES[1], fill=tuple(int(c) for c in UNICORN_RGB), font=_FONT, anchor="ra")
+    return np.asarray(canvas)
+
+
+def render_curves(run: Run, width: int = 412, height: int = 200) -> np.ndarray:
+    """(H, W, 3) uint8: train and test loss (error rate for the step neuron) against epochs."""
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    left, right, top, bottom = 44, width - 10, 22, height - 26
+    is_step = run.settings.model == "perceptron"
+    name = "error rate" if is_step else "loss (cross-entropy)"
+    hist = [h for h in run.history if math.isfinite(h["train_loss"]) and math.isfinite(h["test_loss"])]
+    top_value = max([0.1] + [max(h["train_loss"], h["test_loss"]) for h in hist])
+    top_value = min(top_value, 3.0) if not is_step else max(top_value, 0.5)
+    last_epoch = max(run.settings.epochs, 1)
+    draw.rectangle((left, top, right, bottom), outline=(160, 160, 160))
+    for frac in (0.0, 0.5, 1.0):
+        y = bottom - frac * (bottom - top)
+        draw.text((left - 4, y), f"{frac * top_value:.2f}", fill="black", font=_FONT, anchor="rm")
+    draw.text((left, bottom + 4), "0", fill="black", font=_FONT, anchor="lt")
+    draw.text((right, bottom + 4), f"epoch {last_epoch}", fill="black", font=_FONT, anchor="rt")
+    draw.text((left, 4), f"Training progress: {name}", fill="black", font=_FONT)
+    for key, colour, label_x in (("train_loss", (37, 99, 235), right - 90), ("test_loss", (220, 38, 38), right - 40)):
+        draw.text((label_x, 4), key.split("_")[0], fill=colour, font=_FONT)
+        pts = [
+            (left + h["epoch"] / last_epoch * (right - left), bottom - min(h[key], top_value) / top_value * (bottom - top)) for h in hist
+        ]
+        if len(pts) > 1:
+            draw.line(pts, fill=colour, width=2)
+        elif pts:
+            draw.ellipse((pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2), fill=colour)
+    return np.asarray(img)
+
+
+def render_network(run: Run, width: int = 412, height: int = 260) -> np.ndarray:
+    """(H, W, 3) uint8: every neuron as a dot, every weight as a line; blue positive, orange negative,
+    thicker means larger. The perceptron's three weights are written out."""
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    if isinstance(run.model, Perceptron):
+        weights = [run.model.weight.detach().numpy()[:, None]]  # (3 inputs, 1 output)
+        names = ["speed", "size", "10"]
+    else:
+        weights = [layer.weight.detach().numpy().T for layer in run.model.layers]  # (in, out) per layer
+        names = ["speed", "size"]
+    sizes = [weights[0].shape[0]] + [w.shape[1] for w in weights]
+    xs = np.linspace(60, width - 70, len(sizes))
+
+    def ys(n: int) -> np.ndarray:
+        return np.linspace(24, height - 8, n + 2)[1:-1] if n > 1 else np.array([height / 2 + 8])
+
+    biggest = max(float(np.abs(w).max()) for w in weights) or 1.0
+    for k, w in enumerate(weights):
+        y_in, y_out = ys(w.shape[0]), ys(w.shape[1])
+        for i in range(w.shape[0]):
+            for j in range(w.shape[1]):
+                strength = abs(float(w[i, j])) / biggest
+                if not math.isfinite(strength):
+                    continue
+                colour = (37, 99, 235) if w[i, j] > 0 else (234, 88, 12)
+                fade = tuple(int(255 - (255 - c) * (0.25 + 0.75 * strength)) for c in colour)
+                draw.line((xs[k], y_in[i], xs[k + 1], y_out[j]), fill=fade, width=max(1, round(1 + 4 * strength)))
+    for k, n in enumerate(sizes):
+        for y in ys(n):
+            r = 6 if n <= 16 else 3
+            draw.ellipse((xs[k] - r, y - r, xs[k] + r, y + r), fill=(55, 65, 81))
+    for name, y in zip(names, ys(sizes[0]), strict=True):
+        draw.text((xs[0] - 10, y), name, fill="black", font=_FONT, anchor="rm")
+    draw.text((xs[-1] + 10, height / 2), "unicorn?", fill="black", font=_FONT, anchor="lm")
+    draw.text((6, 4), "Weights: blue +, orange -, thicker = larger", fill="black", font=_FONT)
+    if isinstance(run.model, Perceptron):
+        for i, y in enumerate(ys(3)):
+            draw.text(((xs[0] + xs[1]) / 2, (y + height / 2) / 2 - 8), f"{weights[0][i, 0]:+.2f}", fill="black", font=_FONT, anchor="mm")
+    return np.asarray(img)
+
+
+def stats_markdown(run: Run) -> str:
+    h = run.history[-1]
+    s = run.settings
+    if isinstance(run.model, Perceptron):
+        w = run.model.weight.tolist()
+        rule = f"unicorn when {w[0]:+.2f}·speed {w[1]:+.2f}·size {w[2]:+.2f}·10 > 0"
+        what = f"Single neuron, step activation, perceptron rule (learning rate {s.learning_rate:g}). {rule}."
+    else:
+        shape = " x ".join([str(s.neurons)] * s.hidden_layers) or "no hidden layers"
+        extras = (
+            ", ".join(x for x in (f"dropout {s.dropout:g}" if s.dropout else "", f"L2 {s.l2:g}" if s.l2 else "") if x)
+            or "no regularisation"
+        )
+        what = f"MLP: {shape} {s.activation} neurons, gradient descent (learning rate {s.learning_rate:g}, momentum 0.9), {extras}."
+    diverged = "" if math.isfinite(h["train_loss"]) else " **The loss blew up: try a smaller learning rate.**"
+    return (
+        f"**Epoch {run.epoch} / {s.epochs}** · train accuracy **{h['train_accuracy']:.1%}** ({len(run.train_y)} animals) · "
+        f"test accuracy **{h['test_accuracy']:.1%}** ({len(run.test_y)} animals it never trained on){diverged}\n\n{what}"
+    )
+
+
+def frame(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    return render_boundary(run), render_curves(run), render_network(run), stats_markdown(run)
+
+
+# --- Pure functions behind the events and the API -----------------------------------------------
+
+
+def settings_from(*values) -> PlaygroundSettings:
+    """Positional UI values in SETTING_NAMES order -> settings."""
+    return PlaygroundSettings(**dict(zip(SETTING_NAMES, values, strict=True)))
+
+
+def train_playground(
+    layout: str = "curved",
+    n_samples: int = 200,
+    noise: float = 0.3,
+    train_fraction: float = 0.5,
+    seed: int = 0,
+    model: str = "mlp",
+    hidden_layers: int = 2,
+    neurons: int = 8,
+    activation: str = "tanh",
+    learning_rate: float = 0.1,
+    dropout: float = 0.0,
+    l2: float = 0.0,
+    talk_weights: bool = False,
+    epochs: int = 500,
+) -> tuple[dict, np.ndarray]:
+    """Train from scratch for `epochs` and report: ({train_accuracy, test_accuracy, epochs, history}, boundary image)."""
+    run = new_run(
+        settings_from(
+            layout,
+            n_samples,
+            noise,
+            train_fraction,
+            seed,
+            model,
+            hidden_layers,
+            neurons,
+            activation,
+            learning_rate,
+            dropout,
+            l2,
+            talk_weights,
+            epochs,
+        )
+    )
+    per_frame = PERCEPTRON_EPOCHS_PER_FRAME if run.settings.model == "perceptron" else MLP_EPOCHS_PER_FRAME
+    while run.epoch < run.settings.epochs:  # the same chunks as Play, so the history matches the live view
+        train_epochs(run, per_frame)
+    last = run.history[-1]
+    history = {key: [round(h[key], 6) for h in run.history] for key in run.history[0]}
+    result = {"train_accuracy": last["train_accuracy"], "test_accuracy": last["test_accuracy"], "epochs": run.epoch, "history": history}
+    return result, render_boundary(run)
+
+
+def settings_from_query(params: dict[str, str]) -> PlaygroundSettings | None:
+    """URL query parameters -> settings, or None when the URL holds none; bad values fall back to defaults."""
+    if not any(name in params for name in SETTING_NAMES):
+        return None
+    defaults = PlaygroundSettings()
+    values = {}
+    for f in dataclasses.fields(PlaygroundSettings):
+        raw = params.get(f.name)
+        default = getattr(defaults, f.name)
+        try:
+            if raw is None:
+                values[f.name] = default
+            elif isinstance(default, bool):
+                values[f.name] = raw.lower() in {"1", "true", "yes"}
+            else:
+                values[f.name] = type(default)(raw)
+        except ValueError:
+            values[f.name] = default
+    try:
+        return validate(PlaygroundSettings(**values))
+    except gr.Error:
+        return None
+
+
+# --- UI ---------------------------------------------------------------------------------------
+
+
+def _ui_values(s: PlaygroundSettings) -> list:
+    return [getattr(s, name) for name in SETTING_NAMES]
+
+
+def _same(run: Run | None, s: PlaygroundSettings) -> bool:
+    return run is not None and run.settings == s
+
+
+def build() -> None:
+    """The Neurons tab's components and events, inside the current gr.Tab."""
+    gr.Markdown(INTRO)
+    d = PlaygroundSettings()
+    gr.Markdown("**Presets**: one click loads the settings and plays them.")
+    with gr.Row():
+        preset_buttons = [gr.Button(name, size="sm", elem_id=f"neurons-preset-{k}") for k, name in enumerate(PRESETS)]
+    preset_note = gr.Markdown()
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            with gr.Group():
+                layout = gr.Dropdown(LAYOUTS, value=d.layout, label="Data layout")
+                n_samples = gr.Slider(10, 2000, value=d.n_samples, step=10, label="Number of animals")
+                noise = gr.Slider(0, 1, value=d.noise, step=0.05, label="Noise")
+                train_fraction = gr.Slider(0.05, 0.95, value=d.train_fraction, step=0.05, label="Training share (the rest is the test set)")
+                seed = gr.Number(value=d.seed, precision=0, minimum=0, label="Seed")
+            with gr.Group():
+                model = gr.Radio(MODELS, value=d.model, label="Model")
+                talk_weights = gr.Checkbox(value=d.talk_weights, label="Perceptron: start from the talk's weights 1, 1, -1")
+                hidden_layers = gr.Slider(0, 4, value=d.hidden_layers, step=1, label="MLP: hidden layers")
+                neurons = gr.Slider(1, 32, value=d.neurons, step=1, label="MLP: neurons per layer")
+                activation = gr.Dropdown(ACTIVATIONS, value=d.activation, label="MLP: activation")
+                learning_rate = gr.Dropdown(LEARNING_RATES, value=d.learning_rate, label="Learning rate", allow_custom_value=True)
+                dropout = gr.Slider(0, 0.9, value=d.dropout, step=0.05, label="MLP: dropout")
+                l2 = gr.Slider(0, 0.1, value=d.l2, step=0.001, label="MLP: L2 strength")
+                epochs = gr.Slider(1, MAX_EPOCHS, value=d.epochs, step=1, label="Epochs to train")
+        with gr.Column(scale=2):
+            with gr.Row():
+                play = gr.Button("▶ Play", variant="primary", elem_id="neurons-play")
+                pause = gr.Button("Pause", elem_id="neurons-pause")
+                step = gr.Button("Step", elem_id="neurons-step")
+                reset = gr.Button("Reset", elem_id="neurons-reset")
+            stats = gr.Markdown(elem_id="neurons-stats")
+            with gr.Row():
+                boundary = gr.Image(
+                    label="Decision boundary", show_label=False, type="numpy", buttons=[], elem_id="neurons-boundary", height=420
+                )
+                with gr.Column():
+                    curves = gr.Image(
+                        label="Training progress", show_label=False, type="numpy", buttons=[], height=200, elem_id="neurons-curves"
+                    )
+                    network = gr.Image(label="Weights", show_label=False, type="numpy", buttons=[], height=260, elem_id="neurons-network")
+    controls = [
+        layout,
+        n_samples,
+        noise,
+        train_fraction,
+        seed,
+        model,
+        hidden_layers,
+        neurons,
+        activation,
+        learning_rate,
+        dropout,
+        l2,
+        talk_weights,
+        epochs,
+    ]
+    run_state = gr.State(None)
+    outputs = [boundary, curves, network, stats, run_state]
+
+    def start(*values):
+        run = new_run(settings_from(*values))
+        return (*frame(run), run)
+
+    def play_frames(run, *values):
+        s = validate(settings_from(*values))
+        if not _same(run, s) or run.epoch >= s.epochs:
+            run = new_run(s)
+        per_frame = PERCEPTRON_EPOCHS_PER_FRAME if s.model == "perceptron" else MLP_EPOCHS_PER_FRAME
+        yield (*frame(run), run)
+        while run.epoch < s.epochs:
+            started = time.perf_counter()
+            train_epochs(run, per_frame)
+            yield (*frame(run), run)
+            time.sleep(max(0.0, 0.05 - (time.perf_counter() - started)))  # at most ~20 frames a second
+
+    def step_once(run, *values):
+        s = validate(settings_from(*values))
+        if not _same(run, s):
+            run = new_run(s)
+        train_epochs(run, PERCEPTRON_EPOCHS_PER_FRAME if s.model == "perceptron" else MLP_EPOCHS_PER_FRAME)
+        return (*frame(run), run)
+
+    def load_preset(name):
+        s, note = PRESETS[name]
+        return (*_ui_values(s), f"**{name}.** {note}")
+
+    def restore_from_url(request: gr.Request):
+        s = settings_from_query(dict(request.query_params)) if request else None
+        if s is None:
+            s = PlaygroundSettings()
+        run = new_run(s)
+        return (*_ui_values(s), *frame(run), run)
+
+    # Play streams frames; Pause cancels that stream (the run keeps its place); Step and Reset are one frame.
+    # Shareable state: changing a setting, playing or stepping rewrites the page address; opening it restores them.
+    url_js = f"""(...values) => {{
+        const names = {SETTING_NAMES!r};
+        const params = new URLSearchParams({{tab: "neurons"}});
+        names.forEach((n, i) => params.set(n, String(values[i])));
+        window.history.replaceState(null, "", window.location.pathname + "?" + params.toString());
+        return [];
+    }}"""
+
+    # Play streams frames; Pause cancels that stream (the run keeps its place); Step and Reset are one frame.
+    playing = [
+        play.click(play_frames, [run_state, *controls], outputs, api_visibility="private", concurrency_limit=8, show_progress="hidden")
+    ]
+    for button, name in zip(preset_buttons, PRESETS, strict=True):
+        loaded = button.click(
+            lambda name=name: load_preset(name), None, [*controls, preset_note], api_visibility="private", cancels=list(playing)
+        )
+        loaded.then(None, controls, None, js=url_js, api_visibility="private", queue=False)
+        playing.append(
+            loaded.then(play_frames, [run_state, *controls], outputs, api_visibility="private", concurrency_limit=8, show_progress="hidden")
+        )
+    pause.click(None, None, None, cancels=playing, api_visibility="private")
+    step.click(step_once, [run_state, *controls], outputs, api_visibility="private", show_progress="hidden", cancels=playing)
+    reset.click(start, controls, outputs, api_visibility="private", cancels=playing)
+    gr.on([c.change for c in controls] + [play.click, step.click], None, controls, None, js=url_js, api_visibility="private", queue=False)
+    gr.on(None, restore_from_url, None, [*controls, boundary, curves, network, stats, run_state], api_visibility="private")
+
+    # The API: the same training, start to finish, deterministic for a given seed.
+    api_result = gr.JSON(visible=False)
+    api_image = gr.Image(visible=False, type="numpy")
+    api_button = gr.Button(visible=False)
+    # preprocess=False: raw values reach validate(), whose messages name the setting and its range.
+    api_button.click(train_playground, controls, [api_result, api_image], api_name="train_playground", preprocess=False)

@@ -1,0 +1,137 @@
+"""The Neurons playground through its pure functions: the presets do what their names promise."""
+
+import dataclasses
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from apps import neurons
+from apps.neurons import PRESETS, PlaygroundSettings, new_run, settings_from_query, train_epochs, train_playground
+
+
+def run_preset(name: str) -> dict:
+    s, _ = PRESETS[name]
+    result, image = train_playground(**dataclasses.asdict(s))
+    assert image.ndim == 3 and image.shape[2] == 3
+    return result
+
+
+@pytest.fixture(scope="module")
+def preset_results() -> dict[str, dict]:
+    return {name: run_preset(name) for name in PRESETS}
+
+
+def test_perceptron_solves_the_separable_case(preset_results):
+    assert preset_results["Perceptron: separable"]["test_accuracy"] >= 0.97
+
+
+def test_perceptron_underfits_the_curved_case(preset_results):
+    assert preset_results["Perceptron: curved (underfits)"]["test_accuracy"] <= 0.80
+
+
+def test_mlp_solves_the_curved_case(preset_results):
+    assert preset_results["MLP: curved"]["test_accuracy"] >= 0.95
+
+
+def test_huge_mlp_overfits_few_samples(preset_results):
+    r = preset_results["Overfitting: huge MLP, few samples"]
+    assert r["train_accuracy"] == 1.0
+    assert r["test_accuracy"] <= r["train_accuracy"] - 0.10
+    # The picture of overfitting: test loss ends far above its lowest point while train loss keeps falling.
+    test_loss = r["history"]["test_loss"]
+    assert test_loss[-1] > 1.5 * min(test_loss) and r["history"]["train_loss"][-1] < 0.05
+
+
+def test_dropout_rescues_the_overfitting_mlp(preset_results):
+    over = preset_results["Overfitting: huge MLP, few samples"]["test_accuracy"]
+    assert preset_results["Rescued by dropout"]["test_accuracy"] >= over + 0.05
+
+
+def test_same_seed_same_result_and_different_seed_different_data():
+    s = dataclasses.asdict(PlaygroundSettings(layout="curved", hidden_layers=2, neurons=8, dropout=0.2, epochs=60, seed=3))
+    a, img_a = train_playground(**s)
+    b, img_b = train_playground(**s)
+    assert a == b and np.array_equal(img_a, img_b)
+    c, _ = train_playground(**{**s, "seed": 4})
+    assert c["history"] != a["history"]
+
+
+def test_live_frames_and_api_agree():
+    """Play trains in the same chunks as the API, so the last frame shows the API's numbers."""
+    s = PlaygroundSettings(layout="overlapping", epochs=40, seed=2)
+    run = new_run(s)
+    while run.epoch < s.epochs:
+        train_epochs(run, neurons.MLP_EPOCHS_PER_FRAME)
+    api, _ = train_playground(**dataclasses.asdict(s))
+    assert run.history[-1]["test_accuracy"] == api["test_accuracy"] and run.epoch == api["epochs"] == 40
+
+
+def test_training_never_runs_past_the_epoch_budget():
+    run = new_run(PlaygroundSettings(epochs=15))
+    for _ in range(5):
+        train_epochs(run, 10)
+    assert run.epoch == 15
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"n_samples": 0}, "Number of animals"),
+        ({"hidden_layers": 100}, "Hidden layers"),
+        ({"learning_rate": 1e9}, "Learning rate"),
+        ({"neurons": 0}, "Neurons per layer"),
+        ({"noise": float("nan")}, "Noise"),
+        ({"epochs": -5}, "Epochs"),
+        ({"dropout": 1.0}, "Dropout"),
+        ({"layout": "spiral"}, "Data layout"),
+        ({"activation": "softmax"}, "Activation"),
+        ({"seed": 1.5}, "Seed"),
+    ],
+)
+def test_out_of_range_settings_get_a_clear_message(change, message):
+    with pytest.raises(gr.Error, match=message):
+        train_playground(**{**dataclasses.asdict(PlaygroundSettings()), **change})
+
+
+def test_diverging_learning_rate_is_reported_not_crashed():
+    run = new_run(PlaygroundSettings(layout="curved", hidden_layers=3, neurons=16, activation="relu", learning_rate=10.0, epochs=50))
+    train_epochs(run, 50)
+    boundary, curves, network, stats = neurons.frame(run)
+    assert boundary.shape[2] == curves.shape[2] == network.shape[2] == 3
+    assert "Epoch 50" in stats
+
+
+def test_talk_weights_start_with_the_talks_rule():
+    run = new_run(PlaygroundSettings(layout="separable", model="perceptron", talk_weights=True, epochs=1))
+    assert run.model.weight.tolist() == [1.0, 1.0, -1.0]
+    assert run.history[0]["test_accuracy"] >= 0.97  # speed + size > 10 already separates the clusters
+    assert "+1.00·speed +1.00·size -1.00·10" in neurons.stats_markdown(run)
+
+
+def test_url_query_restores_settings():
+    wanted = PlaygroundSettings(
+        layout="few samples",
+        n_samples=300,
+        noise=0.9,
+        model="mlp",
+        hidden_layers=4,
+        neurons=32,
+        activation="relu",
+        dropout=0.3,
+        talk_weights=True,
+        epochs=1500,
+    )
+    # what the page's JavaScript writes: String(value) for each setting
+    query = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in dataclasses.asdict(wanted).items()}
+    assert settings_from_query({"tab": "neurons", **query}) == wanted
+    assert settings_from_query({"tab": "digits"}) is None
+    assert settings_from_query({"hidden_layers": "100"}) is None  # out of range: ignore the link, keep defaults
+
+
+def test_frame_pictures_have_stable_sizes():
+    for model in ("perceptron", "mlp"):
+        run = new_run(PlaygroundSettings(model=model, epochs=5))
+        boundary, curves, network, stats = neurons.frame(run)
+        assert boundary.shape == (420, 420, 3) and curves.shape == (200, 412, 3) and network.shape == (260, 412, 3)
+        assert "Epoch 0 / 5" in stats
