@@ -29,6 +29,7 @@ An **artificial neuron** multiplies its inputs (an animal's speed and size, plus
 and says "unicorn" when the sum is above zero: a straight line through the picture. The **perceptron rule** learns the
 weights by nudging them after every mistake. Stack neurons in **hidden layers** with a smooth activation and the network
 can bend that line; it learns every weight at once by **gradient descent**. Pick a preset, press **Play**, and watch it learn.
+*The animals are invented for teaching: each is just two numbers drawn at random around a pattern (see `data/animals.py`).*
 """
 
 MODELS = ["perceptron", "mlp"]
@@ -485,13 +486,27 @@ def build() -> None:
             stats = gr.Markdown(elem_id="neurons-stats")
             with gr.Row():
                 boundary = gr.Image(
-                    label="Decision boundary", show_label=False, type="numpy", buttons=[], elem_id="neurons-boundary", height=420
+                    label="Decision boundary",
+                    show_label=False,
+                    type="numpy",
+                    buttons=[],
+                    elem_id="neurons-boundary",
+                    height=420,
+                    format="png",
                 )
                 with gr.Column():
                     curves = gr.Image(
-                        label="Training progress", show_label=False, type="numpy", buttons=[], height=200, elem_id="neurons-curves"
+                        label="Training progress",
+                        show_label=False,
+                        type="numpy",
+                        buttons=[],
+                        height=200,
+                        elem_id="neurons-curves",
+                        format="png",
                     )
-                    network = gr.Image(label="Weights", show_label=False, type="numpy", buttons=[], height=260, elem_id="neurons-network")
+                    network = gr.Image(
+                        label="Weights", show_label=False, type="numpy", buttons=[], height=260, elem_id="neurons-network", format="png"
+                    )
     controls = [
         layout,
         n_samples,

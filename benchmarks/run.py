@@ -126,14 +126,19 @@ def bench_playground(app: LaunchedApp) -> dict[str, float]:
         for s in range(6)
     ]
 
-    # Live training speed: one frame = 10 gradient steps + boundary, curves and weight pictures.
+    # Live training speed: one frame = 10 gradient steps + boundary, curves and weight pictures,
+    # encoded to PNG the way the app's image outputs send them.
+    import gradio as gr
+
     run = neurons.new_run(
         neurons.PlaygroundSettings(layout="curved", n_samples=500, hidden_layers=4, neurons=32, activation="relu", epochs=5000)
     )
+    encoder = gr.Image(format="png")
 
     def one_frame():
         neurons.train_epochs(run, neurons.MLP_EPOCHS_PER_FRAME)
-        neurons.frame(run)
+        for picture in neurons.frame(run)[:3]:
+            encoder.postprocess(picture)
 
     frame_p50, _ = percentile_ms(one_frame, repeats=60, warmup=5)
     api_settings = dataclasses.asdict(neurons.PRESETS["MLP: curved"][0])
