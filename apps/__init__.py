@@ -1,5 +1,5 @@
 """One module per tab, in the order the tabs appear. Each has TITLE and build()."""
 
-from apps import digits, neurons
+from apps import classify, digits, neurons
 
-TABS = [neurons, digits]
+TABS = [neurons, digits, classify]

@@ -1,7 +1,12 @@
 """The launched app, called the way programs call it: through gradio_client."""
 
+import threading
+from pathlib import Path
+
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
+from PIL import Image
 
 from tests.conftest import draw_digit
 
@@ -64,3 +69,63 @@ def test_train_playground_is_deterministic_for_a_seed(client):
 def test_train_playground_out_of_range_settings_get_a_clear_message(client, change, message):
     with pytest.raises(Exception, match=message):
         client.predict(**{**PLAYGROUND, **change}, api_name="/train_playground")
+
+
+EXAMPLE_PHOTOS = Path(__file__).resolve().parent.parent / "examples" / "photos"
+
+
+def test_classify_and_explain_a_photo(client):
+    label = client.predict(handle_file(str(EXAMPLE_PHOTOS / "coffee.jpg")), api_name="/classify_image")
+    assert label["label"] == "espresso" and len(label["confidences"]) == 5
+    overlay, caption = client.predict(handle_file(str(EXAMPLE_PHOTOS / "chelsea.jpg")), api_name="/explain_image")
+    assert Path(overlay).is_file() and "Where the network looked" in caption
+
+
+def crops_of(photo: str, n: int, folder: Path, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    rgb = np.asarray(Image.open(EXAMPLE_PHOTOS / photo).convert("RGB"))
+    h, w = rgb.shape[:2]
+    files = []
+    for k in range(n):
+        side = int(rng.integers(min(h, w) // 2, min(h, w)))
+        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        path = folder / f"{Path(photo).stem}-{seed}-{k}.jpg"
+        Image.fromarray(rgb[top : top + side, left : left + side]).save(path)
+        files.append(handle_file(str(path)))
+    return files
+
+
+def test_two_sessions_each_keep_their_own_classes(running_app, tmp_path):
+    """Two visitors teach at the same time; each gets back only the labels they taught."""
+    plans = {
+        "alice": [("espresso", "coffee.jpg"), ("launch", "rocket.jpg")],
+        "bob": [("kitty", "chelsea.jpg"), ("blossom", "flower.jpg"), ("temple", "china.jpg")],
+    }
+    results: dict[str, tuple] = {}
+
+    def visit(who: str) -> None:
+        session = Client(running_app.url, verbose=False)  # a new client is a new session
+        slots: list = []
+        for k, (name, photo) in enumerate(plans[who]):
+            slots += [name, crops_of(photo, 4, tmp_path, seed=k + 10 * len(who))]
+        slots += [None, None] * (5 - len(plans[who]))
+        report = session.predict(*slots, api_name="/teach_classes")
+        answer = session.predict(handle_file(str(EXAMPLE_PHOTOS / plans[who][0][1])), api_name="/classify_taught")
+        results[who] = (report, answer)
+
+    threads = [threading.Thread(target=visit, args=(who,)) for who in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for who, plan in plans.items():
+        report, answer = results[who]
+        own = {name for name, _ in plan}
+        assert {c["label"] for c in answer["confidences"]} == own, who
+        assert answer["label"] == plan[0][0], who
+        assert all(name in report for name in own)
+
+
+def test_classify_taught_in_a_fresh_session_asks_to_teach_first(running_app):
+    with pytest.raises(Exception, match="Teach it some classes first"):
+        Client(running_app.url, verbose=False).predict(handle_file(str(EXAMPLE_PHOTOS / "coffee.jpg")), api_name="/classify_taught")

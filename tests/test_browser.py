@@ -121,3 +121,15 @@ def test_a_shared_address_restores_the_settings(running_app, page):
     assert "+1.00·speed +1.00·size -1.00·10" in stats.inner_text()
     assert "Epoch 0 / 20" in stats.inner_text()
     no_error_toast(page)
+
+
+def test_classify_a_sample_photo_and_see_where_it_looked(page):
+    page.get_by_role("tab", name="Classify").click()
+    page.locator("#classify-photo input[type=file]").set_input_files(
+        str(Path(__file__).resolve().parent.parent / "examples" / "photos" / "coffee.jpg")
+    )
+    page.locator("#classify-top5").get_by_text("espresso").first.wait_for(timeout=30000)
+    page.locator("#classify-cam img").wait_for(timeout=30000)
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "classify-coffee.png"), full_page=True)

@@ -43,3 +43,17 @@ def test_digit_classifier_reads_font_digits(digit_classifier):
     acc, n = font_digit_accuracy(digit_classifier)
     assert n >= 50
     assert acc >= 0.90
+
+
+def test_imagenet_classifier_matches_the_reference_on_every_sample_photo():
+    from models.efficientnet_lite import EfficientNetLite
+    from training.import_imagenet_classifier import compare_with_reference
+
+    model = EfficientNetLite.from_pretrained(CHECKPOINTS / "imagenet-classifier", strict=True)
+    checks = compare_with_reference(model)
+    assert len(checks) >= 6
+    for name, r in checks.items():
+        assert r["top1"] == r["reference_top1"], name
+        assert r["max_abs_logit_diff"] <= 1e-4, name
+    assert 281 <= checks["chelsea"]["top1"] <= 285 and checks["chelsea"]["top1_prob"] >= 0.5
+    assert checks["coffee"]["top1_label"] == "espresso"

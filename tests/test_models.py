@@ -134,3 +134,24 @@ def test_mlp_dropout_is_repeatable_with_its_own_generator():
     assert torch.equal(first, m(x))
     m.eval()
     assert torch.equal(m(x), m(x))  # no dropout at evaluation
+
+
+@pytest.mark.parametrize("size, stride, kernel", [(224, 2, 3), (225, 2, 5), (37, 1, 5), (7, 2, 3)])
+def test_same_padding_matches_tensorflow_output_size(size, stride, kernel):
+    from models.efficientnet_lite import SamePadConv2d
+
+    conv = SamePadConv2d(3, 4, kernel, stride=stride, bias=False)
+    out = conv(torch.rand(1, 3, size, size + 3))
+    assert out.shape[-2:] == (-(-size // stride), -(-(size + 3) // stride))
+
+
+def test_efficientnet_lite_shapes_and_hub_round_trip(tmp_path):
+    from models.efficientnet_lite import EfficientNetLite, EfficientNetLiteConfig
+
+    model = EfficientNetLite(EfficientNetLiteConfig(labels=["a", "b", "c"])).eval()
+    x = torch.rand(2, 3, 224, 224)
+    assert model.features(x).shape == (2, 1280, 7, 7) and model(x).shape == (2, 3)
+    assert sum(p.numel() for p in model.parameters()) == 4_652_008 - 1_281_000 + 3 * 1281  # reference count, 3-class layer
+    model.save_pretrained(tmp_path)
+    loaded = EfficientNetLite.from_pretrained(tmp_path, strict=True)
+    assert loaded.config.labels == ["a", "b", "c"] and torch.allclose(loaded(x), model(x))

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from models.digit_classifier import DigitClassifier
@@ -84,3 +85,58 @@ def test_augmentation_keeps_shape_and_range_and_changes_pixels():
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
     assert (y - x).abs().mean() > 0.01
     assert y.sum() > 0.3 * x.sum()  # the digit is bent, not lost
+
+
+def test_import_script_checks_against_the_reference(tmp_path):
+    out = tmp_path / "imagenet"
+    result = subprocess.run(
+        [sys.executable, "-m", "training.import_imagenet_classifier", "--dry-run", "--out-dir", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "espresso" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["reference_max_abs_logit_diff"] <= 1e-4 and metrics["reference_top1_agreement"] == 1.0
+
+
+def test_fine_tune_on_a_tiny_generated_folder(tmp_path):
+    from PIL import Image, ImageDraw
+
+    from models.efficientnet_lite import EfficientNetLite
+
+    rng = np.random.default_rng(0)
+    for name in ("circles", "squares", "stripes"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for k in range(5):
+            im = Image.new("RGB", (96, 96), tuple(int(v) for v in rng.integers(180, 255, 3)))
+            draw = ImageDraw.Draw(im)
+            x, y = (int(v) for v in rng.integers(5, 40, 2))
+            if name == "circles":
+                draw.ellipse((x, y, x + 45, y + 45), fill=(200, 30, 30))
+            elif name == "squares":
+                draw.rectangle((x, y, x + 45, y + 45), fill=(30, 50, 200))
+            else:
+                for i in range(0, 96, 16):
+                    draw.rectangle((i, 0, i + 7, 96), fill=(30, 160, 60))
+            im.save(tmp_path / "data" / name / f"{k}.png")
+    out = tmp_path / "ckpt"
+    cmd = [
+        sys.executable,
+        "-m",
+        "training.train_image_classifier",
+        "--data",
+        str(tmp_path / "data"),
+        "--dry-run",
+        "--unfreeze-blocks",
+        "1",
+        "--out-dir",
+        str(out),
+    ]
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = EfficientNetLite.from_pretrained(out, strict=True)
+    assert model.config.labels == ["circles", "squares", "stripes"]
+    assert "held_out_accuracy" in json.loads((out / "metrics.json").read_text())

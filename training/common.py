@@ -115,6 +115,7 @@ class CardInfo:
     tags: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     extra: str = ""  # any further section, markdown
+    metrics_heading: str = "Metrics (held-out data the model never saw)"
 
 
 def write_model_card(folder: Path, info: CardInfo) -> None:
@@ -138,7 +139,7 @@ def write_model_card(folder: Path, info: CardInfo) -> None:
 
 Part of **Model Show**, a tabbed Gradio app with every model from a beginner's tour of deep learning.
 
-## Metrics (held-out data the model never saw)
+## {info.metrics_heading}
 
 | metric | value | what it measures |
 | --- | --- | --- |

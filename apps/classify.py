@@ -1,0 +1,337 @@
+"""Classify tab: name what is in a photo, show where the network looked, and teach it your own classes.
+
+Trace: upload -> `apps.common.open_image` -> `data.photos.to_model_input` -> `models.efficientnet_lite`
+-> top-5 labels; Grad-CAM on the last feature maps; a linear head on pooled features for your classes.
+"""
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import save_file
+
+from apps.common import open_image, to_rgb
+from data.photos import EXAMPLES_DIR, held_out_split, to_model_input
+from models import hub
+from models.efficientnet_lite import EfficientNetLite
+
+TITLE = "Classify"
+CHECKPOINT = "imagenet-classifier"
+MAX_CLASSES, MIN_IMAGES_PER_CLASS, MAX_IMAGES_PER_CLASS = 5, 3, 30
+INTRO = """
+### What is in your photo?
+**EfficientNet-Lite0** is a convolutional network of 4.7 million weights that learned from 1.3 million labelled ImageNet photos
+to tell 1,000 kinds of things apart (we imported Google's published weights and checked them against the reference code).
+Upload a photo to see its top-5 guesses, a **Grad-CAM** heat map of where it looked, and what its first layer detects.
+Then **teach it your own classes**: it reuses what it already sees and learns only a new last layer, in seconds.
+"""
+
+
+def model() -> EfficientNetLite:
+    try:
+        return hub.load(EfficientNetLite, CHECKPOINT)
+    except hub.CheckpointError as err:
+        raise gr.Error(str(err), title="Model not available") from None
+
+
+def prepare_photo(image) -> tuple[np.ndarray, torch.Tensor]:
+    """Any upload -> ((H, W, 3) uint8 RGB as uploaded, (1, 3, 224, 224) network input on the model's device)."""
+    rgb = to_rgb(open_image(image, "a photo"))
+    net = model()
+    x = to_model_input(rgb, net.config.image_size)[None].to(next(net.parameters()).device)
+    return rgb, x
+
+
+def classify_image(image) -> dict[str, float]:
+    """Photo -> {label: probability} for the five most likely ImageNet classes."""
+    _, x = prepare_photo(image)
+    net = model()
+    with torch.inference_mode():
+        probs = net(x).float().softmax(-1)[0].cpu()
+    top = probs.topk(5)
+    return {net.config.labels[i]: float(p) for p, i in zip(top.values, top.indices, strict=True)}
+
+
+# --- Grad-CAM (Selvaraju et al. 2017) -----------------------------------------------------------
+
+
+def grad_cam(net: EfficientNetLite, x: torch.Tensor, class_index: int | None = None) -> tuple[np.ndarray, int, float]:
+    """(7, 7) heat map in [0, 1] of the regions that raise the class score, the class, and its probability.
+
+    Each of the 1,280 last feature maps is weighted by how much the class logit grows when that map
+    grows (its gradient, averaged over the map); the weighted sum, clipped at zero, is the map."""
+    with torch.enable_grad():
+        features = net.features(x)  # (1, 1280, 7, 7)
+        logits = net.classifier(features.mean(dim=(2, 3)))  # (1, 1000)
+        index = int(logits.argmax()) if class_index is None else class_index
+        (grads,) = torch.autograd.grad(logits[0, index], features)  # (1, 1280, 7, 7)
+    weights = grads.mean(dim=(2, 3), keepdim=True)  # (1, 1280, 1, 1)
+    cam = F.relu((weights * features).sum(dim=1))[0].detach().float().cpu().numpy()  # (7, 7)
+    prob = float(logits.detach().float().softmax(-1)[0, index])
+    return cam / max(float(cam.max()), 1e-8), index, prob
+
+
+def heat_colours(values: np.ndarray) -> np.ndarray:
+    """(H, W) in [0, 1] -> (H, W, 3) float RGB in [0, 1]: dark blue, cyan, yellow, red."""
+    stops = np.array([[0.0, 0.0, 0.5], [0.0, 0.8, 1.0], [1.0, 0.9, 0.0], [0.9, 0.0, 0.0]])
+    pos = np.clip(values, 0, 1) * (len(stops) - 1)
+    low = np.floor(pos).astype(int).clip(0, len(stops) - 2)
+    frac = (pos - low)[..., None]
+    return stops[low] * (1 - frac) + stops[low + 1] * frac
+
+
+def cam_on_photo(rgb: np.ndarray, cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Upsample the (7, 7) map to the photo: (full-size heat (H, W) in [0, 1], overlay (H, W, 3) uint8)."""
+    h, w = rgb.shape[:2]
+    heat = np.asarray(Image.fromarray(cam.astype(np.float32)).resize((w, h), Image.Resampling.BICUBIC)).clip(0, 1)
+    alpha = (0.25 + 0.5 * heat)[..., None]
+    overlay = rgb / 255.0 * (1 - alpha) + heat_colours(heat) * alpha
+    return heat, (overlay * 255).round().astype(np.uint8)
+
+
+def explain_image(image) -> tuple[np.ndarray, str]:
+    """Photo -> (Grad-CAM overlay for the top class, a sentence saying which class it explains)."""
+    rgb, x = prepare_photo(image)
+    net = model()
+    cam, index, prob = grad_cam(net, x)
+    _, overlay = cam_on_photo(rgb, cam)
+    return overlay, f"Where the network looked to say **{net.config.labels[index]}** ({prob:.0%}): red is strongest."
+
+
+# --- Inside the network ---------------------------------------------------------------------------
+
+
+def tile(maps: np.ndarray, columns: int, gap: int = 2, fill: float = 1.0) -> np.ndarray:
+    """(N, H, W[, 3]) in [0, 1] -> one grid image, `columns` wide."""
+    n, h, w = maps.shape[:3]
+    rows = -(-n // columns)
+    grid = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, *maps.shape[3:]), fill, dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        grid[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = maps[i]
+    return grid
+
+
+def first_layer_filters() -> np.ndarray:
+    """The stem's 32 learned 3x3 RGB filters, each enlarged to 30 x 30 px, as one uint8 image."""
+    weights = model().stem.conv.weight.detach().float().cpu().numpy()  # (32, 3, 3, 3)
+    weights = weights.transpose(0, 2, 3, 1)  # (32, 3, 3, RGB)
+    scaled = 0.5 + weights / (2 * np.abs(weights).max())  # grey = 0, colour shows the sign and channel
+    big = np.kron(scaled, np.ones((1, 10, 10, 1), dtype=np.float32))
+    return (tile(big, 8) * 255).round().astype(np.uint8)
+
+
+def feature_maps(image) -> np.ndarray:
+    """The first 16 of the stem's 32 feature maps (112 x 112 each) for this photo, as one uint8 image."""
+    _, x = prepare_photo(image)
+    with torch.inference_mode():
+        maps = model().stem(model().normalize(x))[0, :16].float().cpu().numpy()  # (16, 112, 112), ReLU6 output
+    maps = maps / 6.0  # ReLU6: 0..6
+    return (tile(maps, 4, fill=0.3) * 255).round().astype(np.uint8)
+
+
+def inspect_image(image) -> tuple[np.ndarray, np.ndarray]:
+    return first_layer_filters(), feature_maps(image)
+
+
+# --- Teach it your own classes --------------------------------------------------------------------
+
+
+@dataclass
+class TaughtHead:
+    """A linear layer on EfficientNet's 1,280 pooled features, for the visitor's own classes. Lives in
+    that visitor's session state only."""
+
+    labels: list[str]
+    weight: torch.Tensor  # (C, 1280)
+    bias: torch.Tensor  # (C,)
+    held_out_accuracy: float
+    n_train: int
+    n_held_out: int
+
+
+def pooled_features(images: list[np.ndarray], flip: bool = False) -> torch.Tensor:
+    """RGB photos -> (N, 1280) features from the frozen network (mirrored when flip is set)."""
+    net = model()
+    device = next(net.parameters()).device
+    x = torch.stack([to_model_input(rgb, net.config.image_size) for rgb in images]).to(device)
+    if flip:
+        x = x.flip(-1)
+    with torch.inference_mode():
+        return torch.cat([net.pooled_features(x[i : i + 16]).float().cpu() for i in range(0, len(x), 16)])
+
+
+def check_classes(names: list[str | None], files: list[list | None]) -> tuple[list[str], list[list]]:
+    """The filled-in class slots, or a gr.Error saying what is missing."""
+    labels, groups = [], []
+    for k, (name, group) in enumerate(zip(names, files, strict=True), start=1):
+        name = (name or "").strip()
+        group = [f for f in (group or []) if f]
+        if not name and not group:
+            continue
+        if not name:
+            raise gr.Error(f"Class {k} has images but no name. Give every class a name.")
+        if len(name) > 40:
+            raise gr.Error(f"Class name {name[:40]!r}... is too long: keep names under 40 characters.")
+        if len(group) < MIN_IMAGES_PER_CLASS:
+            raise gr.Error(f"Class {name!r} has {len(group)} image(s); add at least {MIN_IMAGES_PER_CLASS}.")
+        if len(group) > MAX_IMAGES_PER_CLASS:
+            raise gr.Error(f"Class {name!r} has {len(group)} images; {MAX_IMAGES_PER_CLASS} per class is the limit.")
+        if name in labels:
+            raise gr.Error(f"Two classes are both called {name!r}. Give each class its own name.")
+        labels.append(name)
+        groups.append(group)
+    if len(labels) < 2:
+        raise gr.Error(f"Fill in at least 2 classes (up to {MAX_CLASSES}), each with a name and {MIN_IMAGES_PER_CLASS} or more images.")
+    return labels, groups
+
+
+def train_head(labels: list[str], images: list[np.ndarray], targets: np.ndarray, progress=None, seed: int = 0) -> TaughtHead:
+    """Hold out ~30% of each class, learn a linear head on the rest (plus mirrored copies), score the held-out part."""
+    train_idx, held_idx = held_out_split(targets, fraction=0.3, seed=seed)
+    feats = pooled_features(images)
+    feats_flipped = pooled_features([images[i] for i in train_idx], flip=True)
+    x_train = torch.cat([feats[train_idx], feats_flipped])  # (2 * n_train, 1280)
+    y_train = torch.from_numpy(np.concatenate([targets[train_idx], targets[train_idx]]))
+    generator = torch.Generator().manual_seed(seed)
+    head = torch.nn.Linear(feats.shape[1], len(labels))
+    with torch.no_grad():
+        head.weight.normal_(0, 0.01, generator=generator)
+        head.bias.zero_()
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.01, weight_decay=1e-3)
+    steps = 150
+    for step in range(steps):  # full-batch: a few dozen images fit in one step
+        loss = F.cross_entropy(head(x_train), y_train)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if progress is not None and step % 15 == 0:
+            progress(0.5 + 0.5 * step / steps, desc="Learning the new last layer")
+    with torch.no_grad():
+        held_acc = (
+            float((head(feats[held_idx]).argmax(-1) == torch.from_numpy(targets[held_idx])).float().mean())
+            if len(held_idx)
+            else float("nan")
+        )
+    return TaughtHead(labels, head.weight.detach().clone(), head.bias.detach().clone(), held_acc, len(train_idx), len(held_idx))
+
+
+def teach_classes(*slots, progress=gr.Progress()) -> tuple[TaughtHead, str]:  # noqa: B008 (Gradio injects it)
+    """slots = name1, files1, ..., name5, files5 -> (the session's new head, a report)."""
+    names, files = list(slots[0::2]), list(slots[1::2])
+    labels, groups = check_classes(names, files)
+    progress(0.05, desc="Reading your images")
+    images, targets = [], []
+    for k, group in enumerate(groups):
+        for f in group:
+            images.append(to_rgb(open_image(f, f"an image for class {labels[k]!r}")))
+            targets.append(k)
+    progress(0.2, desc="Looking at them with the ImageNet network")
+    head = train_head(labels, images, np.asarray(targets, dtype=np.int64), progress=progress)
+    report = (
+        f"Learned **{len(labels)} classes** ({', '.join(labels)}) from {head.n_train} images (and their mirror images). "
+        f"On the **{head.n_held_out} images it did not learn from**, it is right **{head.held_out_accuracy:.0%}** of the time. "
+        "Now try a new image below."
+    )
+    return head, report
+
+
+def classify_taught(head: TaughtHead | None, image) -> dict[str, float]:
+    """Photo -> {your label: probability}, with this session's head."""
+    if head is None:
+        raise gr.Error("Teach it some classes first: name 2 or more classes, add 3+ images to each, and press 'Teach'.")
+    rgb = to_rgb(open_image(image, "a photo"))
+    feats = pooled_features([rgb])
+    probs = (feats @ head.weight.T + head.bias).softmax(-1)[0]
+    return {label: float(p) for label, p in zip(head.labels, probs, strict=True)}
+
+
+def head_file(head: TaughtHead | None) -> str:
+    """The session's head as a safetensors file (labels in its metadata), for download."""
+    if head is None:
+        raise gr.Error("There is no taught head yet: teach it some classes first.")
+    path = Path(tempfile.mkdtemp(prefix="taught-head-")) / "taught_head.safetensors"
+    save_file(
+        {"weight": head.weight.contiguous(), "bias": head.bias.contiguous()},
+        str(path),
+        metadata={"labels": "\n".join(head.labels), "backbone": CHECKPOINT, "features": "pooled 1280-d EfficientNet-Lite0 features"},
+    )
+    return str(path)
+
+
+def example_files() -> list[str]:
+    return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.jpg"))]
+
+
+def build() -> None:
+    """The Classify tab's components and events, inside the current gr.Tab."""
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column():
+            photo = gr.Image(
+                label="Your photo", type="filepath", sources=["upload", "webcam", "clipboard"], elem_id="classify-photo", height=320
+            )
+            with gr.Row():
+                classify_button = gr.Button("Classify", variant="primary")
+                explain_button = gr.Button("Where did it look?")
+            gr.Examples(example_files(), inputs=photo, label="Sample photos (scikit-image, scikit-learn)")
+        with gr.Column():
+            top5 = gr.Label(num_top_classes=5, label="Top 5 ImageNet classes", elem_id="classify-top5")
+            heat = gr.Image(label="Grad-CAM: where it looked", type="numpy", buttons=[], height=320, elem_id="classify-cam")
+            heat_caption = gr.Markdown()
+    with gr.Accordion("Inside the network: first-layer filters and feature maps", open=False):
+        gr.Markdown(
+            "The first layer has 32 filters of 3 x 3 pixels x 3 colours (grey = 0; colour shows which channel a filter likes). "
+            "Each slides over the photo and lights up where its pattern appears: edges, colour contrasts, textures. "
+            "These are 16 of the 32 resulting **feature maps** for your photo (bright = strong response)."
+        )
+        with gr.Row():
+            filters = gr.Image(label="32 first-layer filters", type="numpy", buttons=[], height=260)
+            maps = gr.Image(label="16 feature maps for this photo", type="numpy", buttons=[], height=260)
+    with gr.Accordion("Teach it your own classes", open=False, elem_id="teach"):
+        gr.Markdown(
+            f"Name 2 to {MAX_CLASSES} classes and give each at least {MIN_IMAGES_PER_CLASS} images. The network stays frozen; only a new "
+            "last layer learns, from the 1,280 numbers it already computes for each image. About 30% of your images are held back "
+            "to measure how well it learned. Your classes stay in your browser session only."
+        )
+        slots = []
+        with gr.Row():
+            for k in range(MAX_CLASSES):
+                with gr.Column(min_width=160):
+                    slots.append(gr.Textbox(label=f"Class {k + 1} name", max_length=40))
+                    slots.append(gr.File(label=f"Class {k + 1} images", file_count="multiple", file_types=["image"]))
+        teach_button = gr.Button("Teach", variant="primary")
+        report = gr.Markdown()
+        with gr.Row():
+            new_photo = gr.Image(label="Try a new image", type="filepath", sources=["upload", "webcam", "clipboard"], height=240)
+            taught_label = gr.Label(label="Your classes")
+        with gr.Row():
+            try_button = gr.Button("Classify with my classes")
+            download_button = gr.Button("Download my head (.safetensors)")
+            download = gr.File(label="Your head", interactive=False)
+    head_state = gr.State(None)
+
+    classify_button.click(classify_image, photo, top5, api_name="classify_image", preprocess=False)
+    explain_button.click(explain_image, photo, [heat, heat_caption], api_name="explain_image", preprocess=False)
+    photo.change(
+        lambda image: (None, None, "") if image is None else (classify_image(image), *explain_image(image)),
+        photo,
+        [top5, heat, heat_caption],
+        api_visibility="private",
+        preprocess=False,
+    )
+    photo.change(
+        lambda image: (None, None) if image is None else inspect_image(image),
+        photo,
+        [filters, maps],
+        api_visibility="private",
+        preprocess=False,
+    )
+    teach_button.click(teach_classes, slots, [head_state, report], api_name="teach_classes", preprocess=False)
+    try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False)
+    download_button.click(head_file, head_state, download, api_name="download_head")

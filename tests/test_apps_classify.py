@@ -1,0 +1,137 @@
+"""The Classify tab through its pure functions."""
+
+import time
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from apps import classify
+from data.photos import sample_photos
+
+CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    return sample_photos()
+
+
+def test_chelsea_is_a_cat_and_coffee_is_espresso(photos):
+    labels = classify.model().config.labels
+    cat = classify.classify_image(photos["chelsea"])
+    top_label, top_p = next(iter(cat.items()))
+    assert labels.index(top_label) in CAT_CLASSES and top_p >= 0.5
+    coffee = classify.classify_image(photos["coffee"])
+    assert next(iter(coffee)) == "espresso"
+    assert len(cat) == 5 and sum(cat.values()) <= 1.0
+
+
+def test_grad_cam_looks_at_the_cat(photos):
+    rgb = photos["chelsea"]  # 451 x 300, a tabby's face filling the middle
+    _, x = classify.prepare_photo(rgb)
+    cam, index, prob = classify.grad_cam(classify.model(), x)
+    assert index in CAT_CLASSES and cam.shape == (7, 7) and cam.max() == pytest.approx(1.0)
+    heat, overlay = classify.cam_on_photo(rgb, cam)
+    assert overlay.shape == rgb.shape and overlay.dtype == np.uint8
+    left, top, right, bottom = 60, 0, 370, 290  # hand-drawn box around the cat's head and chest
+    inside = heat[top:bottom, left:right].sum() / heat.sum()
+    area = (right - left) * (bottom - top) / (rgb.shape[0] * rgb.shape[1])
+    assert inside > 0.60 and inside > area + 0.1  # more heat than the box's share of the picture
+
+
+def test_inside_views_have_the_expected_shapes(photos):
+    filters, maps = classify.inspect_image(photos["coffee"])
+    assert filters.ndim == 3 and filters.shape[2] == 3 and filters.dtype == np.uint8
+    assert maps.shape == (4 * 112 + 3 * 2, 4 * 112 + 3 * 2)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "CMYK"])
+def test_odd_image_modes_get_an_answer(photos, mode):
+    im = Image.fromarray(photos["coffee"])
+    im = Image.fromarray(np.asarray(im.convert("L"), dtype=np.uint16) * 257) if mode == "I;16" else im.convert(mode)
+    assert len(classify.classify_image(im)) == 5
+
+
+def test_panorama_gets_an_answer_and_a_giant_is_refused(tmp_path):
+    wide = np.tile(np.asarray(Image.open(classify.EXAMPLES_DIR / "china.jpg")), (1, 8, 1))  # 5120 x 427
+    assert len(classify.classify_image(wide)) == 5
+    giant = tmp_path / "giant.png"
+    Image.new("RGB", (9000, 200)).save(giant)
+    with pytest.raises(gr.Error, match="limit"):
+        classify.classify_image(str(giant))
+
+
+@pytest.mark.parametrize("content, message", [(b"%PDF-1.4 not an image", "not an image we can read"), (None, "Nothing was uploaded")])
+def test_non_images_get_clear_errors(tmp_path, content, message):
+    value = None
+    if content is not None:
+        value = tmp_path / "file.png"
+        value.write_bytes(content)
+    with pytest.raises(gr.Error, match=message):
+        classify.classify_image(None if value is None else str(value))
+
+
+def test_one_pixel_image_is_refused():
+    with pytest.raises(gr.Error, match="at least"):
+        classify.classify_image(Image.new("RGB", (1, 1)))
+
+
+def random_crops(rgb: np.ndarray, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    h, w = rgb.shape[:2]
+    out = []
+    for _ in range(n):
+        side = int(rng.integers(min(h, w) // 2, min(h, w)))
+        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        out.append(rgb[top : top + side, left : left + side])
+    return out
+
+
+def test_teach_three_classes_from_photo_crops(photos, tmp_path):
+    rng = np.random.default_rng(0)
+    slots = []
+    for name, photo in (("coffee", "coffee"), ("cat", "chelsea"), ("rocket", "rocket")):
+        files = []
+        for k, crop in enumerate(random_crops(photos[photo], 7, rng)):
+            path = tmp_path / f"{name}-{k}.jpg"
+            Image.fromarray(crop).save(path)
+            files.append({"path": str(path)})  # what the event hands us with preprocess=False
+        slots += [name, files]
+    slots += [None, None, "", []]  # two empty slots
+    classify.model()  # load first: the time limit is for teaching, not for loading the network
+    start = time.perf_counter()
+    head, report = classify.teach_classes(*slots, progress=lambda *a, **k: None)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 10, f"teaching took {elapsed:.1f} s"
+    assert head.labels == ["coffee", "cat", "rocket"] and head.n_held_out == 6
+    assert head.held_out_accuracy >= 0.9, report
+    fresh = random_crops(photos["chelsea"], 1, np.random.default_rng(99))[0]
+    assert next(iter(sorted(classify.classify_taught(head, fresh).items(), key=lambda kv: -kv[1])))[0] == "cat"
+    path = classify.head_file(head)
+    with safe_open(path, framework="pt") as f:
+        assert f.metadata()["labels"].split("\n") == ["coffee", "cat", "rocket"]
+        assert f.get_tensor("weight").shape == (3, 1280)
+        assert torch.equal(f.get_tensor("bias"), head.bias)
+
+
+@pytest.mark.parametrize(
+    "names, counts, message",
+    [
+        (["a", "", "", "", ""], [3, 0, 0, 0, 0], "at least 2 classes"),
+        (["a", "b", "", "", ""], [3, 2, 0, 0, 0], "add at least 3"),
+        (["a", "", "", "", ""], [3, 3, 0, 0, 0], "no name"),
+        (["a", "a", "", "", ""], [3, 3, 0, 0, 0], "its own name"),
+    ],
+)
+def test_teach_explains_what_is_missing(names, counts, message):
+    files = [[{"path": "x.jpg"}] * n for n in counts]
+    with pytest.raises(gr.Error, match=message):
+        classify.check_classes(names, files)
+
+
+def test_classify_taught_without_teaching_says_what_to_do(photos):
+    with pytest.raises(gr.Error, match="Teach it some classes first"):
+        classify.classify_taught(None, photos["coffee"])
