@@ -208,10 +208,37 @@ def bench_imagenet_classifier(app: LaunchedApp) -> dict[str, float]:
     }
 
 
+def bench_digit_gan(app: LaunchedApp) -> dict[str, float]:
+    from models import hub
+    from models.dcgan import DigitGenerator
+    from models.digit_classifier import DigitClassifier
+    from training.train_digit_gan import evaluate_generator
+
+    generator = hub.load(DigitGenerator, "digit-gan")
+    judge = hub.load(DigitClassifier, "digit-classifier")
+    quality = evaluate_generator(generator.cpu(), judge.cpu(), per_class=1000, seed=0)
+    device = next(generator.parameters()).device
+    z, labels = generator.noise(64, 0).to(device), torch.arange(64, device=device) % 10
+
+    def grid():
+        with torch.inference_mode():
+            generator(z, labels)
+
+    p50, p95 = percentile_ms(grid, repeats=50, warmup=5)
+    api = api_p50_ms(app, "/generate_digits", ["any", 0, 64], repeats=10)
+    return {
+        **{k: round(v, 4) for k, v in quality.items()},
+        "latency_ms_p50": round(p50, 2),
+        "latency_ms_p95": round(p95, 2),
+        "api_ms_p50": round(api, 1),
+    }
+
+
 BENCHMARKS: dict[str, Callable[[LaunchedApp], dict[str, float]]] = {
     "playground": bench_playground,
     "digit-classifier": bench_digit_classifier,
     "imagenet-classifier": bench_imagenet_classifier,
+    "digit-gan": bench_digit_gan,
 }
 
 

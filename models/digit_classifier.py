@@ -90,6 +90,11 @@ class DigitClassifier(
             activations.append(x)
         return self.head(x), activations
 
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) in [0, 1] -> (B, hidden) activations of the last hidden layer (the features
+        a GAN's samples are compared on: FID, diversity)."""
+        return self.head[:-2](self.features(self.normalize(images)))  # Flatten, Linear, ReLU; stops before Dropout
+
     @torch.inference_mode()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) in [0, 1] -> (B, 10) class probabilities."""

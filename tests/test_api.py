@@ -129,3 +129,17 @@ def test_two_sessions_each_keep_their_own_classes(running_app, tmp_path):
 def test_classify_taught_in_a_fresh_session_asks_to_teach_first(running_app):
     with pytest.raises(Exception, match="Teach it some classes first"):
         Client(running_app.url, verbose=False).predict(handle_file(str(EXAMPLE_PHOTOS / "coffee.jpg")), api_name="/classify_taught")
+
+
+def test_generate_digits_is_repeatable_through_the_api(client):
+    first = client.predict("5", 11, 32, api_name="/generate_digits")
+    second = client.predict("5", 11, 32, api_name="/generate_digits")
+    assert open(first, "rb").read() == open(second, "rb").read()
+    strip, gif = client.predict("1", 0, "7", 3, 8, api_name="/interpolate_digits")
+    assert Path(strip).is_file() and Path(gif).suffix == ".gif"
+
+
+@pytest.mark.parametrize("digit, count, message", [("any", -3, "Number of digits"), ("any", 1000, "Number of digits"), ("10", 8, "Digit")])
+def test_generate_digits_rejects_bad_requests_clearly(client, digit, count, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(digit, 0, count, api_name="/generate_digits")

@@ -133,3 +133,13 @@ def test_classify_a_sample_photo_and_see_where_it_looked(page):
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "classify-coffee.png"), full_page=True)
+
+
+def test_digit_gan_draws_and_replays_its_training(page):
+    page.get_by_role("tab", name="Digit GAN").click()
+    page.locator("#gan-frame img").wait_for(timeout=20000)  # the training history's last snapshot
+    page.locator("#gan-draw").click()
+    page.locator("#gan-grid img").wait_for(timeout=20000)
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "digit-gan.png"), full_page=True)

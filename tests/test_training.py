@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from models.digit_classifier import DigitClassifier
@@ -140,3 +141,45 @@ def test_fine_tune_on_a_tiny_generated_folder(tmp_path):
     model = EfficientNetLite.from_pretrained(out, strict=True)
     assert model.config.labels == ["circles", "squares", "stripes"]
     assert "held_out_accuracy" in json.loads((out / "metrics.json").read_text())
+
+
+def test_gan_dry_run_saves_generator_history_and_metrics(tmp_path):
+    from safetensors import safe_open
+
+    from models.dcgan import DigitGenerator
+
+    out = tmp_path / "gan"
+    result = subprocess.run(
+        [sys.executable, "-m", "training.train_digit_gan", "--dry-run", "--frames", "5", "--out-dir", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    generator = DigitGenerator.from_pretrained(out, strict=True)
+    images = generator(generator.noise(4, 0), torch.tensor([0, 1, 2, 3]))
+    assert images.shape == (4, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    with safe_open(str(out / "training_frames.safetensors"), framework="pt") as f:
+        assert f.get_tensor("frames").shape[1:] == (100, 28, 28)
+        assert f.metadata()["steps"].startswith("0,")
+    assert set(json.loads((out / "metrics.json").read_text())) == {"class_accuracy", "fid_digits", "fid_real_baseline", "diversity"}
+
+
+def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_shift():
+    from training.train_digit_gan import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2000, 8))
+    assert abs(frechet_distance(a, a)) < 1e-6
+    assert frechet_distance(a, a + 1.0) == pytest.approx(8.0, rel=0.05)  # mean shift of 1 in 8 dims
+
+
+def test_diffaugment_shift_moves_pictures_without_changing_shape():
+    from training.train_digit_gan import frame_steps, shift
+
+    x = torch.zeros(4, 1, 28, 28)
+    x[:, :, 10:18, 10:18] = 1.0
+    y = shift(x, 2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.sum() == x.sum()  # an 8x8 square shifted by <= 2 px stays inside
+    assert frame_steps(1000, 30)[0] == 0 and frame_steps(1000, 30)[-1] == 1000 and len(frame_steps(1000, 30)) <= 30

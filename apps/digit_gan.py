@@ -1,0 +1,230 @@
+"""Digit GAN tab: a generator draws the digit you ask for; morph one digit into another; replay its training.
+
+Trace: digit, seed, count -> `models.dcgan.DigitGenerator` (noise from the seed) -> a grid of digits;
+the training history is `training_frames.safetensors` + `training_log.json` in the checkpoint folder.
+"""
+
+import functools
+import json
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from apps.common import check_number
+from models import hub
+from models.dcgan import DigitGenerator
+
+TITLE = "Digit GAN"
+CHECKPOINT = "digit-gan"
+MAX_SAMPLES = 256
+DIGIT_CHOICES = ["any"] + [str(d) for d in range(10)]
+INTRO = """
+### Two networks play a game, and one learns to draw
+A **generative adversarial network (GAN)** is two networks trained against each other. The **generator** turns random
+numbers (and the digit you ask for) into a picture. The **discriminator** sees real handwritten digits and the generator's
+pictures and tries to tell them apart. Each training step, the discriminator gets better at spotting fakes, and the generator
+changes its weights to fool the improved discriminator. Starting from noise, after some epochs the generator draws digits
+nobody wrote. Ask for one below, morph one into another, or scrub through its training.
+"""
+
+
+def model() -> DigitGenerator:
+    try:
+        return hub.load(DigitGenerator, CHECKPOINT)
+    except hub.CheckpointError as err:
+        raise gr.Error(str(err), title="Model not available") from None
+
+
+def parse_digit(digit) -> int | None:
+    """ "any" -> None (a random digit per sample), "7" or 7 -> 7, anything else -> gr.Error."""
+    if digit is None or str(digit).strip().lower() in {"", "any"}:
+        return None
+    value = check_number(digit, "Digit", 0, 9, integer=True)
+    return int(value)
+
+
+def grid_image(images: torch.Tensor, columns: int, scale: int = 3, gap: int = 2) -> np.ndarray:
+    """(N, 1, 28, 28) in [0, 1] -> one uint8 picture, `columns` wide, each digit `scale` times larger."""
+    pics = (images[:, 0].clamp(0, 1) * 255).round().byte().cpu().numpy()
+    n, h, w = pics.shape
+    rows = -(-n // columns)
+    grid = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), 40, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        grid[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = pics[i]
+    return np.kron(grid, np.ones((scale, scale), np.uint8))
+
+
+@torch.inference_mode()
+def generate_digits(digit="any", seed=0, count=64) -> np.ndarray:
+    """A grid of `count` generated digits; the same digit, seed and count always give the same picture."""
+    label = parse_digit(digit)
+    seed = int(check_number(seed, "Seed", 0, 2**31 - 1, integer=True))
+    count = int(check_number(count, "Number of digits", 1, MAX_SAMPLES, integer=True))
+    net = model()
+    device = next(net.parameters()).device
+    z = net.noise(count, seed).to(device)
+    if label is None:  # "any": labels drawn from the same seed, so the grid is repeatable too
+        labels = torch.randint(0, 10, (count,), generator=torch.Generator().manual_seed(seed + 1)).to(device)
+    else:
+        labels = torch.full((count,), label, device=device)
+    return grid_image(net(z, labels), columns=min(count, 16))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between noise vectors (B, D): stays where Gaussian noise lives, unlike a straight line."""
+    a_n, b_n = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((a_n * b_n).sum(-1, keepdim=True).clamp(-1 + 1e-6, 1 - 1e-6))
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+@torch.inference_mode()
+def interpolate_digits(from_digit=3, from_seed=0, to_digit=8, to_seed=1, steps=10) -> tuple[np.ndarray, str]:
+    """Morph (digit, seed) into (digit, seed): (a strip of `steps` pictures, the path of an animated GIF)."""
+    a_digit, b_digit = parse_digit(from_digit), parse_digit(to_digit)
+    if a_digit is None or b_digit is None:
+        raise gr.Error("Pick a digit (0-9) at both ends of the morph.")
+    a_seed = int(check_number(from_seed, "Start seed", 0, 2**31 - 1, integer=True))
+    b_seed = int(check_number(to_seed, "End seed", 0, 2**31 - 1, integer=True))
+    steps = int(check_number(steps, "Steps", 2, 64, integer=True))
+    net = model()
+    device = next(net.parameters()).device
+    t = torch.linspace(0, 1, steps).view(-1, 1).to(device)  # (steps, 1)
+    z = slerp(net.noise(1, a_seed).to(device).expand(steps, -1), net.noise(1, b_seed).to(device).expand(steps, -1), t)
+    vec = net.label_embedding(torch.tensor([a_digit, b_digit], device=device))  # (2, latent)
+    class_vectors = (1 - t) * vec[0] + t * vec[1]  # the label slides from one digit's vector to the other's
+    images = net.from_class_vectors(z, class_vectors)
+    frames = [Image.fromarray(grid_image(images[i : i + 1], 1, scale=6)) for i in range(steps)]
+    frames += frames[::-1][1:-1]  # there and back again, so the GIF loops smoothly
+    path = Path(tempfile.mkdtemp(prefix="digit-morph-")) / f"morph_{a_digit}_{b_digit}.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=120, loop=0)
+    return grid_image(images, columns=steps), str(path)
+
+
+# --- Training history ---------------------------------------------------------------------------
+
+
+@functools.cache
+def history() -> tuple[np.ndarray, list[int], list[float]] | None:
+    """(frames (F, 100, 28, 28) uint8, steps, epochs) from the checkpoint, or None."""
+    path = hub.checkpoint_file(CHECKPOINT, "training_frames.safetensors")
+    if path is None:
+        return None
+    with safe_open(str(path), framework="np") as f:
+        frames = f.get_tensor("frames")
+        meta = f.metadata()
+    return frames, [int(s) for s in meta["steps"].split(",")], [float(e) for e in meta["epochs"].split(",")]
+
+
+def history_frame(index=0) -> tuple[np.ndarray | None, str]:
+    """The fixed 10 x 10 grid (rows: digits 0-9) as it looked at snapshot `index`."""
+    h = history()
+    if h is None:
+        return None, "No training history in this checkpoint."
+    frames, steps, epochs = h
+    index = int(check_number(index, "Snapshot", 0, len(frames) - 1, integer=True))
+    images = torch.from_numpy(frames[index]).float().div(255).unsqueeze(1)
+    caption = (
+        f"Snapshot {index + 1} of {len(frames)}: training step {steps[index]:,} (epoch {epochs[index]:.2f}). Row k asks for the digit k."
+    )
+    return grid_image(images, columns=10, scale=2), caption
+
+
+@functools.cache
+def history_gif() -> str | None:
+    """Every snapshot as one animated GIF (made once per process)."""
+    h = history()
+    if h is None:
+        return None
+    frames = [Image.fromarray(history_frame(i)[0]) for i in range(len(h[0]))]
+    path = Path(tempfile.mkdtemp(prefix="digit-gan-history-")) / "digit_gan_training.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:] + [frames[-1]] * 4, duration=250, loop=0)
+    return str(path)
+
+
+def loss_curves() -> pd.DataFrame | None:
+    path = hub.checkpoint_file(CHECKPOINT, "training_log.json")
+    if path is None:
+        return None
+    rows = []
+    for e in json.loads(path.read_text()):
+        rows.append({"epoch": e["epoch"], "value": e["loss_d"], "curve": "discriminator loss"})
+        rows.append({"epoch": e["epoch"], "value": e["loss_g"], "curve": "generator loss"})
+    return pd.DataFrame(rows)
+
+
+def metrics_markdown() -> str:
+    path = hub.checkpoint_file(CHECKPOINT, "metrics.json")
+    if path is None:
+        return ""
+    m = json.loads(path.read_text())
+    return (
+        f"**How good are the drawings?** Our digit classifier reads **{m['class_accuracy']:.1%}** of 10,000 generated digits as the digit "
+        f"that was asked for. Fréchet distance to real test digits, on the classifier's features: **{m['fid_digits']:.2f}** "
+        f"(real training digits vs. test digits: {m['fid_real_baseline']:.2f}). Variety: **{m['diversity']:.2f}** x that of real digits."
+    )
+
+
+def build() -> None:
+    """The Digit GAN tab's components and events, inside the current gr.Tab."""
+    gr.Markdown(INTRO)
+    gr.Markdown(metrics_markdown())
+    with gr.Row():
+        with gr.Column(scale=1, min_width=240):
+            digit = gr.Dropdown(DIGIT_CHOICES, value="any", label="Digit")
+            seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same drawings)")
+            count = gr.Slider(1, MAX_SAMPLES, value=64, step=1, label="How many")
+            draw = gr.Button("Draw", variant="primary", elem_id="gan-draw")
+        grid = gr.Image(label="Generated digits", type="numpy", buttons=["download"], elem_id="gan-grid", scale=2, format="png")
+    with gr.Accordion("Morph one digit into another", open=False):
+        with gr.Row():
+            from_digit = gr.Dropdown(DIGIT_CHOICES[1:], value="3", label="From digit")
+            from_seed = gr.Number(value=0, precision=0, minimum=0, label="From seed")
+            to_digit = gr.Dropdown(DIGIT_CHOICES[1:], value="8", label="To digit")
+            to_seed = gr.Number(value=1, precision=0, minimum=0, label="To seed")
+            steps = gr.Slider(2, 24, value=10, step=1, label="Steps")
+        morph = gr.Button("Morph")
+        strip = gr.Image(label="The path through the generator's noise space", type="numpy", buttons=["download"], format="png")
+        gif = gr.File(label="Animated GIF")
+    with gr.Accordion("Training history: from noise to digits", open=True):
+        h = history()
+        n_frames = len(h[0]) if h else 1
+        with gr.Row():
+            with gr.Column():
+                snapshot = gr.Slider(0, n_frames - 1, value=n_frames - 1, step=1, label="Snapshot", elem_id="gan-snapshot")
+                first_frame, first_caption = history_frame(n_frames - 1) if h else (None, "")
+                frame = gr.Image(
+                    first_frame,
+                    label="The same noise, drawn as training went on",
+                    type="numpy",
+                    buttons=[],
+                    format="png",
+                    elem_id="gan-frame",
+                )
+                caption = gr.Markdown(first_caption)
+            with gr.Column():
+                curves = loss_curves()
+                if curves is not None:
+                    gr.LinePlot(
+                        curves,
+                        x="epoch",
+                        y="value",
+                        color="curve",
+                        title="Losses (hinge): the two networks push against each other",
+                        height=300,
+                    )
+                history_button = gr.Button("Make a GIF of the whole history")
+                history_file = gr.File(label="Training history GIF")
+
+    draw.click(generate_digits, [digit, seed, count], grid, api_name="generate_digits", preprocess=False)
+    morph.click(
+        interpolate_digits, [from_digit, from_seed, to_digit, to_seed, steps], [strip, gif], api_name="interpolate_digits", preprocess=False
+    )
+    snapshot.change(history_frame, snapshot, [frame, caption], api_visibility="private", show_progress="hidden", trigger_mode="always_last")
+    history_button.click(history_gif, None, history_file, api_visibility="private")

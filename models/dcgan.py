@@ -1,0 +1,93 @@
+"""A class-conditional DCGAN for 28x28 digits (Radford et al. 2016, conditioned like Miyato & Koyama 2018).
+
+The generator turns 64 random numbers plus a digit label into a picture: a linear layer makes a
+7x7 stack of 256 feature maps, and two transposed convolutions double it to 14x14 and 28x28.
+The discriminator looks at a picture and a label and scores "real digit of that class" against
+"generated". Each learns from the other: the discriminator from its mistakes on both kinds of
+picture, the generator from how the discriminator judged its pictures. Only the generator ships.
+
+No `from __future__ import annotations`: PyTorchModelHubMixin reads the config annotation at run time.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+@dataclass
+class DigitGeneratorConfig:
+    latent_dim: int = 64  # length of the noise vector z
+    num_classes: int = 10
+    channels: int = 128  # feature maps at 7x7; halved at each upsampling
+    image_size: int = 28
+
+
+class DigitGenerator(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="pytorch",
+    license="mit",
+    tags=["gan", "dcgan", "conditional-image-generation", "mnist", "model-show"],
+    repo_url="https://github.com/model-show/model-show",
+):
+    def __init__(self, config: DigitGeneratorConfig):
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.label_embedding = nn.Embedding(config.num_classes, config.latent_dim)
+        self.project = nn.Sequential(nn.Linear(2 * config.latent_dim, c * 7 * 7, bias=False), nn.BatchNorm1d(c * 7 * 7), nn.ReLU(True))
+        self.upsample = nn.Sequential(
+            nn.ConvTranspose2d(c, c // 2, 4, stride=2, padding=1, bias=False),  # 7 -> 14
+            nn.BatchNorm2d(c // 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(c // 2, c // 4, 4, stride=2, padding=1, bias=False),  # 14 -> 28
+            nn.BatchNorm2d(c // 4),
+            nn.ReLU(True),
+            nn.Conv2d(c // 4, 1, 3, padding=1),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """z (B, latent_dim), labels (B,) int -> images (B, 1, 28, 28) in [0, 1], white ink on black."""
+        return self.from_class_vectors(z, self.label_embedding(labels))
+
+    def from_class_vectors(self, z: torch.Tensor, class_vectors: torch.Tensor) -> torch.Tensor:
+        """Like forward, but with the label already embedded (B, latent_dim): blending two digits'
+        vectors draws the digits in between."""
+        h = self.project(torch.cat([z, class_vectors], dim=1))
+        h = h.view(-1, self.config.channels, 7, 7)
+        return torch.sigmoid(self.upsample(h))
+
+    def noise(self, n: int, seed: int) -> torch.Tensor:
+        """(n, latent_dim) standard normal noise, the same for the same (n, seed) on every machine."""
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn(n, self.config.latent_dim, generator=generator)
+
+
+class DigitDiscriminator(nn.Module):
+    """Image + label -> realness score. Spectral norm keeps it smooth; the label enters by projection:
+    score = w . h(x) + embed(y) . h(x), so it judges "a real 7", not just "a real digit"."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 64):
+        super().__init__()
+        c = channels
+        self.features = nn.Sequential(
+            spectral_norm(nn.Conv2d(1, c, 4, stride=2, padding=1)),  # 28 -> 14
+            nn.LeakyReLU(0.2, True),
+            spectral_norm(nn.Conv2d(c, 2 * c, 4, stride=2, padding=1)),  # 14 -> 7
+            nn.LeakyReLU(0.2, True),
+            spectral_norm(nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1)),  # 7 -> 4
+            nn.LeakyReLU(0.2, True),
+        )
+        # +1 feature: how much the batch varies (Karras et al. 2018). A generator that draws the same
+        # digit for every noise vector makes a batch with no variety, which this makes easy to spot.
+        self.score = spectral_norm(nn.Linear(4 * c * 4 * 4 + 1, 1))
+        self.label_projection = spectral_norm(nn.Embedding(num_classes, 4 * c * 4 * 4))
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) in [0, 1], (B,) -> (B,) scores; higher means "real"."""
+        h = self.features(images * 2 - 1).flatten(1)  # (B, 4096)
+        batch_std = h.std(dim=0).mean().expand(h.shape[0], 1)  # (B, 1)
+        return self.score(torch.cat([h, batch_std], 1)).squeeze(1) + (self.label_projection(labels) * h).sum(1)
