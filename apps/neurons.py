@@ -172,6 +172,10 @@ def new_run(settings: PlaygroundSettings) -> Run:
     return run
 
 
+def epochs_per_frame(s: PlaygroundSettings) -> int:
+    return PERCEPTRON_EPOCHS_PER_FRAME if s.model == "perceptron" else MLP_EPOCHS_PER_FRAME
+
+
 def train_epochs(run: Run, n: int) -> None:
     """Advance `run` by up to n epochs (never past its settings' epochs) and record where it stands."""
     n = min(n, run.settings.epochs - run.epoch)
@@ -407,7 +411,7 @@ def train_playground(
             epochs,
         )
     )
-    per_frame = PERCEPTRON_EPOCHS_PER_FRAME if run.settings.model == "perceptron" else MLP_EPOCHS_PER_FRAME
+    per_frame = epochs_per_frame(run.settings)
     while run.epoch < run.settings.epochs:  # the same chunks as Play, so the history matches the live view
         train_epochs(run, per_frame)
     last = run.history[-1]
@@ -534,7 +538,7 @@ def build() -> None:
         s = validate(settings_from(*values))
         if not _same(run, s) or run.epoch >= s.epochs:
             run = new_run(s)
-        per_frame = PERCEPTRON_EPOCHS_PER_FRAME if s.model == "perceptron" else MLP_EPOCHS_PER_FRAME
+        per_frame = epochs_per_frame(s)
         yield (*frame(run), run)
         while run.epoch < s.epochs:
             started = time.perf_counter()
@@ -546,7 +550,7 @@ def build() -> None:
         s = validate(settings_from(*values))
         if not _same(run, s):
             run = new_run(s)
-        train_epochs(run, PERCEPTRON_EPOCHS_PER_FRAME if s.model == "perceptron" else MLP_EPOCHS_PER_FRAME)
+        train_epochs(run, epochs_per_frame(s))
         return (*frame(run), run)
 
     def load_preset(name):
