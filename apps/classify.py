@@ -50,18 +50,27 @@ def prepare_photo(image) -> tuple[np.ndarray, torch.Tensor]:
 def classify_image(image) -> dict[str, float]:
     """Photo -> {label: probability} for the five most likely ImageNet classes."""
     _, x = prepare_photo(image)
-    net = model()
     with torch.inference_mode():
-        probs = net(x).float().softmax(-1)[0].cpu()
+        return top5(model()(x).float().softmax(-1)[0].cpu())
+
+
+def top5(probs: torch.Tensor) -> dict[str, float]:
+    """(1000,) probabilities -> {label: probability} for the five largest."""
     top = probs.topk(5)
-    return {net.config.labels[i]: float(p) for p, i in zip(top.values, top.indices, strict=True)}
+    return {model().config.labels[i]: float(p) for p, i in zip(top.values, top.indices, strict=True)}
 
 
 # --- Grad-CAM (Selvaraju et al. 2017) -----------------------------------------------------------
 
 
 def grad_cam(net: EfficientNetLite, x: torch.Tensor, class_index: int | None = None) -> tuple[np.ndarray, int, float]:
-    """(7, 7) heat map in [0, 1] of the regions that raise the class score, the class, and its probability.
+    """(7, 7) heat map in [0, 1] of the regions that raise the class score, the class, and its probability."""
+    cam, index, probs = grad_cam_and_probs(net, x, class_index)
+    return cam, index, float(probs[index])
+
+
+def grad_cam_and_probs(net: EfficientNetLite, x: torch.Tensor, class_index: int | None = None) -> tuple[np.ndarray, int, torch.Tensor]:
+    """Grad-CAM map, the explained class, and all 1,000 class probabilities (one forward pass for both).
 
     Each of the 1,280 last feature maps is weighted by how much the class logit grows when that map
     grows (its gradient, averaged over the map); the weighted sum, clipped at zero, is the map."""
@@ -72,8 +81,8 @@ def grad_cam(net: EfficientNetLite, x: torch.Tensor, class_index: int | None = N
         (grads,) = torch.autograd.grad(logits[0, index], features)  # (1, 1280, 7, 7)
     weights = grads.mean(dim=(2, 3), keepdim=True)  # (1, 1280, 1, 1)
     cam = F.relu((weights * features).sum(dim=1))[0].detach().float().cpu().numpy()  # (7, 7)
-    prob = float(logits.detach().float().softmax(-1)[0, index])
-    return cam / max(float(cam.max()), 1e-8), index, prob
+    probs = logits.detach().float().softmax(-1)[0].cpu()
+    return cam / max(float(cam.max()), 1e-8), index, probs
 
 
 def heat_colours(values: np.ndarray) -> np.ndarray:
@@ -100,7 +109,11 @@ def explain_image(image) -> tuple[np.ndarray, str]:
     net = model()
     cam, index, prob = grad_cam(net, x)
     _, overlay = cam_on_photo(rgb, cam)
-    return overlay, f"Where the network looked to say **{net.config.labels[index]}** ({prob:.0%}): red is strongest."
+    return overlay, cam_caption(index, prob)
+
+
+def cam_caption(index: int, prob: float) -> str:
+    return f"Where the network looked to say **{model().config.labels[index]}** ({prob:.0%}): red is strongest."
 
 
 # --- Inside the network ---------------------------------------------------------------------------
@@ -126,17 +139,29 @@ def first_layer_filters() -> np.ndarray:
     return (tile(big, 8) * 255).round().astype(np.uint8)
 
 
-def feature_maps(image) -> np.ndarray:
-    """The first 16 of the stem's 32 feature maps (112 x 112 each) for this photo, as one uint8 image."""
-    _, x = prepare_photo(image)
+def feature_maps(x: torch.Tensor) -> np.ndarray:
+    """The first 16 of the stem's 32 feature maps (112 x 112 each) for a network input (1, 3, 224, 224), as one uint8 image."""
+    net = model()
     with torch.inference_mode():
-        maps = model().stem(model().normalize(x))[0, :16].float().cpu().numpy()  # (16, 112, 112), ReLU6 output
+        maps = net.stem(net.normalize(x))[0, :16].float().cpu().numpy()  # (16, 112, 112), ReLU6 output
     maps = maps / 6.0  # ReLU6: 0..6
     return (tile(maps, 4, fill=0.3) * 255).round().astype(np.uint8)
 
 
 def inspect_image(image) -> tuple[np.ndarray, np.ndarray]:
-    return first_layer_filters(), feature_maps(image)
+    _, x = prepare_photo(image)
+    return first_layer_filters(), feature_maps(x)
+
+
+def describe_photo(image):
+    """Everything the tab shows for a new photo, from one decode and one pass through the network:
+    (top-5, Grad-CAM overlay, caption, first-layer filters, feature maps); all empty when the photo is cleared."""
+    if image is None:
+        return None, None, "", None, None
+    rgb, x = prepare_photo(image)
+    cam, index, probs = grad_cam_and_probs(model(), x)
+    _, overlay = cam_on_photo(rgb, cam)
+    return top5(probs), overlay, cam_caption(index, float(probs[index])), first_layer_filters(), feature_maps(x)
 
 
 # --- Teach it your own classes --------------------------------------------------------------------
@@ -281,7 +306,7 @@ def build() -> None:
                 explain_button = gr.Button("Where did it look?")
             gr.Examples(example_files(), inputs=photo, label="Sample photos (scikit-image, scikit-learn)")
         with gr.Column():
-            top5 = gr.Label(num_top_classes=5, label="Top 5 ImageNet classes", elem_id="classify-top5")
+            top5_label = gr.Label(num_top_classes=5, label="Top 5 ImageNet classes", elem_id="classify-top5")
             heat = gr.Image(label="Grad-CAM: where it looked", type="numpy", buttons=[], height=320, elem_id="classify-cam")
             heat_caption = gr.Markdown()
     with gr.Accordion("Inside the network: first-layer filters and feature maps", open=False):
@@ -316,22 +341,9 @@ def build() -> None:
             download = gr.File(label="Your head", interactive=False)
     head_state = gr.State(None)
 
-    classify_button.click(classify_image, photo, top5, api_name="classify_image", preprocess=False)
+    classify_button.click(classify_image, photo, top5_label, api_name="classify_image", preprocess=False)
     explain_button.click(explain_image, photo, [heat, heat_caption], api_name="explain_image", preprocess=False)
-    photo.change(
-        lambda image: (None, None, "") if image is None else (classify_image(image), *explain_image(image)),
-        photo,
-        [top5, heat, heat_caption],
-        api_visibility="private",
-        preprocess=False,
-    )
-    photo.change(
-        lambda image: (None, None) if image is None else inspect_image(image),
-        photo,
-        [filters, maps],
-        api_visibility="private",
-        preprocess=False,
-    )
+    photo.change(describe_photo, photo, [top5_label, heat, heat_caption, filters, maps], api_visibility="private", preprocess=False)
     teach_button.click(teach_classes, slots, [head_state, report], api_name="teach_classes", preprocess=False)
     try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False)
     download_button.click(head_file, head_state, download, api_name="download_head")

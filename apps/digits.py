@@ -36,9 +36,8 @@ def model() -> DigitClassifier:
         raise gr.Error(str(err), title="Model not available") from None
 
 
-def prepare_digit(image) -> np.ndarray:
-    """Any picture of one digit -> the (28, 28) float image in [0, 1] the network reads."""
-    gray = to_gray(open_image(image, "a picture of a digit"))
+def prepare_digit(gray: np.ndarray) -> np.ndarray:
+    """A greyscale picture of one digit (H, W) in [0, 1] -> the (28, 28) float image the network reads."""
     c = model().config
     try:
         return sketch_to_mnist(gray, c.image_size, c.box_size, c.ink_threshold, c.min_stroke_fraction)
@@ -66,7 +65,12 @@ def activation_grid(maps: torch.Tensor, columns: int = 8, gap: int = 1) -> np.nd
 
 def classify_digit(image) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Picture of a digit -> ({"0": p0, ..., "9": p9}, the 28x28 input shown 8x larger, first-layer activations)."""
-    digit = prepare_digit(image)
+    return classify_gray(to_gray(open_image(image, "a picture of a digit")))
+
+
+def classify_gray(gray: np.ndarray) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """classify_digit for an already decoded greyscale picture (H, W) in [0, 1]."""
+    digit = prepare_digit(gray)
     net = model()
     device = next(net.parameters()).device
     with torch.inference_mode():
@@ -91,7 +95,7 @@ def classify_sketch(sketch) -> tuple[dict[str, float] | None, np.ndarray | None,
     gray = to_gray(open_image(sketch))
     if gray.max() - gray.min() < 0.1:  # nothing drawn yet, or everything erased
         return None, None, None
-    return classify_digit(sketch)
+    return classify_gray(gray)
 
 
 def training_curves() -> pd.DataFrame | None:

@@ -42,9 +42,14 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
+def hub_namespace() -> str:
+    """MODEL_SHOW_HUB_NAMESPACE, or "" when models come from the local checkpoints/ folder."""
+    return os.environ.get("MODEL_SHOW_HUB_NAMESPACE", "").strip().strip("/")
+
+
 def source(name: str) -> str:
     """Where `name` is read from: a local folder path or a Hub repo id."""
-    namespace = os.environ.get("MODEL_SHOW_HUB_NAMESPACE", "").strip().strip("/")
+    namespace = hub_namespace()
     return f"{namespace}/{name}" if namespace else str(CHECKPOINTS / name)
 
 
@@ -62,8 +67,7 @@ def load(model_cls: type, name: str) -> torch.nn.Module:
 
 def _load_uncached(model_cls: type, name: str) -> torch.nn.Module:
     where = source(name)
-    is_local = not os.environ.get("MODEL_SHOW_HUB_NAMESPACE", "").strip()
-    if is_local and not (Path(where) / "model.safetensors").is_file():
+    if not hub_namespace() and not (Path(where) / "model.safetensors").is_file():
         raise CheckpointError(
             f"The '{name}' model is missing: {where}/model.safetensors does not exist. "
             f"Train it with `{training_command(name)}`, or set MODEL_SHOW_HUB_NAMESPACE to load it from the Hub."
@@ -86,7 +90,7 @@ def clear_cache() -> None:
 def checkpoint_file(name: str, filename: str) -> Path | None:
     """A file that travels with checkpoint `name` (training_log.json, metrics.json, ...), or None."""
     where = source(name)
-    if not os.environ.get("MODEL_SHOW_HUB_NAMESPACE", "").strip():
+    if not hub_namespace():
         path = Path(where) / filename
         return path if path.is_file() else None
     from huggingface_hub import hf_hub_download

@@ -14,16 +14,12 @@ from tests.conftest import draw_digit
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(os.environ.get("MODEL_SHOW_SCREENSHOTS", "")) if os.environ.get("MODEL_SHOW_SCREENSHOTS") else None
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"), reason="Debian chromium is not installed (apt-get install chromium)"
-)
-
 
 @pytest.fixture(scope="module")
 def page(running_app):
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM, "chromium must be installed in CI (.ci/run installs it)"
+    assert CHROMIUM, "Debian chromium is missing: apt-get install chromium (.ci/run does this)"
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
