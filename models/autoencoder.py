@@ -1,0 +1,122 @@
+"""A convolutional autoencoder that finds flaws by failing to draw them.
+
+The encoder squeezes a colour picture through four stride-2 convolutions into a small grid of
+numbers (1/16 of the side, `latent` channels); the decoder paints the picture back with
+upsample-then-convolve steps. Trained only on flawless fabric, it learns to redraw weave, and
+nothing else: a hole or a stain comes back as plain cloth, and the difference between input and
+reconstruction marks the flaw.
+
+The anomaly map is computed here too, because its calibration travels with the weights: the
+per-pixel error (mean of L1 and 1 - SSIM), blurred, then standardised with the mean and standard
+deviation of the same error on flawless validation swatches (`error_mean`, `error_std`). Every image
+is scored on that one fixed scale; nothing is normalised per image. The pixel and image thresholds
+were calibrated on the same flawless validation swatches and are stored in the config.
+
+No `from __future__ import annotations` here: PyTorchModelHubMixin reads the config's type
+annotation at run time to rebuild the dataclass from config.json.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+
+@dataclass
+class AutoencoderConfig:
+    channels: list[int] = field(default_factory=lambda: [24, 48, 96, 128])  # per stride-2 encoder stage
+    latent: int = 32  # channels at the bottleneck (1/16 of the side)
+    image_size: int = 256  # swatch side the thresholds were calibrated at
+    smooth_sigma: float = 3.0  # px, blur of the error map before scoring
+    error_mean: float = 0.0  # mean per-pixel error on flawless validation swatches
+    error_std: float = 1.0  # its standard deviation: the map is (error - mean) / std
+    pixel_threshold: float = 4.0  # standardised error above which a pixel is called defective
+    image_threshold: float = 6.0  # image score (max of the map) above which a swatch is called defective
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, int(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, 1, H, W) -> the same, Gaussian-blurred (separable, reflect padding)."""
+    k = gaussian_kernel(sigma).to(maps)
+    r = len(k) // 2
+    maps = F.conv2d(F.pad(maps, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(maps, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity per pixel (Wang et al. 2004) on (B, C, H, W) in [0, 1] -> (B, 1, H, W)."""
+    c1, c2 = 0.01**2, 0.03**2
+    b, c, h, w = x.shape
+    flat = lambda t: t.reshape(b * c, 1, h, w)  # noqa: E731
+    mu_x, mu_y = blur(flat(x), sigma), blur(flat(y), sigma)
+    var_x = blur(flat(x * x), sigma) - mu_x**2
+    var_y = blur(flat(y * y), sigma) - mu_y**2
+    cov = blur(flat(x * y), sigma) - mu_x * mu_y
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return s.view(b, c, h, w).mean(1, keepdim=True)
+
+
+def conv_bn(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.LeakyReLU(0.1, inplace=True)
+    )
+
+
+class FabricAutoencoder(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="pytorch",
+    license="mit",
+    tags=["anomaly-detection", "autoencoder", "model-show"],
+    repo_url="https://github.com/model-show/model-show",
+):
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        self.config = config
+        ch = config.channels
+        deep = len(ch) // 2  # stages from here on are small enough for a second convolution
+        encoder, in_ch = [], 3
+        for stage, out_ch in enumerate(ch):
+            encoder.append(conv_bn(in_ch, out_ch, stride=2))
+            if stage >= deep:
+                encoder.append(conv_bn(out_ch, out_ch))
+            in_ch = out_ch
+        encoder.append(nn.Conv2d(in_ch, config.latent, 1))
+        self.encoder = nn.Sequential(*encoder)
+        # Mirror image: upsample, then convolve; full resolution gets only the final 3x3 to RGB.
+        decoder, in_ch = [conv_bn(config.latent, ch[-1])], ch[-1]
+        for stage in reversed(range(len(ch) - 1)):
+            decoder += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv_bn(in_ch, ch[stage])]
+            if stage >= deep:
+                decoder.append(conv_bn(ch[stage], ch[stage]))
+            in_ch = ch[stage]
+        decoder += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Conv2d(in_ch, 3, 3, padding=1), nn.Sigmoid()]
+        self.decoder = nn.Sequential(*decoder)
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** len(self.config.channels)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1], H and W multiples of 16 -> the reconstruction, same shape."""
+        return self.decoder(self.encoder(images))
+
+    def raw_error(self, images: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+        """Per-pixel error, blurred: mean of L1 (over colours) and 1 - SSIM. (B, 1, H, W)."""
+        l1 = (images - reconstruction).abs().mean(1, keepdim=True)
+        structural = (1 - ssim_map(images, reconstruction)) / 2
+        return blur((l1 + structural) / 2, self.config.smooth_sigma)
+
+    def anomaly_map(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) -> (reconstruction, standardised anomaly map (B, 1, H, W)) on the fixed scale from normal data."""
+        reconstruction = self(images)
+        error = self.raw_error(images, reconstruction)
+        return reconstruction, (error - self.config.error_mean) / self.config.error_std

@@ -1,0 +1,86 @@
+"""Procedural fabric and the two defect detectors' machinery: training data is flawless by construction,
+defect masks cover what changed, maps sit on a fixed scale, AUROC is right."""
+
+import numpy as np
+import pytest
+import torch
+
+from data import fabric
+from models.autoencoder import AutoencoderConfig, FabricAutoencoder
+from models.patch_memory import PatchMemory, PatchMemoryConfig, build_bank
+from training.train_fabric_autoencoder import TrainConfig, auroc, calibrate, normal_images
+
+
+def test_swatches_are_repeatable_and_in_range():
+    a, b = fabric.normal_swatch(5), fabric.normal_swatch(5)
+    assert a.shape == (256, 256, 3) and a.dtype == np.float32
+    assert np.array_equal(a, b) and 0 <= a.min() and a.max() <= 1
+    assert not np.array_equal(a, fabric.normal_swatch(6))
+
+
+def test_defects_never_appear_in_training_or_validation_images(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a defect was drawn into a training or validation image")
+
+    monkeypatch.setattr(fabric, "add_defect", forbidden)
+    monkeypatch.setattr(fabric, "defective_swatch", forbidden)
+    monkeypatch.setattr(fabric, "VAL_COUNT", 3)
+    train, val, _ = normal_images(TrainConfig(), 4)
+    assert train.shape == (4, 256, 256, 3) and val.shape == (3, 256, 256, 3)
+    # The seed ranges of the splits never meet.
+    assert fabric.TRAIN_SEED + 10**6 < fabric.VAL_SEED < fabric.VAL_SEED + fabric.VAL_COUNT < fabric.TEST_SEED
+
+
+@pytest.mark.parametrize("kind", fabric.DEFECTS)
+def test_each_defect_changes_the_pixels_its_mask_marks(kind):
+    seed = 123
+    rng = np.random.default_rng(seed)
+    clean = fabric.render(fabric.random_weave(rng))[0]
+    damaged, mask = fabric.defective_swatch(seed, kind)
+    assert mask.dtype == bool and 20 < mask.sum() < 0.2 * mask.size
+    change = np.abs(damaged - clean).mean(-1)
+    assert change[mask].mean() > 4 * max(change[~mask].mean(), 1e-3), f"{kind}: the mask must mark where the cloth changed"
+
+
+def test_test_set_is_half_normal_with_every_defect_type():
+    images, masks, kinds = fabric.test_set(normal=9, per_defect=1)
+    assert len(images) == 18 and kinds.count("normal") == 9 and set(kinds) - {"normal"} == set(fabric.DEFECTS)
+    assert not masks[:9].any() and all(m.any() for m in masks[9:])
+
+
+def test_auroc_matches_hand_counts():
+    assert auroc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1])) == pytest.approx(0.75)
+    assert auroc(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([0, 1, 1])) == pytest.approx(0.5)  # ties count half
+    assert auroc(torch.tensor([0.0, 1.0]), torch.tensor([0, 1])) == 1.0
+
+
+def test_maps_are_standardised_with_fixed_statistics_not_per_image():
+    torch.manual_seed(0)
+    model = FabricAutoencoder(AutoencoderConfig(error_mean=0.3, error_std=0.05)).eval()
+    quiet = torch.from_numpy(fabric.normal_swatch(1)).permute(2, 0, 1)[None]
+    noisy = (quiet + 0.3 * torch.randn_like(quiet)).clamp(0, 1)
+    with torch.inference_mode():
+        _, alone = model.anomaly_map(quiet)
+        _, together = model.anomaly_map(torch.cat([quiet, noisy]))
+        raw = model.raw_error(quiet, model(quiet))
+    assert torch.allclose(alone[0], together[0], atol=1e-5)  # scoring another image beside it changes nothing
+    assert torch.allclose(alone, (raw - 0.3) / 0.05, atol=1e-5)  # the stored scale, not the image's own
+    assert together[1].mean() > together[0].mean()  # a worse image gets a hotter map: no per-image stretching
+
+
+def test_calibration_puts_every_validation_image_below_the_threshold():
+    maps = torch.rand(10, 32, 32) + torch.arange(10).view(10, 1, 1) * 0.1
+    c = calibrate(maps)
+    standard = (maps - c["error_mean"]) / c["error_std"]
+    assert (standard.flatten(1).amax(1) < c["image_threshold"]).all()
+    assert (standard > c["pixel_threshold"]).float().mean() <= 0.001
+
+
+def test_coreset_keeps_far_apart_patches():
+    features = torch.cat([torch.zeros(500, 4), torch.ones(3, 4) * 10])  # three outliers among many copies
+    bank = build_bank(features, 4)
+    assert (bank == 10).all(1).sum() >= 1 and len(bank) == 4
+    memory = PatchMemory(PatchMemoryConfig(feature_dim=4, bank_size=4))
+    memory.bank.copy_(bank.half())
+    d = memory.distances(torch.zeros(1, 4, 2, 2))
+    assert d.shape == (1, 1, 2, 2) and float(d.max()) == pytest.approx(0.0, abs=1e-3)
