@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
 
-from apps.common import open_image, to_rgb
+from apps.common import heat_colours, open_image, to_rgb
 from data.photos import EXAMPLES_DIR, held_out_split, to_model_input
 from models import hub
 from models.efficientnet_lite import EfficientNetLite
@@ -83,15 +83,6 @@ def grad_cam_and_probs(net: EfficientNetLite, x: torch.Tensor, class_index: int 
     cam = F.relu((weights * features).sum(dim=1))[0].detach().float().cpu().numpy()  # (7, 7)
     probs = logits.detach().float().softmax(-1)[0].cpu()
     return cam / max(float(cam.max()), 1e-8), index, probs
-
-
-def heat_colours(values: np.ndarray) -> np.ndarray:
-    """(H, W) in [0, 1] -> (H, W, 3) float RGB in [0, 1]: dark blue, cyan, yellow, red."""
-    stops = np.array([[0.0, 0.0, 0.5], [0.0, 0.8, 1.0], [1.0, 0.9, 0.0], [0.9, 0.0, 0.0]])
-    pos = np.clip(values, 0, 1) * (len(stops) - 1)
-    low = np.floor(pos).astype(int).clip(0, len(stops) - 2)
-    frac = (pos - low)[..., None]
-    return stops[low] * (1 - frac) + stops[low + 1] * frac
 
 
 def cam_on_photo(rgb: np.ndarray, cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

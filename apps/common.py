@@ -163,3 +163,12 @@ def upscale(img01: np.ndarray, factor: int) -> np.ndarray:
     """(H, W) float in [0, 1] -> (H*f, W*f) uint8, nearest neighbour so pixels stay visible as pixels."""
     img = np.clip(np.round(img01 * 255), 0, 255).astype(np.uint8)
     return np.kron(img, np.ones((factor, factor), dtype=np.uint8))
+
+
+def heat_colours(values: np.ndarray) -> np.ndarray:
+    """(H, W) in [0, 1] -> (H, W, 3) float RGB in [0, 1]: dark blue, cyan, yellow, red."""
+    stops = np.array([[0.0, 0.0, 0.5], [0.0, 0.8, 1.0], [1.0, 0.9, 0.0], [0.9, 0.0, 0.0]])
+    pos = np.clip(values, 0, 1) * (len(stops) - 1)
+    low = np.floor(pos).astype(int).clip(0, len(stops) - 2)
+    frac = (pos - low)[..., None]
+    return stops[low] * (1 - frac) + stops[low + 1] * frac

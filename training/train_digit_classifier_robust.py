@@ -188,6 +188,14 @@ def main(cfg: TrainConfig) -> None:
     accelerator.print(f"metrics: {metrics}")
 
     n_params = sum(p.numel() for p in model.parameters())
+    last_robust = history[-1]["val_pgd_accuracy"]
+    overfitting = (
+        f" Robust overfitting (Rice et al. 2020) showed up: validation accuracy under attack peaked at epoch {best_epoch} "
+        f"({best_robust:.3f}) and was {last_robust:.3f} at the last epoch while the training loss kept falling, which is why the "
+        "epoch is chosen on attacked validation digits."
+        if last_robust < best_robust - 0.05
+        else ""
+    )
     card = CardInfo(
         name=NAME,
         title="Robust digit classifier: the same CNN, adversarially trained with PGD",
@@ -210,7 +218,7 @@ def main(cfg: TrainConfig) -> None:
             f"{len(splits.train_y)} training, {len(splits.val_y)} validation and {len(splits.test_y)} test digits, stratified with seed 0. "
             f"The epoch with the best validation accuracy under PGD-{cfg.val_attack_steps} at eps {cfg.eps:g} is kept "
             f"(epoch {best_epoch} of {epochs}); the test split is scored once, at the end, under PGD-{test_steps} "
-            "(step 2.5 * eps / steps, random start)."
+            "(step 2.5 * eps / steps, random start)." + overfitting
         ),
         metrics=metrics,
         metric_notes={

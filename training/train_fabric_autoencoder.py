@@ -11,7 +11,7 @@ deviation) and the thresholds: the image threshold sits just above the highest s
 flawless validation swatch, the pixel threshold where flawless pixels exceed it 1 time in 10,000.
 The test split (half flawless, half with one of nine defect types) is scored once, at the end.
 
-`evaluate_detector` and `calibrate` are shared with `training/build_fabric_features.py` and the
+`evaluate_detector` and `calibrate` are shared with `training/train_fabric_features.py` and the
 benchmark, so both detectors are judged the same way.
 """
 

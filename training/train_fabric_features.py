@@ -1,8 +1,8 @@
 """Build the `fabric-features` checkpoint: a memory bank of flawless-fabric patches, no training.
 
-    python -m training.build_fabric_features                 # ~3 min on 2 CPU cores
-    python -m training.build_fabric_features --dry-run
-    python -m training.build_fabric_features --dataset path/to/mvtec/carpet
+    python -m training.train_fabric_features                 # ~3 min on 2 CPU cores
+    python -m training.train_fabric_features --dry-run
+    python -m training.train_fabric_features --dataset path/to/mvtec/carpet
 
 EfficientNet-Lite0 (`checkpoints/imagenet-classifier`, frozen) describes every 8 x 8 px patch of
 flawless training swatches; a greedy coreset keeps the patches that cover all the others best.
@@ -94,7 +94,7 @@ def main(cfg: BuildConfig) -> None:
             "detection_rate": "share of defective test swatches called defective at the calibrated threshold",
             **{f"image_auroc_{k}": f"image AUROC, {k.replace('_', ' ')} swatches vs flawless ones" for k in fabric.DEFECTS},
         },
-        command=command("training.build_fabric_features"),
+        command=command("training.train_fabric_features"),
         wall_time_s=timer.seconds,
         hardware=hardware(accelerator),
         limits=(

@@ -1,0 +1,302 @@
+"""Fabric defects tab: an autoencoder trained only on flawless cloth (or a memory of flawless patches)
+points at holes, stains and broken threads it has never seen.
+
+Trace: upload -> `apps.common.open_image` -> `prepare_swatch` (centre square, 256 px) ->
+`models.autoencoder` (reconstruction, error map) or `models.patch_memory` (nearest-patch distance)
+-> a map on the scale fixed by flawless validation swatches -> outlines, score, verdict.
+"""
+
+import copy
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from apps.common import check_number, heat_colours, open_image, to_rgb
+from data import fabric
+from models import hub
+from models.autoencoder import FabricAutoencoder, ssim_map
+from models.efficientnet_lite import EfficientNetLite
+from models.patch_memory import PatchMemory, build_bank, patch_features
+from training.train_fabric_autoencoder import calibrate
+
+TITLE = "Fabric defects"
+AUTOENCODER, FEATURES = "autoencoder", "features"
+CHECKPOINTS = {AUTOENCODER: "fabric-autoencoder", FEATURES: "fabric-features"}
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "fabric"
+SIZE = fabric.SIZE
+MIN_FIT, MAX_FIT, FIT_SECONDS = 5, 50, 35.0  # photos for "fit to your own fabric"; autoencoder fine-tuning budget
+MAP_TOP = 3.0  # the colour scale ends at this multiple of the image threshold, the same for every picture
+INTRO = """
+### Find flaws it has never seen
+An **autoencoder** squeezes a picture of cloth into a few numbers and paints it back. It was trained **only on flawless fabric**, so it can
+redraw weave but not a hole, a stain or a broken thread: where its painting differs from the photo, something is wrong. The **features**
+detector needs no training at all: it remembers what flawless patches look like to an ImageNet network and flags patches unlike any it
+remembers. The cloth is **procedural** (we wove it in code: no real defect photos exist offline), and so are the nine kinds of defect,
+which the detectors never saw. Heat maps share **one fixed scale** from flawless cloth, so a flawless swatch stays cool.
+"""
+
+
+@dataclass
+class Fitted:
+    """A visitor's own detectors, fitted in their session only."""
+
+    autoencoder: FabricAutoencoder
+    memory: PatchMemory
+    n_photos: int
+    report: str
+
+
+def autoencoder() -> FabricAutoencoder:
+    return _load(FabricAutoencoder, AUTOENCODER)
+
+
+def memory() -> PatchMemory:
+    return _load(PatchMemory, FEATURES)
+
+
+def backbone() -> EfficientNetLite:
+    return _load(EfficientNetLite, "imagenet-classifier")
+
+
+def _load(cls, kind: str):
+    try:
+        return hub.load(cls, CHECKPOINTS.get(kind, kind))
+    except hub.CheckpointError as err:
+        raise gr.Error(str(err), title="Model not available") from None
+
+
+def prepare_swatch(image) -> torch.Tensor:
+    """Any picture -> (1, 3, 256, 256) in [0, 1]: the central square, resized (cloth has no 'whole object' to keep)."""
+    rgb = to_rgb(open_image(image, "a photo of fabric"))
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = Image.fromarray(rgb[top : top + side, left : left + side]).resize((SIZE, SIZE), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.asarray(square, np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+
+
+def detectors(detector: str, fitted: Fitted | None) -> tuple[FabricAutoencoder | PatchMemory, str]:
+    if detector not in CHECKPOINTS:
+        raise gr.Error(f"Unknown detector {detector!r}. Choose 'autoencoder' or 'features'.")
+    if fitted is not None:
+        return (fitted.autoencoder if detector == AUTOENCODER else fitted.memory), "fitted to your photos"
+    return (autoencoder() if detector == AUTOENCODER else memory()), "procedural fabric"
+
+
+@torch.inference_mode()
+def score_swatch(x: torch.Tensor, detector: str, fitted: Fitted | None = None) -> tuple[np.ndarray | None, np.ndarray, object]:
+    """(1, 3, 256, 256) -> (reconstruction (H, W, 3) or None, standardised map (H, W), the detector's config)."""
+    net, _ = detectors(detector, fitted)
+    if detector == AUTOENCODER:
+        reconstruction, heat = net.anomaly_map(x.to(next(net.parameters()).device))
+        return reconstruction[0].permute(1, 2, 0).float().cpu().numpy(), heat[0, 0].float().cpu().numpy(), net.config
+    features = backbone()
+    heat = net.anomaly_map(features, x.to(next(features.parameters()).device))
+    return None, heat[0, 0].float().cpu().numpy(), net.config
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """The 1-2 px border of a boolean mask."""
+    m = torch.from_numpy(mask.astype(np.float32))[None, None]
+    grown = F.max_pool2d(m, 5, stride=1, padding=2)
+    return (grown[0, 0].numpy() > 0) & ~mask
+
+
+def render(
+    x: torch.Tensor, reconstruction, heat: np.ndarray, config, threshold: float
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, str]:
+    """Pictures and verdict for one scored swatch at an image threshold (pixel threshold scales with it)."""
+    photo = (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    scale = threshold / config.image_threshold if config.image_threshold > 0 else 1.0
+    pixel_threshold = config.pixel_threshold * scale
+    heat_view = (heat_colours(np.clip(heat / (MAP_TOP * threshold), 0, 1)) * 255).round().astype(np.uint8)
+    regions = heat > max(pixel_threshold, 0)
+    marked = photo.copy()
+    marked[outline(regions)] = (255, 0, 255)
+    score = float(heat.max())
+    defective = score > threshold
+    verdict = (
+        f"### {'Defect found' if defective else 'Looks flawless'}\n\n"
+        f"Image score **{score:.1f}** (the hottest point, in standard deviations of flawless cloth's error) against the threshold "
+        f"**{threshold:.1f}**{' (calibrated)' if abs(scale - 1) < 1e-6 else f' (calibrated: {config.image_threshold:.1f})'}. "
+        f"{regions.mean():.1%} of the pixels are above the pixel threshold {pixel_threshold:.1f} (outlined in magenta)."
+    )
+    recon_view = None if reconstruction is None else (np.clip(reconstruction, 0, 1) * 255).round().astype(np.uint8)
+    return recon_view, heat_view, marked, verdict
+
+
+def detect_defects(image, detector: str = AUTOENCODER, threshold: float | None = None, fitted: Fitted | None = None):
+    """A photo of fabric -> (reconstruction (autoencoder only), heat map on the fixed scale, the photo with
+    defect regions outlined, the verdict). threshold: image threshold in standardised units; None or 0 = calibrated."""
+    x = prepare_swatch(image)
+    reconstruction, heat, config = score_swatch(x, detector, fitted)
+    if threshold in (None, "", 0):
+        threshold = config.image_threshold
+    threshold = check_number(threshold, "Threshold", 0.1, 100.0)
+    return render(x, reconstruction, heat, config, threshold)
+
+
+def detect_calibrated(image, detector, fitted):
+    """UI version for a new picture or detector: the calibrated threshold, also moved onto the slider."""
+    if image is None:
+        return None, None, None, "", gr.skip()
+    x = prepare_swatch(image)
+    reconstruction, heat, config = score_swatch(x, detector, fitted)
+    return (*render(x, reconstruction, heat, config, config.image_threshold), gr.update(value=round(config.image_threshold, 1)))
+
+
+def random_defective_swatch():
+    """A brand-new swatch (seeds outside every split) with a random defect, as a PNG, and its true mask outlined."""
+    rng = np.random.default_rng()
+    kind = str(rng.choice(fabric.DEFECTS))
+    image, mask = fabric.defective_swatch(int(rng.integers(30_000_000, 2**31 - 1)), kind)
+    path = Path(tempfile.mkdtemp(prefix="swatch-")) / f"swatch_{kind}.png"
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(path)
+    truth = (image * 255).round().astype(np.uint8)
+    truth[outline(mask)] = (0, 255, 0)
+    return str(path), truth, f"A new swatch with a **{kind.replace('_', ' ')}** (true region outlined in green)."
+
+
+# --- Fit to your own fabric ---------------------------------------------------------------------
+
+
+def fit_to_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa: B008 (Gradio injects it)
+    """5-50 photos of flawless product -> detectors fitted to it, for this session only.
+
+    A fifth of the photos (at least 2) are held back to calibrate; the features detector's memory
+    bank comes from the rest, and the autoencoder fine-tunes on them for at most 35 seconds."""
+    files = [f for f in (files or []) if f]
+    if not MIN_FIT <= len(files) <= MAX_FIT:
+        raise gr.Error(f"Upload {MIN_FIT} to {MAX_FIT} photos of flawless fabric (got {len(files)}).")
+    started = time.perf_counter()
+    progress(0.02, desc="Reading your photos")
+    swatches = torch.cat([prepare_swatch(f) for f in files])
+    n_hold = max(2, len(files) // 5)
+    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(files), generator=generator)
+    held, train = swatches[order[:n_hold]], swatches[order[n_hold:]]
+
+    progress(0.1, desc="Remembering flawless patches")
+    features_net = backbone()
+    with torch.inference_mode():
+        feats = patch_features(features_net, train)
+    feats = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
+    base_memory = memory()
+    fitted_memory = copy.deepcopy(base_memory)
+    bank_size = min(4096, len(feats))
+    fitted_memory.bank = build_bank(feats, bank_size).half()
+    fitted_memory.config = copy.deepcopy(base_memory.config)
+    fitted_memory.config.bank_size = bank_size
+    with torch.inference_mode():
+        raw = fitted_memory.raw_map(features_net, held)[:, 0]
+    for key, value in calibrate(raw).items():
+        setattr(fitted_memory.config, key, value)
+
+    progress(0.3, desc="Fine-tuning the autoencoder")
+    net = copy.deepcopy(autoencoder()).cpu().train()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=5e-4)
+    steps = 0
+    budget = started + FIT_SECONDS
+    while time.perf_counter() < budget and steps < 400:
+        index = torch.randint(len(train), (8,), generator=generator)
+        top, left = (int(v) for v in torch.randint(0, SIZE - 128 + 1, (2,), generator=generator))
+        crops = train[index, :, top : top + 128, left : left + 128]
+        reconstruction = net(crops)
+        loss = (reconstruction - crops).abs().mean() + (1 - ssim_map(crops, reconstruction)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        progress(0.3 + 0.6 * min(1.0, (time.perf_counter() - started) / FIT_SECONDS), desc=f"Fine-tuning the autoencoder (step {steps})")
+    net.eval()
+    with torch.inference_mode():
+        raw = net.raw_error(held, net(held))[:, 0]
+    for key, value in calibrate(raw).items():
+        setattr(net.config, key, value)
+    seconds = time.perf_counter() - started
+    report = (
+        f"Fitted to **{len(files)} photos** in {seconds:.0f} s: the features detector remembers {bank_size:,} patches from "
+        f"{len(train)} of them; the autoencoder fine-tuned for {steps} steps. {n_hold} photos were held back to set the scale "
+        "and the thresholds. Detection in this session now uses your detectors; it lasts until you reload the page."
+    )
+    return Fitted(net, fitted_memory, len(files), report), report
+
+
+def forget_fit():
+    return None, "Back to the detectors trained on procedural fabric."
+
+
+def example_files() -> list[str]:
+    return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.png"))]
+
+
+def build() -> None:
+    """The Fabric defects tab's components and events, inside the current gr.Tab."""
+    gr.Markdown(INTRO)
+    fitted = gr.State(None)
+    with gr.Row():
+        with gr.Column():
+            photo = gr.Image(
+                label="Photo of fabric", type="filepath", sources=["upload", "webcam", "clipboard"], height=300, elem_id="fabric-photo"
+            )
+            detector = gr.Radio(
+                [("Autoencoder (trained on flawless cloth)", AUTOENCODER), ("Features (memory of flawless patches)", FEATURES)],
+                value=AUTOENCODER,
+                label="Detector",
+                elem_id="fabric-detector",
+            )
+            with gr.Row():
+                detect_button = gr.Button("Find defects", variant="primary", elem_id="fabric-detect")
+                random_button = gr.Button("Random swatch with a defect")
+            threshold = gr.Slider(
+                0.5,
+                60,
+                value=8,
+                step=0.1,
+                label="Image threshold (standard deviations of flawless cloth's error); moves live",
+                elem_id="fabric-threshold",
+            )
+            truth_note = gr.Markdown()
+            gr.Examples(example_files(), inputs=photo, label="Example swatches (procedural; never used for training)")
+        with gr.Column():
+            verdict = gr.Markdown(elem_id="fabric-verdict")
+            with gr.Row():
+                marked = gr.Image(label="Defect regions outlined", type="numpy", buttons=[], height=256)
+                heat = gr.Image(
+                    label="Anomaly map (fixed scale: blue = like flawless cloth, red = 3x the threshold)",
+                    type="numpy",
+                    buttons=[],
+                    height=256,
+                )
+            with gr.Row():
+                reconstruction = gr.Image(label="The autoencoder's reconstruction", type="numpy", buttons=[], height=256)
+                truth = gr.Image(label="True defect (random swatches only)", type="numpy", buttons=[], height=256)
+    with gr.Accordion("Fit to your own fabric", open=False):
+        gr.Markdown(
+            f"Upload {MIN_FIT} to {MAX_FIT} photos of **flawless** product. The features detector memorises their patches; the autoencoder "
+            f"fine-tunes on them for up to {FIT_SECONDS:.0f} seconds. A fifth are held back to calibrate. Stays in your session only."
+        )
+        fit_files = gr.File(file_count="multiple", file_types=["image"], label="Flawless photos")
+        with gr.Row():
+            fit_button = gr.Button("Fit", variant="primary")
+            forget_button = gr.Button("Forget my fit")
+        fit_report = gr.Markdown()
+
+    outputs = [reconstruction, heat, marked, verdict]
+    new_picture = [photo, detector, fitted]
+    detect_button.click(detect_defects, [photo, detector, threshold, fitted], outputs, api_name="detect_defects", preprocess=False)
+    photo.upload(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False)
+    detector.change(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False)
+    threshold.release(detect_defects, [photo, detector, threshold, fitted], outputs, api_visibility="private", preprocess=False)
+    random_button.click(random_defective_swatch, None, [photo, truth, truth_note], api_visibility="private").then(
+        detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False
+    )
+    fit_button.click(fit_to_fabric, fit_files, [fitted, fit_report], api_name="fit_fabric", concurrency_limit=1)
+    forget_button.click(forget_fit, None, [fitted, fit_report], api_visibility="private")

@@ -1,0 +1,256 @@
+"""Segment tab: a U-Net gives every pixel of a picture of handwritten digits a class.
+
+Trace: drawing or upload -> `apps.common.open_image` -> `prepare_scene` (grey, 128 px short side, padded
+to a multiple of 16) -> `models.unet` -> per-pixel probabilities -> coloured mask, probability map.
+"""
+
+import json
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from apps.common import check_number, heat_colours, open_image, to_gray
+from data.digit_scenes import fixed_scenes
+from models import hub
+from models.unet import UNet
+
+TITLE = "Segment"
+CHECKPOINT = "digit-segmenter"
+WORK_SIDE = 128  # the short side the network reads; its training scenes were 128 px
+MAX_SIDE = 512  # the long side is capped here, so a panorama stays fast
+ANY_DIGIT = "any digit"
+UNSURE = "unsure (below the confidence threshold)"
+INTRO = """
+### Label every pixel, not the whole picture
+A **U-Net** squeezes the picture through an **encoder** (ever smaller, ever deeper feature maps: *what* is there) and blows it back up
+with a **decoder** (*where* it is); **skip connections** hand the decoder the encoder's sharp early maps so thin pen strokes keep their
+outline. It learned from scenes of 1 to 5 **real handwritten MNIST digits** that we scattered on paper-like canvases (no real street or
+medical masks exist offline), with a loss that rewards the **overlap** of predicted and true shapes (Dice) as well as per-pixel
+correctness (cross-entropy). Draw a few digits, upload a photo of written digits, or take a random test scene it never saw.
+"""
+
+
+def model() -> UNet:
+    try:
+        return hub.load(UNet, CHECKPOINT)
+    except hub.CheckpointError as err:
+        raise gr.Error(str(err), title="Model not available") from None
+
+
+def prepare_scene(gray: np.ndarray, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(H, W) in [0, 1] -> ((1, 1, H', W') network input, (h, w) of the picture inside the padding).
+
+    Scaled so the short side is 128 px (long side at most 512), then padded to a multiple of the
+    U-Net's downsampling with the paper colour (the median of the border), so padding is background."""
+    h, w = gray.shape
+    scale = min(WORK_SIDE / min(h, w), MAX_SIDE / max(h, w))
+    new_h, new_w = max(multiple, round(h * scale)), max(multiple, round(w * scale))
+    x = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]
+    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    border = torch.cat([x[0, 0, 0], x[0, 0, -1], x[0, 0, :, 0], x[0, 0, :, -1]])
+    pad_h, pad_w = -new_h % multiple, -new_w % multiple
+    x = F.pad(x, (0, pad_w, 0, pad_h), value=float(border.median()))
+    return x, (new_h, new_w)
+
+
+def probabilities(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Greyscale picture -> (the picture as the network read it (h, w), class probabilities (classes, h, w))."""
+    net = model()
+    x, (h, w) = prepare_scene(gray, net.multiple)
+    with torch.inference_mode():
+        probs = net(x.to(next(net.parameters()).device)).float().softmax(1)[0, :, :h, :w].cpu().numpy()
+    return x[0, 0, :h, :w].numpy(), probs
+
+
+def class_choices() -> list[str]:
+    return [ANY_DIGIT] + [str(d) for d in range(10)]
+
+
+def probability_map(probs: np.ndarray, class_name: str) -> np.ndarray:
+    """The chosen class's probability at every pixel, on a fixed 0-1 colour scale (never stretched per picture)."""
+    names = model().config.class_names
+    if class_name in (None, "", ANY_DIGIT):
+        values = 1.0 - probs[0]
+    elif class_name in names:
+        values = probs[names.index(class_name)]
+    else:
+        raise gr.Error(f"Unknown class {class_name!r}. Choose '{ANY_DIGIT}' or one of 0-9.")
+    return (heat_colours(values) * 255).round().astype(np.uint8)
+
+
+def annotations(picture: np.ndarray, probs: np.ndarray, confidence: float) -> tuple[np.ndarray, list[tuple[np.ndarray, str]], dict]:
+    """(base image RGB uint8, [(mask, class name)] for every class found, {class: pixels}).
+
+    Pixels whose top probability is under `confidence` go to the 'unsure' layer instead of a class."""
+    names = model().config.class_names
+    labels, top = probs.argmax(0), probs.max(0)
+    sure = top >= confidence
+    layers, found = [], {}
+    for index in range(1, len(names)):
+        mask = (labels == index) & sure
+        if mask.sum() >= 4:  # a few stray pixels are not a finding
+            layers.append((mask.astype(np.float32), names[index]))
+            found[names[index]] = int(mask.sum())
+    unsure = ~sure
+    if unsure.any():
+        layers.append((unsure.astype(np.float32), UNSURE))
+    base = (np.stack([picture] * 3, -1) * 255).round().astype(np.uint8)
+    return base, layers, found
+
+
+def summary(found: dict, probs: np.ndarray, confidence: float) -> str:
+    unsure = float((probs.max(0) < confidence).mean())
+    if not found:
+        text = "**No digit found** with that confidence: every pixel looks like background to it."
+    else:
+        parts = ", ".join(f"**{name}** ({pixels:,} px)" for name, pixels in sorted(found.items(), key=lambda kv: -kv[1]))
+        text = f"Found {parts}."
+    return text + f" {unsure:.1%} of pixels are below the {confidence:.0%} confidence threshold (shown grey)."
+
+
+def segment_digits(image, confidence: float = 0.5, class_name: str = ANY_DIGIT):
+    """A picture of handwritten digits -> (the picture with each digit's pixels coloured by class, the probability
+    map of `class_name`, a summary). Pixels whose top probability is under `confidence` are shown as unsure."""
+    confidence = check_number(confidence, "Confidence threshold", 0.0, 1.0)
+    gray = to_gray(open_image(image, "a picture of handwritten digits"))
+    if gray.max() - gray.min() < 0.05:
+        raise gr.Error("The picture is blank: draw or upload some digits first.", title="Nothing to segment")
+    picture, probs = probabilities(gray)
+    base, layers, found = annotations(picture, probs, confidence)
+    return (base, layers), probability_map(probs, class_name), summary(found, probs, confidence)
+
+
+def segment_sketch(sketch, confidence, class_name):
+    """Live version for the drawing pad: an empty canvas clears the outputs instead of raising."""
+    if sketch is None or sketch.get("composite") is None:
+        return None, None, ""
+    gray = to_gray(open_image(sketch))
+    if gray.max() - gray.min() < 0.1:
+        return None, None, ""
+    return segment_digits(gray, confidence, class_name)
+
+
+def random_test_scene():
+    """One of the 500 fixed test scenes (digits the model never saw) and its true mask."""
+    images, masks = fixed_scenes("test")
+    index = int(np.random.default_rng().integers(len(images)))
+    picture = images[index, 0].numpy()
+    path = Path(tempfile.mkdtemp(prefix="test-scene-")) / f"test_scene_{index}.png"
+    Image.fromarray((picture * 255).round().astype(np.uint8)).save(path)
+    names = model().config.class_names
+    truth = masks[index].numpy()
+    layers = [((truth == i).astype(np.float32), names[i]) for i in range(1, len(names)) if (truth == i).any()]
+    base = (np.stack([picture] * 3, -1) * 255).round().astype(np.uint8)
+    return str(path), (base, layers), f"Test scene #{index} of 500: built from held-out test digits only."
+
+
+def colour_map() -> dict[str, str] | None:
+    """Class name -> colour, read from the checkpoint's config.json without loading the weights (fast start-up)."""
+    path = hub.checkpoint_file(CHECKPOINT, "config.json")
+    if path is None:
+        return None
+    config = json.loads(path.read_text())
+    return dict(zip(config["class_names"][1:], config["class_colours"][1:], strict=True)) | {UNSURE: "#9e9e9e"}
+
+
+def resegment(source: str, sketch, upload, confidence, class_name):
+    """A setting changed: run again on whichever input was used last."""
+    if source == "sketch":
+        return segment_sketch(sketch, confidence, class_name)
+    if upload is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    return segment_digits(upload, confidence, class_name)
+
+
+def training_curves() -> pd.DataFrame | None:
+    path = hub.checkpoint_file(CHECKPOINT, "training_log.json")
+    if path is None:
+        return None
+    rows = []
+    for entry in json.loads(path.read_text()):
+        rows.append({"step": entry["step"], "value": entry["val_miou"], "curve": "validation mIoU (shipped: cross-entropy + Dice)"})
+        if "val_miou_ce" in entry:
+            rows.append({"step": entry["step"], "value": entry["val_miou_ce"], "curve": "validation mIoU (cross-entropy only)"})
+    return pd.DataFrame(rows)
+
+
+def metrics_markdown() -> str:
+    path = hub.checkpoint_file(CHECKPOINT, "metrics.json")
+    if path is None:
+        return f"*No metrics found: train the model with `{hub.training_command(CHECKPOINT)}`.*"
+    m = json.loads(path.read_text())
+    text = (
+        f"**Held-out results** on 500 test scenes built only from test digits: mean IoU **{m['miou']:.3f}**, Dice **{m['dice']:.3f}**; "
+        f"on scenes of font-rendered digits (a stand-in for drawings): mean IoU **{m.get('font_scene_miou', float('nan')):.3f}**."
+    )
+    if "ce_miou" in m:
+        text += f" The same network trained with cross-entropy alone reached mean IoU **{m['ce_miou']:.3f}** on the same scenes."
+    return text
+
+
+def build() -> None:
+    """The Segment tab's components and events, inside the current gr.Tab."""
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column():
+            with gr.Tab("Draw"):
+                sketch = gr.Sketchpad(
+                    label="Draw a few digits",
+                    value={"background": np.full((384, 512, 3), 255, np.uint8), "layers": [], "composite": None},
+                    type="numpy",
+                    canvas_size=(512, 384),
+                    brush=gr.Brush(default_size=14, colors=["#000000"], color_mode="fixed"),
+                    layers=False,
+                    transforms=(),
+                    elem_id="segment-sketchpad",
+                )
+            with gr.Tab("Upload or test scene"):
+                upload = gr.Image(
+                    label="Photo or scan of written digits",
+                    type="filepath",
+                    sources=["upload", "clipboard", "webcam"],
+                    elem_id="segment-upload",
+                )
+                with gr.Row():
+                    segment_button = gr.Button("Segment", variant="primary")
+                    random_button = gr.Button("Random test scene")
+                scene_note = gr.Markdown()
+            confidence = gr.Slider(0.0, 0.99, value=0.5, step=0.01, label="Confidence threshold: pixels below it are shown grey (unsure)")
+            class_name = gr.Dropdown(class_choices(), value=ANY_DIGIT, label="Probability map for class")
+        with gr.Column():
+            overlay = gr.AnnotatedImage(label="Every pixel's class", color_map=colour_map(), height=360, elem_id="segment-overlay")
+            found = gr.Markdown(elem_id="segment-summary")
+            with gr.Row():
+                prob_map = gr.Image(
+                    label="Raw probability of the chosen class (blue 0 → red 1, same scale for every picture)",
+                    type="numpy",
+                    buttons=[],
+                    height=240,
+                )
+                truth = gr.AnnotatedImage(label="True mask (test scenes only)", color_map=colour_map(), height=240)
+    with gr.Accordion("How it was trained", open=False):
+        gr.Markdown(metrics_markdown())
+        curves = training_curves()
+        if curves is not None:
+            gr.LinePlot(curves, x="step", y="value", color="curve", y_lim=[0, 1], title="Validation mean IoU while training", height=260)
+
+    outputs = [overlay, prob_map, found]
+    settings = [confidence, class_name]
+    source = gr.State("sketch")  # which input the settings re-run on
+    sketch.input(
+        segment_sketch, [sketch, *settings], outputs, api_visibility="private", trigger_mode="always_last", show_progress="hidden"
+    ).then(lambda: "sketch", None, source, api_visibility="private")
+    segment_button.click(segment_digits, [upload, *settings], outputs, api_name="segment_digits", preprocess=False).then(
+        lambda: "upload", None, source, api_visibility="private"
+    )
+    random_button.click(random_test_scene, None, [upload, truth, scene_note], api_visibility="private").then(
+        segment_digits, [upload, *settings], outputs, api_visibility="private", preprocess=False
+    ).then(lambda: "upload", None, source, api_visibility="private")
+    for setting in (confidence, class_name):
+        setting.change(resegment, [source, sketch, upload, *settings], outputs, api_visibility="private", trigger_mode="always_last")

@@ -1,0 +1,83 @@
+"""The Segment tab with the shipped U-Net: drawings get coloured regions, thresholds behave, bad input is refused."""
+
+import json
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from apps import segment as tab
+from data import digit_scenes
+from models.unet import UNet
+from tests.conftest import draw_digit, needs_checkpoint
+from training.train_digit_segmenter import confusion, scores
+
+CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "digit-segmenter"
+pytestmark = needs_checkpoint("digit-segmenter")
+
+
+def two_digit_canvas(a: int = 7, b: int = 4) -> np.ndarray:
+    canvas = Image.new("L", (600, 300), 255)
+    canvas.paste(draw_digit(a), (0, 0))
+    canvas.paste(draw_digit(b), (300, 0))
+    return np.asarray(canvas, dtype=np.float32) / 255
+
+
+def test_shipped_segmenter_holds_its_test_miou():
+    net = UNet.from_pretrained(CHECKPOINT, strict=True)
+    images, masks = digit_scenes.fixed_scenes("test")
+    measured = scores(confusion(net, images[:100], masks[:100], 11))["miou"]
+    claimed = json.loads((CHECKPOINT / "metrics.json").read_text())["miou"]
+    assert measured >= 0.85 and measured == pytest.approx(claimed, abs=0.03)
+
+
+def test_two_drawn_digits_get_two_coloured_regions():
+    (base, layers), prob_map, text = tab.segment_digits(two_digit_canvas(7, 4), 0.5, "7")
+    classes = {name for _, name in layers if name != tab.UNSURE}
+    assert {"7", "4"} <= classes and len(classes) <= 3
+    assert base.shape[:2] == prob_map.shape[:2] == (128, 256)
+    assert "**7**" in text and "**4**" in text
+    seven, four = (next(mask for mask, name in layers if name == d) for d in ("7", "4"))
+    assert seven[:, :128].sum() > 5 * seven[:, 128:].sum()  # the 7 was drawn on the left
+    assert four[:, 128:].sum() > 5 * four[:, :128].sum()
+
+
+def test_confidence_threshold_moves_pixels_to_unsure():
+    low = tab.segment_digits(two_digit_canvas(), 0.0, tab.ANY_DIGIT)[0][1]
+    high = tab.segment_digits(two_digit_canvas(), 0.99, tab.ANY_DIGIT)[0][1]
+    unsure = lambda layers: sum(m.sum() for m, n in layers if n == tab.UNSURE)  # noqa: E731
+    assert unsure(low) == 0 and unsure(high) > 0
+
+
+def test_probability_map_is_on_a_fixed_scale():
+    gray = two_digit_canvas()
+    _, probs = tab.probabilities(gray)
+    # "0" was not drawn: its map must stay cold (dark blue), not be stretched to look like a detection.
+    zero_map = tab.probability_map(probs, "0")
+    assert zero_map[..., 2].mean() > 100 and zero_map[..., 0].mean() < 60
+
+
+@pytest.mark.parametrize(
+    "value, settings, message",
+    [
+        (None, (0.5, tab.ANY_DIGIT), "Nothing was uploaded"),
+        ("blank", (0.5, tab.ANY_DIGIT), "blank"),
+        ("ok", (1.5, tab.ANY_DIGIT), "Confidence"),
+        ("ok", (0.5, "11"), "Unknown class"),
+    ],
+)
+def test_bad_input_gets_a_clear_message(tmp_path, value, settings, message):
+    if value == "blank":
+        value = np.ones((100, 100), np.float32)
+    elif value == "ok":
+        value = two_digit_canvas()
+    with pytest.raises(gr.Error, match=message):
+        tab.segment_digits(value, *settings)
+
+
+def test_random_test_scene_comes_with_its_true_mask():
+    path, (base, layers), note = tab.random_test_scene()
+    assert Image.open(path).size == (128, 128) and "test digits" in note
+    assert layers and all(mask.shape == (128, 128) for mask, _ in layers)

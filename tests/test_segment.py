@@ -1,0 +1,107 @@
+"""Digit scenes, the U-Net and the Segment tab: masks are true to the digits, splits stay apart, the
+shipped segmenter labels drawings, bad input gets a clear message."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data import digit_scenes
+from data.digit_scenes import SceneConfig, make_scenes, sample_scenes
+from data.mnist import load_splits
+from models.unet import UNet, UNetConfig
+from training.train_digit_segmenter import scores, soft_dice_loss
+
+CLEAN = SceneConfig(min_digits=1, max_digits=1, stray_strokes=(0, 0), invert_p=0.0, noise=0.0, blur_p=0.0, thickness_p=0.0)
+
+
+def test_a_scene_mask_is_exactly_the_digits_ink():
+    splits = load_splits()
+    generator = torch.Generator().manual_seed(0)
+    digits = torch.from_numpy(splits.test_x[:8]).float().div(255)[:, None]  # one digit per scene
+    labels = torch.from_numpy(splits.test_y[:8])[:, None]
+    images, masks = make_scenes(digits, labels, torch.ones(8, dtype=torch.long), CLEAN, generator)
+    for image, mask, label in zip(images[:, 0], masks, labels[:, 0], strict=True):
+        assert set(mask.unique().tolist()) == {0, int(label) + 1}  # background and exactly this digit's class
+        ink = mask > 0
+        assert ink.sum() > 30
+        # Dark ink on light paper: every masked pixel is darker than the paper around it.
+        assert image[ink].mean() < image[~ink].mean() - 0.3
+
+
+def test_top_most_digit_owns_overlapping_pixels():
+    square = torch.zeros(28, 28)
+    square[4:24, 4:24] = 1.0
+    digits = square.expand(1, 2, 28, 28).clone()
+    labels = torch.tensor([[3, 8]])
+    cfg = SceneConfig(**{**CLEAN.__dict__, "max_digits": 2, "digit_px": (100.0, 100.0), "rotate_deg": 0.0})
+    # The same seed places the layers exactly as make_scenes does; big squares on a 128 px canvas must overlap.
+    layers = digit_scenes._digit_layers(digits, torch.tensor([2]), cfg, torch.Generator().manual_seed(5))[0]
+    _, masks = make_scenes(digits, labels, torch.tensor([2]), cfg, torch.Generator().manual_seed(5))
+    lower, upper = layers[0] >= 0.5, layers[1] >= 0.5
+    assert (lower & upper).sum() > 100
+    assert (masks[0][upper] == 9).all()  # the later digit (8) lies on top
+    assert (masks[0][lower & ~upper] == 4).all()
+    assert (masks[0][~lower & ~upper] == 0).all()
+
+
+def test_scenes_from_one_class_only_contain_that_class():
+    splits = load_splits()
+    threes = splits.test_x[splits.test_y == 3]
+    _, masks = sample_scenes(threes, np.full(len(threes), 3), 16, SceneConfig(), torch.Generator().manual_seed(0))
+    assert set(masks.unique().tolist()) <= {0, 4}
+
+
+def test_fixed_test_scenes_are_repeatable_and_use_only_test_digits(monkeypatch):
+    images, masks = digit_scenes.fixed_scenes("test")
+    assert images.shape == (500, 1, 128, 128) and masks.shape == (500, 128, 128)
+    assert images.min() >= 0 and images.max() <= 1
+    splits = load_splits()
+    again = sample_scenes(splits.test_x, splits.test_y, 500, SceneConfig(), torch.Generator().manual_seed(digit_scenes.TEST_SEED))
+    assert torch.equal(again[1], masks)
+    # Built from a pool with training digits replaced by blanks, the test scenes come out the same: they never touch training digits.
+    blank = splits.__class__(**{**splits.__dict__, "train_x": np.zeros_like(splits.train_x), "val_x": np.zeros_like(splits.val_x)})
+    monkeypatch.setattr(digit_scenes, "load_splits", lambda dataset=None: blank)
+    digit_scenes.fixed_scenes.cache_clear()
+    try:
+        assert torch.equal(digit_scenes.fixed_scenes("test")[1], masks)
+    finally:
+        digit_scenes.fixed_scenes.cache_clear()
+
+
+def test_every_class_appears_in_the_test_scenes():
+    _, masks = digit_scenes.fixed_scenes("test")
+    counts = torch.bincount(masks.flatten(), minlength=11)
+    assert (counts > 1000).all()
+
+
+def test_unet_keeps_the_picture_size_for_any_multiple_of_16():
+    net = UNet(UNetConfig(channels=[4, 8, 8, 8, 8])).eval()
+    for h, w in [(128, 128), (96, 160), (16, 48)]:
+        assert net(torch.rand(2, 1, h, w)).shape == (2, 11, h, w)
+
+
+def test_scores_and_dice_loss_behave():
+    counts = torch.tensor([[90, 10], [0, 100]])
+    s = scores(counts)
+    assert s["iou_0"] == pytest.approx(0.9) and s["iou_1"] == pytest.approx(100 / 110)
+    assert s["miou"] == pytest.approx((0.9 + 100 / 110) / 2)
+    masks = torch.randint(0, 3, (2, 8, 8))
+    perfect = torch.nn.functional.one_hot(masks, 3).permute(0, 3, 1, 2).float() * 50
+    assert soft_dice_loss(perfect, masks) < 0.01 < soft_dice_loss(torch.zeros(2, 3, 8, 8), masks)
+
+
+def test_mask_folder_dataset_reads_pairs(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / split / "images").mkdir(parents=True)
+        (tmp_path / split / "masks").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((40, 60), 200, np.uint8)).save(tmp_path / split / "images" / f"{i}.jpg")
+            mask = np.zeros((40, 60), np.uint8)
+            mask[10:30, 20:40] = 2
+            Image.fromarray(mask).save(tmp_path / split / "masks" / f"{i}.png")
+    (tmp_path / "classes.txt").write_text("background\nroad\nperson\n")
+    data = digit_scenes.load_mask_dataset(str(tmp_path), size=32)
+    assert data.train[0].shape == (3, 1, 32, 32) and data.test[1].shape == (3, 32, 32)
+    assert set(data.train[1].unique().tolist()) == {0, 2}  # nearest-neighbour resizing keeps class indices intact
+    assert data.class_names == ["background", "road", "person"]
