@@ -1,5 +1,5 @@
 """One module per tab, in the order the tabs appear. Each has TITLE and build()."""
 
-from apps import classify, digit_gan, digits, neurons
+from apps import attack, classify, digit_gan, digits, neurons
 
-TABS = [neurons, digits, classify, digit_gan]
+TABS = [neurons, digits, classify, digit_gan, attack]

@@ -2,7 +2,7 @@
 
     python -m benchmarks.run                              # everything
     python -m benchmarks.run --only digit-classifier      # one entry
-    python -m benchmarks.run --json out.json              # also write {"name": {"metric": value}}
+    python -m benchmarks.run --json out.json              # also write {"name": {"metric": value}} (merged into the file)
 
 Quality metrics come from held-out data only. `latency_ms_*` times the model alone at batch 1
 (after warm-up, single request); `api_ms_p50` times a whole request through gradio_client
@@ -14,6 +14,7 @@ import json
 import platform
 import socket
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
@@ -234,11 +235,179 @@ def bench_digit_gan(app: LaunchedApp) -> dict[str, float]:
     }
 
 
+def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
+    from gradio_client import handle_file
+    from PIL import Image
+
+    from apps import segment
+    from data.digit_scenes import fixed_scenes, font_scenes
+    from tests.conftest import draw_digit
+    from training.train_digit_segmenter import confusion, scores
+
+    net = segment.model()
+    n_classes = len(net.config.class_names)
+    test = scores(confusion(net, *fixed_scenes("test"), n_classes))
+    font = scores(confusion(net, *font_scenes(), n_classes))
+    device = next(net.parameters()).device
+    one = fixed_scenes("test")[0][:1].to(device)
+
+    def single():
+        with torch.inference_mode():
+            net(one)
+
+    p50, p95 = percentile_ms(single, repeats=50, warmup=5)
+    canvas = Image.new("L", (600, 300), 255)
+    canvas.paste(draw_digit(7), (0, 0))
+    canvas.paste(draw_digit(4), (300, 0))
+    path = Path(tempfile.mkdtemp()) / "two_digits.png"
+    canvas.save(path)
+    api = api_p50_ms(app, "/segment_digits", [handle_file(str(path)), 0.5, "any digit"], repeats=10)
+    return {
+        "miou": round(test["miou"], 4),
+        "dice": round(test["dice"], 4),
+        "pixel_accuracy": round(test["pixel_accuracy"], 4),
+        "font_scene_miou": round(font["miou"], 4),
+        "latency_ms_p50": round(p50, 2),
+        "latency_ms_p95": round(p95, 2),
+        "api_ms_p50": round(api, 1),
+    }
+
+
+def bench_fabric(app: LaunchedApp) -> dict[str, float]:
+    """Both fabric detectors on the same procedural test split; returned as two entries by main()."""
+    from gradio_client import handle_file
+
+    from apps import fabric as tab
+    from training.train_fabric_autoencoder import evaluate_detector
+
+    results = {}
+    x = tab.prepare_swatch(str(EXAMPLES / "fabric" / "hole_40000010.png"))
+    for detector, name in ((tab.AUTOENCODER, "fabric-autoencoder"), (tab.FEATURES, "fabric-features")):
+        net, _ = tab.detectors(detector, None)
+        config = net.config
+        if detector == tab.AUTOENCODER:
+            map_fn = lambda images, net=net: net.anomaly_map(images)[1]  # noqa: E731
+        else:
+            map_fn = lambda images, net=net: net.anomaly_map(tab.backbone(), images)  # noqa: E731
+        metrics = {k: round(v, 4) for k, v in evaluate_detector(map_fn, config.image_threshold).items()}
+        p50, p95 = percentile_ms(lambda map_fn=map_fn: torch.inference_mode()(map_fn)(x), repeats=30, warmup=3)
+        metrics["latency_ms_p50"], metrics["latency_ms_p95"] = round(p50, 1), round(p95, 1)
+        metrics["api_ms_p50"] = round(
+            api_p50_ms(app, "/detect_defects", [handle_file(str(EXAMPLES / "fabric" / "hole_40000010.png")), detector, 0], repeats=10), 1
+        )
+        results[name] = metrics
+    return results
+
+
+def write_robustness_curve(n_digits: int = 500, steps: int = 20) -> float:
+    """The robustness curve the Attack tab shows (benchmarks/robustness_curve.json); returns the seconds it took."""
+    from apps import attack
+
+    started = time.perf_counter()
+    curve = attack.robustness_curve(n_digits, steps)
+    attack.CURVE_FILE.write_text(json.dumps({"steps": steps, "n_digits": n_digits, "points": curve.to_dict("records")}, indent=1) + "\n")
+    return round(time.perf_counter() - started, 1)
+
+
+def bench_attack(app: LaunchedApp) -> dict[str, float]:
+    """Attack success on the standard digit model, robustness of the robust one, transfer between
+    them, targeted PGD on every example photo, the robustness curve (written to
+    benchmarks/robustness_curve.json for the tab), and latency."""
+    from gradio_client import handle_file
+
+    from apps import attack
+    from models import attacks
+    from training.train_digit_classifier import evaluate
+
+    standard, robust = attack.model(attack.DIGIT), attack.model(attack.ROBUST)
+    device = next(standard.parameters()).device
+    x_all, y_all = (t.to(device) for t in attack.test_digits(1000))
+    correct = attacks.predict(standard, x_all) == y_all
+    # 500 test digits the standard model gets right, spread evenly over the (class-sorted) split: every class equally.
+    right = correct.nonzero().squeeze(1)
+    right = right[torch.linspace(0, len(right) - 1, 500).round().long()]
+    x, y = x_all[right], y_all[right]
+    eps = 0.3
+    rate = lambda result: round(float(result.success.float().mean()), 4)  # noqa: E731
+    results = {
+        "fgsm_success_eps0.3": rate(attacks.fgsm(standard, x, y, eps)),
+        "pgd_success_eps0.3": rate(attacks.pgd(standard, x, y, eps, steps=40, seed=0)),
+    }
+    # One-pixel at the tab's default budget (population 100, 60 generations) on every 5th of them (10 per class).
+    onepixel = {"population": attack.DEFAULTS[attack.DIGIT]["population"], "iterations": attack.DEFAULTS[attack.DIGIT]["iterations"]}
+    for k in (1, 3):
+        results[f"onepixel_success_{k}px"] = rate(attacks.one_pixel(standard, x[::5], y[::5], pixels=k, seed=0, **onepixel))
+
+    clean_acc, _ = evaluate(robust, x_all, y_all)
+    robust_pgd = attacks.pgd(robust, x_all, y_all, eps, steps=40, seed=0)
+    results["robust_clean_accuracy"] = round(clean_acc, 4)
+    results["robust_pgd_accuracy_eps0.3"] = round(float((robust_pgd.predictions == y_all).float().mean()), 4)
+    results["robust_fgsm_accuracy_eps0.3"] = round(float((attacks.fgsm(robust, x_all, y_all, eps).predictions == y_all).float().mean()), 4)
+    results["standard_pgd_accuracy_eps0.3"] = round(
+        float((attacks.pgd(standard, x_all, y_all, eps, steps=40, seed=0).predictions == y_all).float().mean()), 4
+    )
+    # Transfer: do adversarial digits made against one model fool the other? Counted over digits
+    # that both models get right when clean and that fooled the model they were made for.
+    both = (attacks.predict(robust, x_all) == y_all) & correct
+    made_on_standard = attacks.pgd(standard, x_all[both], y_all[both], eps, steps=40, seed=0)
+    made_on_robust = robust_pgd.adversarial[both], robust_pgd.success[both]
+    fooled = made_on_standard.success
+    results["transfer_standard_to_robust"] = round(
+        float((attacks.predict(robust, made_on_standard.adversarial[fooled]) != y_all[both][fooled]).float().mean()), 4
+    )
+    fooled = made_on_robust[1]
+    results["transfer_robust_to_standard"] = (
+        round(float((attacks.predict(standard, made_on_robust[0][fooled]) != y_all[both][fooled]).float().mean()), 4)
+        if fooled.any()
+        else float("nan")
+    )
+
+    # Targeted PGD on every example photo, exactly as the tab prepares it (PGD-10, the tab's default).
+    photo_net = attack.model(attack.PHOTO)
+    photos = sorted((EXAMPLES / "photos").glob("*.jpg"))
+    hits = 0
+    for path in photos:
+        xp = attack.prepare_input(str(path), attack.PHOTO)
+        adversarial, _, _ = attack.run_attack(photo_net, xp, attack.PHOTO, "pgd", 4 / 255, 10, 1, 9, 40, 20, 0)
+        hits += int(attacks.predict(photo_net, adversarial)[0]) == 9
+    results["photo_pgd_targeted_success_eps4/255"] = round(hits / len(photos), 4)
+    results["photos"] = len(photos)
+
+    results["curve_s"] = write_robustness_curve()
+
+    # Latency of one request's attack (model only) and of the whole request through the API.
+    xp = attack.prepare_input(str(EXAMPLES / "photos" / "chelsea.jpg"), attack.PHOTO)
+    pgd_p50, _ = percentile_ms(
+        lambda: attack.run_attack(photo_net, xp, attack.PHOTO, "pgd", 4 / 255, 10, 1, 9, 40, 20, 0), repeats=5, warmup=1
+    )
+    xd = x[:1]
+    onepixel_p50, _ = percentile_ms(
+        lambda: attack.run_attack(standard, xd, attack.DIGIT, "one-pixel", 0.3, 40, 1, None, 100, 60, 0), repeats=5, warmup=1
+    )
+    results["pgd10_photo_ms_p50"] = round(pgd_p50, 1)
+    results["onepixel_digit_ms_p50"] = round(onepixel_p50, 1)
+    photo_args = [handle_file(str(EXAMPLES / "photos" / "chelsea.jpg")), "photo", "pgd", 4, 10, 1, "9: ostrich", 40, 20, 0]
+    digit_args = [handle_file(str(EXAMPLES / "digits" / "mnist_test_7.png")), "digit", "one-pixel", 76.5, 40, 1, "none", 100, 60, 0]
+    results["api_ms_p50"] = round(api_p50_ms(app, "/attack", photo_args, repeats=5), 1)
+    results["api_onepixel_digit_ms_p50"] = round(api_p50_ms(app, "/attack", digit_args, repeats=5), 1)
+    return results
+
+
 BENCHMARKS: dict[str, Callable[[LaunchedApp], dict[str, float]]] = {
     "playground": bench_playground,
     "digit-classifier": bench_digit_classifier,
     "imagenet-classifier": bench_imagenet_classifier,
     "digit-gan": bench_digit_gan,
+    "digit-segmenter": bench_digit_segmenter,
+    "attack": bench_attack,
+    "fabric": bench_fabric,
+}
+MULTI_ENTRY = {"fabric"}  # benchmarks that return {entry name: metrics} for several checkpoints
+# Entries whose checkpoints may not be trained yet: skipped with a note instead of failing the whole run.
+REQUIRES = {
+    "digit-segmenter": ["digit-segmenter"],
+    "fabric": ["fabric-autoencoder", "fabric-features"],
+    "attack": ["digit-classifier-robust"],
 }
 
 
@@ -258,18 +427,31 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results = {}
     for name in args.only or BENCHMARKS:
+        from models import hub
+
+        missing = [
+            c for c in REQUIRES.get(name, []) if not hub.hub_namespace() and not (hub.CHECKPOINTS / c / "model.safetensors").is_file()
+        ]
+        if missing:
+            print(f"skipping {name}: checkpoints/{', '.join(missing)} not trained yet ({hub.training_command(missing[0])})")
+            continue
         # A fresh app per entry, launched only when its API timing starts: a running server's threads
         # would otherwise slow the model-only timings that come first.
         app = LaunchedApp()
         try:
-            results[name] = BENCHMARKS[name](app)
+            measured = BENCHMARKS[name](app)
+            if name in MULTI_ENTRY:
+                results.update(measured)
+            else:
+                results[name] = measured
         finally:
             app.close()
     device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     print(f"Measured {date.today().isoformat()} on {platform.machine()} {device}, torch {torch.__version__}\n")
     print(markdown_table(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.json:  # merged: `--only x --json latest.json` updates x and keeps the other entries
+        saved = json.loads(args.json.read_text()) if args.json.is_file() else {}
+        args.json.write_text(json.dumps(saved | results, indent=2) + "\n")
     return results
 
 

@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.conftest import draw_digit
+from tests.conftest import draw_digit, needs_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +143,41 @@ def test_generate_digits_is_repeatable_through_the_api(client):
 def test_generate_digits_rejects_bad_requests_clearly(client, digit, count, message):
     with pytest.raises(Exception, match=message):
         client.predict(digit, 0, count, api_name="/generate_digits")
+
+
+def test_attack_fools_the_digit_model_and_reports_transfer(client):
+    digit = str(EXAMPLE_PHOTOS.parent / "digits" / "mnist_test_7.png")
+    original, adversarial, change, before, after, report, transfer, png = client.predict(
+        handle_file(digit), "digit", "fgsm", 76.5, 10, 1, "none", 100, 60, 0, api_name="/attack"
+    )
+    assert before["label"] == "7" and after["label"] != "7"
+    assert report.startswith("### Fooled") and "robust model" in transfer
+    assert Path(png).suffix == ".png" and Path(adversarial).is_file()
+
+
+def test_attack_rejects_bad_requests_clearly_and_keeps_serving(client):
+    with pytest.raises(Exception, match="Nothing was uploaded"):
+        client.predict(None, "digit", "fgsm", 76.5, 10, 1, "none", 100, 60, 0, api_name="/attack")
+    with pytest.raises(Exception, match="not one of this model's classes"):
+        client.predict(
+            handle_file(str(EXAMPLE_PHOTOS / "coffee.jpg")), "photo", "pgd", 4, 10, 1, "toothbrush", 40, 20, 0, api_name="/attack"
+        )
+    *_, after, report, transfer, png = client.predict(
+        handle_file(str(EXAMPLE_PHOTOS / "coffee.jpg")), "photo", "pgd", 4, 10, 1, "9: ostrich", 40, 20, 0, api_name="/attack"
+    )
+    assert after["label"] == "ostrich"
+
+
+@needs_checkpoint("digit-segmenter")
+def test_segment_two_drawn_digits_through_the_api(client, tmp_path):
+    canvas = Image.new("L", (600, 300), 255)
+    canvas.paste(draw_digit(7), (0, 0))
+    canvas.paste(draw_digit(4), (300, 0))
+    path = tmp_path / "two.png"
+    canvas.save(path)
+    overlay, prob_map, text = client.predict(handle_file(str(path)), 0.5, "any digit", api_name="/segment_digits")
+    labels = {a["label"] for a in overlay["annotations"]}
+    assert {"7", "4"} <= labels
+    assert Path(prob_map).is_file() and "**7**" in text and "**4**" in text
+    with pytest.raises(Exception, match="Confidence threshold"):
+        client.predict(handle_file(str(path)), 5, "any digit", api_name="/segment_digits")

@@ -4,12 +4,13 @@ Uses Debian's chromium through Playwright's `executable_path`; no browser is eve
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import draw_digit
+from tests.conftest import draw_digit, needs_checkpoint
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(os.environ.get("MODEL_SHOW_SCREENSHOTS", "")) if os.environ.get("MODEL_SHOW_SCREENSHOTS") else None
@@ -139,3 +140,50 @@ def test_digit_gan_draws_and_replays_its_training(page):
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "digit-gan.png"), full_page=True)
+
+
+def test_an_fgsm_attack_changes_the_digit_models_answer(page):
+    page.get_by_role("tab", name="Attack").click()
+    page.locator("#attack-model").get_by_text("Digit classifier (standard training)").click()
+    page.locator("#attack-kind").get_by_text("FGSM", exact=False).click()
+    page.locator("#attack-picture input[type=file]").set_input_files(
+        str(Path(__file__).resolve().parent.parent / "examples" / "digits" / "mnist_test_7.png")
+    )
+    page.wait_for_timeout(500)
+    page.locator("#attack-run").click()
+    page.locator("#attack-report").get_by_text("Fooled").first.wait_for(timeout=30000)
+    before = page.locator("#attack-before h2, #attack-before .output-class").first.inner_text().strip()
+    after = page.locator("#attack-after h2, #attack-after .output-class").first.inner_text().strip()
+    assert before == "7" and after != "7"
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "attack-fgsm.png"), full_page=True)
+
+
+@needs_checkpoint("digit-segmenter")
+def test_drawing_two_digits_gives_two_coloured_regions(page):
+    page.get_by_role("tab", name="Segment").click()
+    canvas = page.locator("#segment-sketchpad canvas").first
+    canvas.wait_for(state="visible")
+    box = canvas.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+
+    def stroke(points):
+        page.mouse.move(x0 + points[0][0] * w, y0 + points[0][1] * h)
+        page.mouse.down()
+        for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
+            for t in [i / 12 for i in range(1, 13)]:
+                page.mouse.move(x0 + (ax + (bx - ax) * t) * w, y0 + (ay + (by - ay) * t) * h)
+        page.mouse.up()
+
+    stroke([(0.12, 0.25), (0.38, 0.25), (0.22, 0.8)])  # a 7 on the left
+    stroke([(0.75, 0.2), (0.75, 0.82)])  # a 1 on the right
+    summary = page.locator("#segment-summary")
+    summary.get_by_text("Found").wait_for(timeout=30000)
+    page.wait_for_timeout(1500)  # the second stroke's run replaces the first one's
+    text = summary.inner_text()
+    found = re.findall(r"(?:Found |, )(\d) \(", text)  # "Found 7 (1,234 px), 1 (567 px)."
+    assert {"7", "1"} <= set(found), text
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "segment-drawing.png"), full_page=True)

@@ -183,3 +183,80 @@ def test_diffaugment_shift_moves_pictures_without_changing_shape():
     y = shift(x, 2, torch.Generator().manual_seed(0))
     assert y.shape == x.shape and y.sum() == x.sum()  # an 8x8 square shifted by <= 2 px stays inside
     assert frame_steps(1000, 30)[0] == 0 and frame_steps(1000, 30)[-1] == 1000 and len(frame_steps(1000, 30)) <= 30
+
+
+def run_dry(module: str, out: Path, *flags: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--dry-run", "--out-dir", str(out), *flags],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_robust_dry_run_saves_a_loadable_model_with_attack_metrics(tmp_path):
+    out = tmp_path / "robust"
+    run_dry("training.train_digit_classifier_robust", out)
+    model = DigitClassifier.from_pretrained(out, strict=True)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"test_accuracy", "test_pgd5_accuracy_eps0.3", "test_fgsm_accuracy_eps0.3"} <= set(metrics)
+    log = json.loads((out / "training_log.json").read_text())
+    assert {"eps", "val_pgd_accuracy"} <= set(log[0])
+
+
+def test_segmenter_dry_run_compares_both_losses_in_the_card(tmp_path):
+    from models.unet import UNet
+
+    out = tmp_path / "segmenter"
+    run_dry("training.train_digit_segmenter", out)
+    model = UNet.from_pretrained(out, strict=True)
+    assert model(torch.rand(1, 1, 64, 64)).shape == (1, 11, 64, 64)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"miou", "dice", "font_scene_miou", "ce_miou"} <= set(metrics)
+    card = (out / "README.md").read_text()
+    assert "Loss comparison" in card and "| ce |" in card and "| ce+dice |" in card
+
+
+def test_segmenter_trains_on_a_mask_folder(tmp_path):
+    from models.unet import UNet
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        from PIL import Image
+
+        mask = np.zeros((64, 64), np.uint8)
+        top, left = rng.integers(0, 32, 2)
+        mask[top : top + 24, left : left + 24] = 1
+        Image.fromarray((255 - mask * 200).astype(np.uint8)).save(data / "images" / f"{i}.png")
+        Image.fromarray(mask).save(data / "masks" / f"{i}.png")
+    out = tmp_path / "folder-model"
+    run_dry("training.train_digit_segmenter", out, "--dataset", str(data), "--image-size", "64", "--crop", "48", "--no-compare-losses")
+    model = UNet.from_pretrained(out, strict=True)
+    assert model.config.class_names == ["class 0", "class 1"]
+
+
+def test_fabric_autoencoder_dry_run_calibrates_and_scores(tmp_path):
+    from models.autoencoder import FabricAutoencoder
+
+    out = tmp_path / "fabric-ae"
+    run_dry("training.train_fabric_autoencoder", out)
+    model = FabricAutoencoder.from_pretrained(out, strict=True)
+    assert model.config.error_std > 0 and model.config.image_threshold > model.config.pixel_threshold * 0.5
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"image_auroc", "pixel_auroc", "false_positive_rate", "image_auroc_hole", "image_auroc_fold"} <= set(metrics)
+
+
+def test_fabric_features_dry_run_builds_a_calibrated_bank(tmp_path):
+    from models.patch_memory import PatchMemory
+
+    out = tmp_path / "fabric-features"
+    run_dry("training.train_fabric_features", out)
+    memory = PatchMemory.from_pretrained(out, strict=True)
+    assert memory.bank.shape == (256, 152) and memory.bank.abs().sum() > 0 and memory.config.error_std > 0
+    assert "image_auroc" in json.loads((out / "metrics.json").read_text())

@@ -1,0 +1,568 @@
+"""Attack tab: fool a classifier with an invisible perturbation or a few pixels, and meet a model that resists.
+
+Trace: upload -> `apps.common.open_image` -> the chosen model's own preprocessing (a 28x28 digit or a
+224x224 photo, pixels in [0, 1]) -> `models.attacks` (FGSM, PGD, one-pixel) -> the adversarial image,
+the amplified difference, its size, and the top-5 answers before and after.
+"""
+
+import functools
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from apps.common import check_number, open_image, to_gray, to_rgb, upscale
+from data.mnist import load_splits, sketch_to_mnist
+from data.photos import EXAMPLES_DIR as PHOTO_EXAMPLES
+from data.photos import to_model_input
+from models import attacks, hub
+from models.digit_classifier import DigitClassifier
+from models.efficientnet_lite import EfficientNetLite
+
+TITLE = "Attack"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DIGIT_EXAMPLES = REPO_ROOT / "examples" / "digits"
+CURVE_FILE = REPO_ROOT / "benchmarks" / "robustness_curve.json"
+
+PHOTO, DIGIT, ROBUST = "photo", "digit", "digit-robust"
+MODELS = [
+    ("Photo classifier (EfficientNet-Lite0, 1,000 ImageNet classes)", PHOTO),
+    ("Digit classifier (standard training)", DIGIT),
+    ("Digit classifier (robust: adversarially trained)", ROBUST),
+]
+CHECKPOINTS = {PHOTO: "imagenet-classifier", DIGIT: "digit-classifier", ROBUST: "digit-classifier-robust"}
+ATTACKS = [
+    ("FGSM: one step along the gradient's sign", "fgsm"),
+    ("PGD: many small steps, kept inside the budget", "pgd"),
+    ("One-pixel: evolve a few pixel changes, no gradients", "one-pixel"),
+]
+NO_TARGET = "none (any wrong answer)"
+# Szegedy et al. 2014 turned everything into an ostrich. ImageNet-1k has no toothbrush or octopus;
+# these are the nearest real classes.
+SUGGESTED_PHOTO_TARGETS = [9, 117, 107, 696]  # ostrich, chambered nautilus, jellyfish, paintbrush
+# Budgets that keep one request to a few seconds on a 2-core CPU; the sliders stop here.
+MAX_STEPS = 100
+MAX_QUERIES = {PHOTO: 4_000, DIGIT: 100_000, ROBUST: 100_000}  # population x iterations for one-pixel
+DEFAULTS = {  # eps in grey levels (of 255), PGD steps, one-pixel population and iterations
+    PHOTO: {"eps": 4.0, "steps": 10, "population": 40, "iterations": 20},
+    DIGIT: {"eps": 76.5, "steps": 40, "population": 100, "iterations": 60},
+    ROBUST: {"eps": 76.5, "steps": 40, "population": 100, "iterations": 60},
+}
+
+INTRO = """
+### Fool a network with changes you can hardly see
+An **adversarial attack** nudges the pixels of an image in exactly the direction that hurts the network most: it asks the network
+itself, through its gradient, which way each pixel should move. **FGSM** takes one step; **PGD** takes many small ones and always stays
+inside the budget **ε** (the largest change any pixel may get, in grey levels out of 255). The **one-pixel** attack needs no gradient at
+all: it evolves a few pixel changes by trial and error. The twist: the **robust** digit model was trained on such attacks
+(adversarial training) and shrugs most of them off. Pick a model, a picture and an attack, and press **Attack**.
+"""
+
+
+# --- Models and inputs -------------------------------------------------------------------------
+
+
+def model(kind: str) -> torch.nn.Module:
+    """The cached classifier for a model choice, in channels_last memory layout (faster convolutions on CPU)."""
+    if kind not in CHECKPOINTS:
+        raise gr.Error(f"Unknown model {kind!r}. Choose one of: {', '.join(CHECKPOINTS)}.")
+    cls = EfficientNetLite if kind == PHOTO else DigitClassifier
+    try:
+        net = hub.load(cls, CHECKPOINTS[kind])
+    except hub.CheckpointError as err:
+        raise gr.Error(str(err), title="Model not available") from None
+    return net.to(memory_format=torch.channels_last)
+
+
+@functools.cache
+def labels_of(kind: str) -> list[str]:
+    """Class names from the checkpoint's config.json, without loading the weights (keeps start-up fast)."""
+    path = hub.checkpoint_file(CHECKPOINTS[kind], "config.json") if kind in CHECKPOINTS else None
+    if path is None:
+        return list(model(kind).config.labels)  # raises the clear "model missing" error
+    return list(json.loads(path.read_text())["labels"])
+
+
+def prepare_input(image, kind: str) -> torch.Tensor:
+    """Any picture -> (1, C, H, W) in [0, 1] on the model's device, exactly what the model reads,
+    rounded to whole grey levels (so the adversarial PNG you download is the image that was judged).
+
+    Digits: a 28x28 picture is taken as an MNIST digit already (white ink on black; a mostly white
+    one is inverted); anything larger goes through the same sketch preprocessing as the Digits tab.
+    Photos: the whole photo resized to 224 x 224."""
+    picture = open_image(image, "a picture to attack")
+    net = model(kind)
+    if kind == PHOTO:
+        x = to_model_input(to_rgb(picture), net.config.image_size)[None]
+    else:
+        gray = to_gray(picture)
+        c = net.config
+        if gray.shape == (c.image_size, c.image_size):
+            digit = gray if gray.mean() < 0.5 else 1.0 - gray
+        else:
+            try:
+                digit = sketch_to_mnist(gray, c.image_size, c.box_size, c.ink_threshold, c.min_stroke_fraction)
+            except ValueError:
+                raise gr.Error("No digit found in the picture: it looks blank. Draw or upload one digit.", title="No digit found") from None
+        x = torch.from_numpy(np.ascontiguousarray(digit, dtype=np.float32))[None, None]
+    x = (x * 255).round() / 255
+    return x.to(next(net.parameters()).device).contiguous(memory_format=torch.channels_last)
+
+
+def parse_target(target, kind: str) -> int | None:
+    """ "none", "", None -> None; "9", "9: ostrich" or "ostrich" -> 9; anything else -> a gr.Error."""
+    if target is None:
+        return None
+    text = str(target).strip()
+    if not text or text.lower().startswith("none"):
+        return None
+    labels = labels_of(kind)
+    head = text.split(":", 1)[0].strip()
+    if head.isdigit():
+        index = int(head)
+        if 0 <= index < len(labels):
+            return index
+        raise gr.Error(f"Target class {index} does not exist: this model has classes 0 to {len(labels) - 1}.")
+    matches = [i for i, name in enumerate(labels) if name.lower() == text.lower()]
+    if not matches:
+        raise gr.Error(f"{text!r} is not one of this model's classes. Pick a target from the list, or 'none'.")
+    return matches[0]
+
+
+def target_choices(kind: str) -> list[str]:
+    labels = labels_of(kind)
+    first = SUGGESTED_PHOTO_TARGETS if kind == PHOTO else []
+    rest = [i for i in range(len(labels)) if i not in first]
+    return [NO_TARGET] + [f"{i}: {labels[i]}" for i in first + rest]
+
+
+# --- The attack ----------------------------------------------------------------------------------
+
+
+def top5(net: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
+    with torch.inference_mode():
+        probs = net(x).float().softmax(-1)[0].cpu()
+    top = probs.topk(5)
+    return {net.config.labels[i]: float(p) for p, i in zip(top.values, top.indices, strict=True)}
+
+
+def run_attack(
+    net: torch.nn.Module,
+    x: torch.Tensor,
+    kind: str,
+    attack: str,
+    eps: float,
+    steps: int,
+    pixels: int,
+    target: int | None,
+    population: int,
+    iterations: int,
+    seed: int,
+    progress=None,
+) -> tuple[torch.Tensor, int, int]:
+    """Attack one image. x (1, C, H, W) in [0, 1]; eps in [0, 1] units.
+
+    Returns (adversarial image on the whole-grey-level grid, the label attacked, queries)."""
+    with torch.no_grad():
+        label = net(x).argmax(-1)  # untargeted = move away from the model's own current answer
+    goal = None if target is None else torch.tensor([target], device=x.device)
+    if attack == "fgsm":
+        result = attacks.fgsm(net, x, label, eps, target=goal)
+    elif attack == "pgd":
+        result = attacks.pgd(net, x, label, eps, steps=steps, target=goal, seed=seed, progress=progress)
+    elif attack == "one-pixel":
+        chunk = 64 if kind == PHOTO else 4096
+        result = attacks.one_pixel(
+            net,
+            x,
+            label,
+            pixels=pixels,
+            population=population,
+            iterations=iterations,
+            target=goal,
+            seed=seed,
+            chunk=chunk,
+            progress=progress,
+        )
+    else:
+        raise gr.Error(f"Unknown attack {attack!r}. Choose fgsm, pgd or one-pixel.")
+    # Round the change toward zero to whole grey levels: the result is a real 8-bit image and
+    # still inside the eps-ball (x itself is on the grid).
+    delta = torch.trunc((result.adversarial - x) * 255) / 255
+    return (x + delta).clamp(0, 1), int(label), result.queries
+
+
+def to_picture(x: torch.Tensor, scale: int) -> np.ndarray:
+    """(1, C, H, W) in [0, 1] -> (H*scale, W*scale[, 3]) uint8, nearest-neighbour so pixels stay visible."""
+    img = x[0].float().cpu().permute(1, 2, 0).numpy()
+    img = img[..., 0] if img.shape[2] == 1 else img
+    return (upscale(img, scale) * 255).round().astype(np.uint8) if scale > 1 else (img * 255).round().astype(np.uint8)
+
+
+def perturbation_picture(x: torch.Tensor, adversarial: torch.Tensor, scale: int) -> tuple[np.ndarray, float]:
+    """The difference, amplified: grey = unchanged, brighter/darker = pixel raised/lowered.
+
+    Returns (picture, amplification factor)."""
+    delta = (adversarial - x)[0].float().cpu()  # (C, H, W)
+    changed = (delta.abs() > 0.5 / 255).any(0)
+    if 0 < int(changed.sum()) <= 10 and delta.shape[-1] > 64:  # a few pixels in a big photo: grow each to 7x7 so it shows
+        grow = torch.nn.functional.max_pool2d
+        delta = grow(delta.clamp(min=0)[None], 7, stride=1, padding=3)[0] - grow((-delta).clamp(min=0)[None], 7, stride=1, padding=3)[0]
+    biggest = float(delta.abs().max())
+    gain = 0.5 / biggest if biggest > 0 else 1.0
+    shown = (0.5 + gain * delta).clamp(0, 1)
+    return to_picture(shown[None], scale), gain
+
+
+def attack(
+    image,
+    model_choice: str,
+    attack_choice: str,
+    epsilon: float,
+    steps: float,
+    pixels: float,
+    target,
+    population: float,
+    iterations: float,
+    seed: float,
+    progress=gr.Progress(),  # noqa: B008 (Gradio injects it)
+):
+    """Attack one picture. epsilon is in grey levels out of 255 (FGSM and PGD); steps is for PGD; pixels,
+    population and iterations are for the one-pixel attack; target is "none" or a class ("9", "9: ostrich").
+
+    Returns (original as the model sees it, adversarial, amplified perturbation, top-5 before, top-5 after,
+    report, the other digit model's answer, the exact adversarial PNG)."""
+    kind = model_choice
+    if kind not in CHECKPOINTS:
+        raise gr.Error(f"Unknown model {kind!r}. Choose one of: {', '.join(CHECKPOINTS)}.")
+    eps_levels = check_number(epsilon, "ε (grey levels)", 0, 128)
+    n_steps = int(check_number(steps, "PGD steps", 1, MAX_STEPS, integer=True))
+    n_pixels = int(check_number(pixels, "pixels to change", 1, 10, integer=True))
+    n_population = int(check_number(population, "population", 10, 400, integer=True))
+    n_iterations = int(check_number(iterations, "iterations", 1, 200, integer=True))
+    seed = int(check_number(seed, "seed", 0, 2**31 - 1, integer=True))
+    if attack_choice == "one-pixel" and n_population * n_iterations > MAX_QUERIES[kind]:
+        raise gr.Error(
+            f"population x iterations = {n_population * n_iterations:,} is over this model's budget of {MAX_QUERIES[kind]:,} "
+            "forward passes per request. Lower one of them."
+        )
+    goal = parse_target(target, kind)
+    net = model(kind)
+    x = prepare_input(image, kind)
+    report_progress = None
+    if attack_choice in ("pgd", "one-pixel"):
+        what = "PGD step" if attack_choice == "pgd" else "generation"
+        progress(0, desc="Attacking")
+        report_progress = lambda done, total: progress((done, total), desc=f"{what} {done} of {total}")  # noqa: E731
+
+    started = time.perf_counter()
+    adversarial, label, queries = run_attack(
+        net, x, kind, attack_choice, eps_levels / 255, n_steps, n_pixels, goal, n_population, n_iterations, seed, report_progress
+    )
+    seconds = time.perf_counter() - started
+
+    scale = 1 if kind == PHOTO else 8
+    before, after = top5(net, x), top5(net, adversarial)
+    with torch.inference_mode():
+        new_label = int(net(adversarial).argmax(-1))
+    labels = net.config.labels
+    size = attacks.perturbation_size(x[0], adversarial[0])
+    amplified, gain = perturbation_picture(x, adversarial, scale)
+    report = verdict(labels, label, new_label, goal, attack_choice) + "\n\n" + size_report(size, x, attack_choice, eps_levels, gain)
+    calls = ("gradient computation", "gradient computations") if attack_choice != "one-pixel" else ("forward pass", "forward passes")
+    report += f"\n\n{seconds:.2f} s, {queries:,} {calls[queries != 1]} through the network."
+    transfer = transfer_report(kind, adversarial, label) if kind != PHOTO else ""
+    return to_picture(x, scale), to_picture(adversarial, scale), amplified, before, after, report, transfer, png_file(adversarial)
+
+
+def verdict(labels: list[str], label: int, new_label: int, goal: int | None, attack_choice: str) -> str:
+    if goal is not None:
+        if goal == label:
+            return f"### Nothing to do: it already said **{labels[label]}**, the target. Pick another target."
+        if new_label == goal:
+            return f"### Fooled: it now says **{labels[new_label]}**, the target (it said **{labels[label]}** before)."
+        return (
+            f"### Not fooled into the target: it says **{labels[new_label]}**, not **{labels[goal]}**. Try a bigger budget or more steps."
+        )
+    if new_label != label:
+        return f"### Fooled: **{labels[label]}** became **{labels[new_label]}**."
+    hint = " One-pixel attacks rarely work: that is an honest result." if attack_choice == "one-pixel" else " Try a bigger ε or PGD."
+    return f"### Not fooled: it still says **{labels[label]}**.{hint}"
+
+
+def size_report(size: dict[str, float], x: torch.Tensor, attack_choice: str, eps_levels: float, gain: float) -> str:
+    total = x.shape[-1] * x.shape[-2]
+    budget = (
+        f"budget ε = {eps_levels:g} grey levels = {eps_levels / 255:.4f} in [0, 1] pixel units"
+        if attack_choice != "one-pixel"
+        else "no ε budget: any value for the chosen pixels"
+    )
+    return (
+        f"**Size of the change** ({budget}; measured on the pixels before the model's own normalisation): "
+        f"L0 = **{size['L0_pixels']:,}** of {total:,} pixels changed · L2 = **{size['L2']:.3f}** · "
+        f"L∞ = **{size['Linf_grey_levels']:g}** grey levels ({size['Linf']:.4f}). The difference picture is amplified {gain:.0f}x."
+    )
+
+
+def transfer_report(kind: str, adversarial: torch.Tensor, label: int) -> str:
+    """Does the adversarial digit made for one digit model also fool the other?"""
+    other = ROBUST if kind == DIGIT else DIGIT
+    try:
+        net = model(other)
+    except gr.Error as err:  # the attack itself worked; only the comparison is missing
+        return f"*Transfer check unavailable: {err.message}*"
+    with torch.inference_mode():
+        probs = net(adversarial.to(next(net.parameters()).device)).float().softmax(-1)[0].cpu()
+    answer = int(probs.argmax())
+    names = {DIGIT: "standard", ROBUST: "robust"}
+    fooled = "**fooled too**" if answer != label else "**not fooled**"
+    return (
+        f"**Transfer:** the {names[other]} model, which the attack never looked at, reads this adversarial digit as "
+        f"**{answer}** ({probs[answer]:.0%}): {fooled}."
+    )
+
+
+def png_file(adversarial: torch.Tensor) -> str:
+    """The exact adversarial image (model resolution, 8-bit PNG) for download."""
+    path = Path(tempfile.mkdtemp(prefix="adversarial-")) / "adversarial.png"
+    Image.fromarray(to_picture(adversarial, 1)).save(path)
+    return str(path)
+
+
+# --- Robustness curve -------------------------------------------------------------------------------
+
+
+def robustness_curve(
+    n_digits: int = 200, steps: int = 10, eps_grid: tuple[float, ...] = (0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4), progress=None
+) -> pd.DataFrame:
+    """Accuracy of both digit models on n test digits (all classes equally) under PGD-steps at each eps."""
+    x, y = test_digits(n_digits)
+    rows, total, done = [], 2 * len(eps_grid), 0
+    for kind, name in ((DIGIT, "standard"), (ROBUST, "robust")):
+        net = model(kind)
+        device = next(net.parameters()).device
+        for eps in eps_grid:
+            if eps == 0:
+                predictions = attacks.predict(net, x.to(device))
+            else:
+                predictions = attacks.pgd(net, x.to(device), y.to(device), eps, steps=steps, seed=0).predictions
+            rows.append({"eps": eps, "accuracy": float((predictions.cpu() == y).float().mean()), "model": name})
+            done += 1
+            if progress is not None:
+                progress((done, total), desc=f"{name} model, eps {eps:g}")
+    return pd.DataFrame(rows)
+
+
+@functools.cache
+def test_digits(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n digits of the held-out test split, evenly spread over it (the split is sorted by class, so
+    every k-th digit keeps all ten classes equally): ((n, 1, 28, 28) in [0, 1], (n,) labels)."""
+    splits = load_splits()
+    pick = np.linspace(0, len(splits.test_y) - 1, min(n, len(splits.test_y))).round().astype(int)
+    return torch.from_numpy(splits.test_x[pick]).float().div(255).unsqueeze(1), torch.from_numpy(splits.test_y[pick]).long()
+
+
+def precomputed_curve() -> pd.DataFrame | None:
+    if not CURVE_FILE.is_file():
+        return None
+    data = json.loads(CURVE_FILE.read_text())
+    return pd.DataFrame(data["points"])
+
+
+def curve_caption() -> str:
+    if not CURVE_FILE.is_file():
+        return "*No precomputed curve yet: run `python -m benchmarks.run --only attack`, or press the button.*"
+    data = json.loads(CURVE_FILE.read_text())
+    return f"Precomputed by the benchmark: PGD-{data['steps']} with a random start, on {data['n_digits']:,} held-out test digits (all classes equally)."
+
+
+def recompute_curve(progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+    """Both digit models' accuracy against eps, PGD-10 on 200 test digits, live."""
+    started = time.perf_counter()
+    frame = robustness_curve(200, 10, progress=progress)
+    return (
+        frame,
+        f"Recomputed live: PGD-10 with a random start on 200 held-out test digits (20 per class), in {time.perf_counter() - started:.0f} s.",
+    )
+
+
+def measured_rates() -> str:
+    """The benchmark's attack numbers (benchmarks/latest.json), as a table a learner can trust."""
+    path = REPO_ROOT / "benchmarks" / "latest.json"
+    m = json.loads(path.read_text()).get("attack") if path.is_file() else None
+    if not m:
+        return "*No measurements yet: run `python -m benchmarks.run --only attack`.*"
+    needed = ["fgsm_success_eps0.3", "pgd_success_eps0.3", "onepixel_success_1px", "onepixel_success_3px", "robust_pgd_accuracy_eps0.3"]
+    if any(
+        key not in m
+        for key in needed + ["robust_clean_accuracy", "transfer_standard_to_robust", "photos", "photo_pgd_targeted_success_eps4/255"]
+    ):
+        return "*The saved measurements are incomplete: run `python -m benchmarks.run --only attack`.*"
+    rows = [
+        (
+            "FGSM, ε = 0.3 (76 grey levels)",
+            "standard digit model, 500 test digits it got right (50 per class)",
+            f"{m['fgsm_success_eps0.3']:.1%} fooled",
+        ),
+        ("PGD-40, ε = 0.3", "same 500 digits", f"{m['pgd_success_eps0.3']:.1%} fooled"),
+        ("One-pixel, 1 pixel", "every 5th of them (100), population 100, 60 generations", f"{m['onepixel_success_1px']:.1%} fooled"),
+        ("One-pixel, 3 pixels", "same 100 digits and budget", f"{m['onepixel_success_3px']:.1%} fooled"),
+        ("PGD-40, ε = 0.3", "robust digit model, all 1,000 test digits", f"{m['robust_pgd_accuracy_eps0.3']:.1%} still right"),
+        ("no attack", "robust digit model, all 1,000 test digits", f"{m['robust_clean_accuracy']:.1%} right"),
+        ("PGD-40 made for the standard model", "shown to the robust model", f"{m['transfer_standard_to_robust']:.1%} fooled"),
+        (
+            "targeted PGD-10 to 'ostrich', ε = 4/255",
+            f"photo model, all {int(m['photos'])} example photos",
+            f"{m['photo_pgd_targeted_success_eps4/255']:.0%} became ostriches",
+        ),
+    ]
+    table = "| attack | on | result |\n| --- | --- | --- |\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    return "Measured by `python -m benchmarks.run --only attack` on held-out test digits:\n\n" + table
+
+
+def robust_training_curves() -> pd.DataFrame | None:
+    path = hub.checkpoint_file(CHECKPOINTS[ROBUST], "training_log.json")
+    if path is None:
+        return None
+    rows = []
+    for entry in json.loads(path.read_text()):
+        rows.append({"epoch": entry["epoch"], "value": entry["val_accuracy"], "curve": "validation accuracy, clean digits"})
+        rows.append({"epoch": entry["epoch"], "value": entry["val_pgd_accuracy"], "curve": "validation accuracy under PGD (eps 0.3)"})
+        rows.append({"epoch": entry["epoch"], "value": entry["eps"], "curve": "training eps (grows, then stays)"})
+    return pd.DataFrame(rows)
+
+
+# --- Small events ---------------------------------------------------------------------------------
+
+
+def model_changed(kind: str):
+    """New model: its default budgets and its classes as targets."""
+    d = DEFAULTS.get(kind, DEFAULTS[DIGIT])
+    return (
+        gr.update(value=d["eps"]),
+        gr.update(value=d["steps"]),
+        gr.update(value=d["population"]),
+        gr.update(value=d["iterations"]),
+        gr.update(choices=target_choices(kind), value=NO_TARGET),
+    )
+
+
+def random_test_digit(kind: str):
+    """A random held-out test digit as a 28x28 PNG; switches a photo model to the standard digit model."""
+    splits = load_splits()
+    index = int(np.random.default_rng().integers(len(splits.test_y)))
+    path = Path(tempfile.mkdtemp(prefix="test-digit-")) / f"test_digit_{index}_label_{splits.test_y[index]}.png"
+    Image.fromarray(splits.test_x[index]).save(path)
+    return (
+        str(path),
+        (DIGIT if kind == PHOTO else kind),
+        f"Test digit #{index} (true label **{splits.test_y[index]}**), never seen in training.",
+    )
+
+
+def use_drawing(sketch, kind: str):
+    if sketch is None or sketch.get("composite") is None:
+        raise gr.Error("The drawing pad is empty: draw a digit first.")
+    gray = to_gray(open_image(sketch, "a drawing"))
+    if gray.max() - gray.min() < 0.1:
+        raise gr.Error("The drawing pad is empty: draw a digit first.")
+    path = Path(tempfile.mkdtemp(prefix="drawing-")) / "drawing.png"
+    Image.fromarray((gray * 255).astype(np.uint8)).save(path)
+    return str(path), (DIGIT if kind == PHOTO else kind)
+
+
+def build() -> None:
+    """The Attack tab's components and events, inside the current gr.Tab."""
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column():
+            model_choice = gr.Radio(MODELS, value=PHOTO, label="Model to fool", elem_id="attack-model")
+            picture = gr.Image(
+                label="Picture to attack", type="filepath", sources=["upload", "webcam", "clipboard"], height=260, elem_id="attack-picture"
+            )
+            with gr.Row():
+                random_digit = gr.Button("Random test digit")
+            digit_note = gr.Markdown()
+            attack_choice = gr.Radio(ATTACKS, value="pgd", label="Attack", elem_id="attack-kind")
+            epsilon = gr.Slider(
+                0, 128, value=4, step=0.5, label="ε: largest change per pixel, in grey levels out of 255 (FGSM, PGD)", elem_id="attack-eps"
+            )
+            target = gr.Dropdown(
+                target_choices(PHOTO),
+                value=NO_TARGET,
+                label="Target class (optional)",
+                info="ImageNet has no toothbrush or octopus class; the nearest real ones are paintbrush and chambered nautilus (or jellyfish). Ostrich is the classic.",
+            )
+            with gr.Accordion("Budget", open=False):
+                steps = gr.Slider(1, MAX_STEPS, value=10, step=1, label="PGD steps")
+                pixels = gr.Slider(1, 10, value=1, step=1, label="One-pixel: pixels to change")
+                population = gr.Slider(10, 400, value=40, step=10, label="One-pixel: population (candidates per generation)")
+                iterations = gr.Slider(1, 200, value=20, step=1, label="One-pixel: generations")
+                seed = gr.Number(0, precision=0, label="Seed (same seed, same attack)")
+            go = gr.Button("Attack", variant="primary", elem_id="attack-run")
+            gr.Examples(
+                [[str(p), PHOTO] for p in sorted(PHOTO_EXAMPLES.glob("*.jpg"))]
+                + [[str(p), DIGIT] for p in sorted(DIGIT_EXAMPLES.glob("mnist_*.png"))],
+                inputs=[picture, model_choice],
+                label="Examples: photos for the photo classifier, digits for the digit classifiers",
+            )
+            with gr.Accordion("Draw a digit", open=False):
+                sketch = gr.Sketchpad(
+                    value={"background": np.full((280, 280, 3), 255, np.uint8), "layers": [], "composite": None},
+                    type="numpy",
+                    canvas_size=(280, 280),
+                    brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+                    layers=False,
+                    transforms=(),
+                    label="Draw one digit",
+                )
+                use_sketch = gr.Button("Use this drawing")
+        with gr.Column():
+            with gr.Row():
+                original_view = gr.Image(label="What the model sees", type="numpy", buttons=[], height=224)
+                adversarial_view = gr.Image(label="Adversarial", type="numpy", buttons=[], height=224)
+                perturbation_view = gr.Image(label="The change, amplified (grey = none)", type="numpy", buttons=[], height=224)
+            report = gr.Markdown(elem_id="attack-report")
+            with gr.Row():
+                before = gr.Label(num_top_classes=5, label="Top 5 before", elem_id="attack-before")
+                after = gr.Label(num_top_classes=5, label="Top 5 after", elem_id="attack-after")
+            transfer = gr.Markdown()
+            download = gr.File(label="The adversarial image, exact pixels (PNG)")
+    with gr.Accordion("How often does each attack work? (measured)", open=False):
+        gr.Markdown(measured_rates())
+    with gr.Accordion("Robustness curve: accuracy as ε grows, standard vs robust digit model", open=False):
+        gr.Markdown(
+            "Each point attacks held-out test digits with PGD at that ε. The standard model collapses at small ε; the robust model "
+            "was trained against ε = 0.3 and holds on until about there, at the price of a little clean accuracy."
+        )
+        curve_plot = gr.LinePlot(
+            precomputed_curve(), x="eps", y="accuracy", color="model", y_lim=[0, 1], height=300, label="accuracy under PGD"
+        )
+        curve_note = gr.Markdown(curve_caption())
+        recompute = gr.Button("Recompute live on 200 test digits (about half a minute)")
+    with gr.Accordion("How the robust model learned", open=False):
+        gr.Markdown(
+            "Every training batch was attacked with 7-step PGD first, and the network learned from the attacked digits. ε grew from 0 "
+            "to 0.3 over the first epochs. The epoch with the best accuracy under attack on validation digits was kept."
+        )
+        gr.LinePlot(robust_training_curves(), x="epoch", y="value", color="curve", height=300, label="training progress")
+
+    outputs = [original_view, adversarial_view, perturbation_view, before, after, report, transfer, download]
+    go.click(
+        attack,
+        inputs=[picture, model_choice, attack_choice, epsilon, steps, pixels, target, population, iterations, seed],
+        outputs=outputs,
+        api_name="attack",
+        preprocess=False,
+        concurrency_limit=2,
+    )
+    model_choice.change(model_changed, model_choice, [epsilon, steps, population, iterations, target], api_visibility="private")
+    random_digit.click(random_test_digit, model_choice, [picture, model_choice, digit_note], api_visibility="private")
+    use_sketch.click(use_drawing, [sketch, model_choice], [picture, model_choice], api_visibility="private")
+    recompute.click(recompute_curve, None, [curve_plot, curve_note], api_name="robustness_curve", concurrency_limit=1)
