@@ -96,8 +96,10 @@ def scores(counts: torch.Tensor) -> dict[str, float]:
     return out
 
 
-def train_one(cfg: TrainConfig, loss_kind: str, accelerator, data, n_classes: int, class_names, steps: int, log_prefix: str):
-    """Train one U-Net; returns (best model on CPU, history, best validation mIoU, best step)."""
+def train_one(cfg: TrainConfig, loss_kind: str, accelerator, data, n_classes: int, class_names, steps: int, log_prefix: str, save_dir=None):
+    """Train one U-Net; returns (best model on CPU, history, best validation mIoU, best step).
+
+    With save_dir, every new best is also written there (a long run can be stopped and continued with --init-from)."""
     train_pool, (val_x, val_y) = data
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -148,6 +150,8 @@ def train_one(cfg: TrainConfig, loss_kind: str, accelerator, data, n_classes: in
             running, seen = 0.0, 0
             if val["miou"] >= best_miou:
                 best_miou, best_step, best_state = val["miou"], step, copy.deepcopy(unwrapped.state_dict())
+                if save_dir is not None and accelerator.is_main_process:
+                    unwrapped.save_pretrained(save_dir)
     model = accelerator.unwrap_model(model)
     model.load_state_dict(best_state)
     return model.float().cpu().eval().to(memory_format=torch.contiguous_format), history, best_miou, best_step
@@ -194,7 +198,10 @@ def main(cfg: TrainConfig) -> None:
         val, test = (val[0][:6], val[1][:6]), (test[0][:8], test[1][:8])
     n_classes = len(class_names)
 
-    model, history, best_val, best_step = train_one(cfg, cfg.loss, accelerator, (train_pool, val), n_classes, class_names, steps, "")
+    save_dir = None if cfg.dry_run else out_dir / "in-progress"
+    model, history, best_val, best_step = train_one(
+        cfg, cfg.loss, accelerator, (train_pool, val), n_classes, class_names, steps, "", save_dir
+    )
     if not accelerator.is_main_process:
         return
     test_scores = scores(confusion(model, *test, n_classes))
