@@ -54,6 +54,12 @@ def blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
 def ssim_map(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
     """Structural similarity per pixel (Wang et al. 2004) on (B, C, H, W) in [0, 1] -> (B, 1, H, W)."""
     c1, c2 = 0.01**2, 0.03**2
+    # Always in float32: E[x^2] - E[x]^2 in bf16 can go negative and turn the ratio into inf/NaN.
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return _ssim_map(x.float(), y.float(), sigma, c1, c2)
+
+
+def _ssim_map(x: torch.Tensor, y: torch.Tensor, sigma: float, c1: float, c2: float) -> torch.Tensor:
     b, c, h, w = x.shape
     flat = lambda t: t.reshape(b * c, 1, h, w)  # noqa: E731
     mu_x, mu_y = blur(flat(x), sigma), blur(flat(y), sigma)

@@ -84,3 +84,14 @@ def test_coreset_keeps_far_apart_patches():
     memory.bank.copy_(bank.half())
     d = memory.distances(torch.zeros(1, 4, 2, 2))
     assert d.shape == (1, 1, 2, 2) and float(d.max()) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_ssim_stays_finite_under_bf16_autocast():
+    """E[x^2] - E[x]^2 in bf16 can go negative: the SSIM map must be computed in float32 even inside autocast."""
+    from models.autoencoder import ssim_map
+
+    x = torch.from_numpy(fabric.normal_swatch(3)).permute(2, 0, 1)[None]
+    y = (x + 0.01 * torch.randn_like(x)).clamp(0, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        s = ssim_map(x, y)
+    assert s.dtype == torch.float32 and torch.isfinite(s).all() and 0.5 < float(s.mean()) <= 1.0
