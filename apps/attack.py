@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from apps.common import check_number, open_image, to_gray, to_rgb, upscale
+from apps.common import check_number, drawing_pad, open_image, to_gray, to_rgb, upscale
 from data.mnist import load_splits, sketch_to_mnist
 from data.photos import EXAMPLES_DIR as PHOTO_EXAMPLES
 from data.photos import to_model_input
@@ -68,6 +68,7 @@ all: it evolves a few pixel changes by trial and error. The twist: the **robust*
 # --- Models and inputs -------------------------------------------------------------------------
 
 
+@functools.cache
 def model(kind: str) -> torch.nn.Module:
     """The cached classifier for a model choice, in channels_last memory layout (faster convolutions on CPU)."""
     if kind not in CHECKPOINTS:
@@ -532,15 +533,7 @@ def build() -> None:
                 label="Examples: photos for the photo classifier, digits for the digit classifiers",
             )
             with gr.Accordion("Draw a digit", open=False):
-                sketch = gr.Sketchpad(
-                    value={"background": np.full((280, 280, 3), 255, np.uint8), "layers": [], "composite": None},
-                    type="numpy",
-                    canvas_size=(280, 280),
-                    brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-                    layers=False,
-                    transforms=(),
-                    label="Draw one digit",
-                )
+                sketch = drawing_pad("Draw one digit", 280, 280, 18)
                 use_sketch = gr.Button("Use this drawing")
         with gr.Column():
             with gr.Row():

@@ -172,3 +172,18 @@ def heat_colours(values: np.ndarray) -> np.ndarray:
     low = np.floor(pos).astype(int).clip(0, len(stops) - 2)
     frac = (pos - low)[..., None]
     return stops[low] * (1 - frac) + stops[low + 1] * frac
+
+
+def drawing_pad(label: str, width: int, height: int, brush_size: int, elem_id: str | None = None) -> gr.Sketchpad:
+    """A black pen on a white canvas. The white background value makes the brush active at once
+    (no extra click); `type="numpy"` hands events the composite for `open_image`."""
+    return gr.Sketchpad(
+        label=label,
+        value={"background": np.full((height, width, 3), 255, np.uint8), "layers": [], "composite": None},
+        type="numpy",
+        canvas_size=(width, height),
+        brush=gr.Brush(default_size=brush_size, colors=["#000000"], color_mode="fixed"),
+        layers=False,
+        transforms=(),
+        elem_id=elem_id,
+    )

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from apps.common import open_image, to_gray, upscale
+from apps.common import drawing_pad, open_image, to_gray, upscale
 from data.mnist import sketch_to_mnist
 from models import hub
 from models.digit_classifier import DigitClassifier
@@ -132,16 +132,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             with gr.Tab("Draw"):
-                sketch = gr.Sketchpad(
-                    label="Draw one digit",
-                    value={"background": np.full((400, 400, 3), 255, np.uint8), "layers": [], "composite": None},
-                    type="numpy",
-                    canvas_size=(400, 400),
-                    brush=gr.Brush(default_size=20, colors=["#000000"], color_mode="fixed"),
-                    layers=False,
-                    transforms=(),
-                    elem_id="digit-sketchpad",
-                )
+                sketch = drawing_pad("Draw one digit", 400, 400, 20, "digit-sketchpad")
             with gr.Tab("Upload"):
                 upload = gr.Image(
                     label="Photo or scan of one digit", type="filepath", sources=["upload", "clipboard"], elem_id="digit-upload"

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from apps.common import check_number, heat_colours, open_image, to_gray
+from apps.common import check_number, drawing_pad, heat_colours, open_image, to_gray
 from data.digit_scenes import fixed_scenes
 from models import hub
 from models.unet import UNet
@@ -200,16 +200,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             with gr.Tab("Draw"):
-                sketch = gr.Sketchpad(
-                    label="Draw a few digits",
-                    value={"background": np.full((384, 512, 3), 255, np.uint8), "layers": [], "composite": None},
-                    type="numpy",
-                    canvas_size=(512, 384),
-                    brush=gr.Brush(default_size=14, colors=["#000000"], color_mode="fixed"),
-                    layers=False,
-                    transforms=(),
-                    elem_id="segment-sketchpad",
-                )
+                sketch = drawing_pad("Draw a few digits", 512, 384, 14, "segment-sketchpad")
             with gr.Tab("Upload or test scene"):
                 upload = gr.Image(
                     label="Photo or scan of written digits",
