@@ -55,7 +55,11 @@ class TrainConfig(RunOptions):
     dice_weight: float = opt(1.0, "weight of the soft Dice term next to cross-entropy")
     compare_losses: bool = opt(True, "also train a cross-entropy-only twin with the same budget and report both")
     eval_every: int = opt(500, "steps between validation checks (the best one is kept)")
-    channels: list[int] = opt([16, 32, 64, 128, 128], "channels per U-Net level; the last is the bottleneck")
+    channels: list[int] = opt(
+        [16, 32, 64, 128, 256],
+        "channels per U-Net level; the last is the bottleneck (256 there, not 128: after 1,200 steps the pixels' digit identity "
+        "was right 23 in 100 times instead of 15, for a tenth more time per step)",
+    )
     init_from: str = opt("", "start from this checkpoint folder's weights (to continue a run); the twin starts from it too")
 
 
