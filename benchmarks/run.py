@@ -393,6 +393,52 @@ def bench_attack(app: LaunchedApp) -> dict[str, float]:
     return results
 
 
+def bench_text(app: LaunchedApp) -> dict[str, float]:
+    """Test perplexity of the Kneser-Ney trigram, the LSTM and the GPT on the same test tokens,
+    generation speed per word for each, and the streamed /generate_text round trip."""
+    from apps import text
+    from benchmarks.ngram import KneserNeyTrigram
+    from data.austen import encode, load_corpus
+    from models import hub
+    from models.word_lm import NextWord, filter_logits, perplexity
+
+    corpus = load_corpus()
+    tokenizer = text.tokenizer()
+    gpt_vocab = json.loads(hub.checkpoint_file("word-gpt", "tokenizer.json").read_text())["model"]["vocab"]
+    if gpt_vocab != tokenizer.get_vocab():  # perplexities only compare over the very same tokens
+        raise RuntimeError("word-lstm and word-gpt have different tokenizers; retrain word-gpt (it reuses word-lstm's)")
+    train_ids, test_ids = encode(tokenizer, corpus.train), encode(tokenizer, corpus.test)
+    lstm, gpt = text.model("word-lstm"), text.model("word-gpt")
+    results = {
+        "test_ppl_trigram": round(KneserNeyTrigram(train_ids, tokenizer.get_vocab_size()).perplexity(test_ids), 2),
+        "test_ppl_lstm": round(perplexity(lstm, test_ids, lstm.config.context), 2),
+        "test_ppl_gpt": round(perplexity(gpt, test_ids, gpt.config.n_positions), 2),
+    }
+    results["lstm_vs_trigram"] = round(results["test_ppl_lstm"] / results["test_ppl_trigram"], 3)
+    prompt = tokenizer.encode("It is a truth universally acknowledged, that a single man in possession of a good fortune").ids
+    for name, net in (("lstm", lstm), ("gpt", gpt)):
+        # ms per generated word: one model step on the growing text plus sampling, as the tab does it.
+        stepper, generator = NextWord(net), torch.Generator().manual_seed(0)
+        logits = stepper.feed(prompt)
+        times = []
+        for _ in range(200):
+            start = time.perf_counter()
+            word = int(torch.multinomial(filter_logits(logits, 0.8, 40, 0.95), 1, generator=generator))
+            logits = stepper.feed([word])
+            times.append((time.perf_counter() - start) * 1000)
+        results[f"ms_per_word_{name}"] = round(statistics.median(times[10:]), 2)
+    client = app.get_client()
+    args = ["LSTM (recurrent network)", "It is a truth universally acknowledged", 0.8, 40, 0.95, 60, 0]
+    client.predict(*args, api_name="/generate_text")
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        client.predict(*args, api_name="/generate_text")
+        times.append((time.perf_counter() - start) * 1000)
+    results["api_ms_p50_60_words"] = round(statistics.median(times), 1)
+    return results
+
+
 BENCHMARKS: dict[str, Callable[[LaunchedApp], dict[str, float]]] = {
     "playground": bench_playground,
     "digit-classifier": bench_digit_classifier,
@@ -401,6 +447,7 @@ BENCHMARKS: dict[str, Callable[[LaunchedApp], dict[str, float]]] = {
     "digit-segmenter": bench_digit_segmenter,
     "attack": bench_attack,
     "fabric": bench_fabric,
+    "text": bench_text,
 }
 MULTI_ENTRY = {"fabric"}  # benchmarks that return {entry name: metrics} for several checkpoints
 # Entries whose checkpoints may not be trained yet: skipped with a note instead of failing the whole run.
@@ -408,6 +455,7 @@ REQUIRES = {
     "digit-segmenter": ["digit-segmenter"],
     "fabric": ["fabric-autoencoder", "fabric-features"],
     "attack": ["digit-classifier-robust"],
+    "text": ["word-lstm", "word-gpt"],
 }
 
 

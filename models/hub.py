@@ -19,7 +19,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = REPO_ROOT / "checkpoints"
 
-_cache: dict[tuple[type, str], torch.nn.Module] = {}
+_cache: dict[tuple[type | str, str], torch.nn.Module] = {}
 _lock = threading.Lock()
 
 
@@ -80,6 +80,33 @@ def _load_uncached(model_cls: type, name: str) -> torch.nn.Module:
             f"The '{name}' model at {where} could not be loaded ({type(err).__name__}: {err}). Retrain it with `{training_command(name)}`."
         ) from err
     return model.to(device).eval()
+
+
+def load_causal_lm(name: str) -> torch.nn.Module:
+    """Like `load`, for a checkpoint saved the transformers way (`AutoModelForCausalLM`)."""
+    key = ("transformers", name)
+    model = _cache.get(key)
+    if model is not None:
+        return model
+    with _lock:
+        if key not in _cache:
+            where = source(name)
+            if not hub_namespace() and not (Path(where) / "model.safetensors").is_file():
+                raise CheckpointError(
+                    f"The '{name}' model is missing: {where}/model.safetensors does not exist. "
+                    f"Train it with `{training_command(name)}`, or set MODEL_SHOW_HUB_NAMESPACE to load it from the Hub."
+                )
+            from transformers import AutoModelForCausalLM
+
+            try:
+                model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32)
+            except Exception as err:
+                raise CheckpointError(
+                    f"The '{name}' model at {where} could not be loaded ({type(err).__name__}: {err}). "
+                    f"Retrain it with `{training_command(name)}`."
+                ) from err
+            _cache[key] = model.to(pick_device()).eval()
+        return _cache[key]
 
 
 def clear_cache() -> None:

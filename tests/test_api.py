@@ -181,3 +181,21 @@ def test_segment_two_drawn_digits_through_the_api(client, tmp_path):
     assert Path(prob_map).is_file() and "**7**" in text and "**4**" in text
     with pytest.raises(Exception, match="Confidence threshold"):
         client.predict(handle_file(str(path)), 5, "any digit", api_name="/segment_digits")
+
+
+@needs_checkpoint("word-lstm")
+@needs_checkpoint("word-gpt")
+def test_generate_text_streams_word_by_word_and_repeats_for_a_seed(client):
+    args = ["GPT (small transformer)", "Mr. Darcy", 0.9, 40, 0.95, 20, 7]
+    job = client.submit(*args, api_name="/generate_text")
+    updates = [text for text, _, _ in job]  # every streamed update, the prompt first
+    assert len(updates) >= 5 and updates[0] == "Mr. Darcy"
+    assert all(b.startswith(a) for a, b in zip(updates, updates[1:], strict=False))
+    final, chart, note = client.predict(*args, api_name="/generate_text")
+    assert final == updates[-1] and len(chart["confidences"]) == 10
+    _, _, note = client.predict("LSTM (recurrent network)", "", 0.9, 40, 0.95, 10_000, 7, api_name="/generate_text")
+    assert "paragraph boundary" in note and "the limit is" in note
+    chart, _ = client.predict("LSTM (recurrent network)", "She was", api_name="/next_words")
+    assert len(chart["confidences"]) == 10
+    with pytest.raises(Exception, match="Temperature"):
+        client.predict("LSTM (recurrent network)", "Emma", 7, 40, 0.95, 10, 0, api_name="/generate_text")

@@ -187,3 +187,20 @@ def test_drawing_two_digits_gives_two_coloured_regions(page):
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "segment-drawing.png"), full_page=True)
+
+
+@needs_checkpoint("word-lstm")
+def test_text_tab_writes_on_from_the_prompt(page):
+    page.get_by_role("tab", name="Text").click()
+    prompt = page.locator("#text-prompt textarea")
+    prompt.fill("Emma could not")
+    page.locator("#text-write").click()
+    output = page.locator("#text-output textarea")
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#text-output textarea'); return t && t.value.split(/\\s+/).length > 30; }", timeout=30000
+    )
+    assert output.input_value().startswith("Emma could not")
+    page.locator("#text-next").get_by_text("%").first.wait_for(timeout=10000)  # the next-word chart is drawn
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "text.png"), full_page=True)

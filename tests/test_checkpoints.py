@@ -57,3 +57,44 @@ def test_imagenet_classifier_matches_the_reference_on_every_sample_photo():
         assert r["max_abs_logit_diff"] <= 1e-4, name
     assert 281 <= checks["chelsea"]["top1"] <= 285 and checks["chelsea"]["top1_prob"] >= 0.5
     assert checks["coffee"]["top1_label"] == "espresso"
+
+
+@pytest.fixture(scope="module")
+def austen():
+    """(tokenizer, train ids, test ids) of the Austen corpus, with word-lstm's tokenizer."""
+    from data.austen import AUSTEN_DIR, encode, load_corpus, load_tokenizer
+
+    if not (AUSTEN_DIR / "Rdata.rdx").is_file():
+        pytest.skip("the Austen corpus is not installed: apt-get install r-cran-janeaustenr (.ci/run installs it)")
+    corpus = load_corpus()
+    tokenizer = load_tokenizer(CHECKPOINTS / "word-lstm")
+    return tokenizer, encode(tokenizer, corpus.train), encode(tokenizer, corpus.test)
+
+
+@pytest.mark.skipif(not (CHECKPOINTS / "word-lstm").is_dir(), reason="checkpoints/word-lstm is not shipped yet")
+def test_word_lstm_holds_its_test_perplexity_and_beats_the_trigram(austen):
+    from benchmarks.ngram import KneserNeyTrigram
+    from models.word_lm import WordLSTM, perplexity
+
+    tokenizer, train_ids, test_ids = austen
+    model = WordLSTM.from_pretrained(CHECKPOINTS / "word-lstm", strict=True)
+    ppl = perplexity(model, test_ids, model.config.context)
+    claimed = json.loads((CHECKPOINTS / "word-lstm" / "metrics.json").read_text())["test_ppl"]
+    assert ppl == pytest.approx(claimed, rel=0.01)
+    trigram = KneserNeyTrigram(train_ids, tokenizer.get_vocab_size()).perplexity(test_ids)
+    assert ppl <= 0.85 * trigram, (ppl, trigram)
+
+
+@pytest.mark.skipif(not (CHECKPOINTS / "word-gpt").is_dir(), reason="checkpoints/word-gpt is not shipped yet")
+def test_word_gpt_holds_its_test_perplexity_with_the_same_tokenizer(austen):
+    from transformers import AutoModelForCausalLM
+
+    from models.word_lm import perplexity
+
+    tokenizer, _, test_ids = austen
+    gpt_vocab = json.loads((CHECKPOINTS / "word-gpt" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert gpt_vocab == tokenizer.get_vocab()  # same words, so the perplexities compare
+    model = AutoModelForCausalLM.from_pretrained(CHECKPOINTS / "word-gpt")
+    ppl = perplexity(model, test_ids, model.config.n_positions)
+    claimed = json.loads((CHECKPOINTS / "word-gpt" / "metrics.json").read_text())["test_ppl"]
+    assert ppl == pytest.approx(claimed, rel=0.01)

@@ -116,13 +116,14 @@ class CardInfo:
     datasets: list[str] = field(default_factory=list)
     extra: str = ""  # any further section, markdown
     metrics_heading: str = "Metrics (held-out data the model never saw)"
+    library_name: str = "pytorch"  # "transformers" for a checkpoint that loads with AutoModel
 
 
 def write_model_card(folder: Path, info: CardInfo) -> None:
     card_data = ModelCardData(
         license=info.license,
-        library_name="pytorch",
-        tags=sorted({"model-show", "pytorch_model_hub_mixin", *info.tags}),
+        library_name=info.library_name,
+        tags=sorted({"model-show", *info.tags, *(["pytorch_model_hub_mixin"] if info.library_name == "pytorch" else [])}),
         datasets=info.datasets or None,
     )
     metric_rows = "\n".join(
