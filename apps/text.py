@@ -274,7 +274,14 @@ def build() -> None:
             gr.LinePlot(
                 curves, x="training done", y="perplexity", color="curve", title="Perplexity while training (lower is better)", height=320
             )
-    write.click(generate_text, [choice, prompt, temperature, top_k, top_p, words, seed], [output, chart, note], api_name="generate_text")
-    peek.click(next_words, [choice, prompt], [chart, note], api_name="next_words")
+    # preprocess=False: the raw values reach parse_settings, whose messages name the setting and its range.
+    write.click(
+        generate_text,
+        [choice, prompt, temperature, top_k, top_p, words, seed],
+        [output, chart, note],
+        api_name="generate_text",
+        preprocess=False,
+    )
+    peek.click(next_words, [choice, prompt], [chart, note], api_name="next_words", preprocess=False)
     # Reads the written text, or the prompt when nothing has been written yet.
     look.click(lambda out, p, u: lstm_units(out or p, u), [output, prompt, unit], [units_view, units_note], api_visibility="private")
