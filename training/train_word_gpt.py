@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from data.austen import EOS, UNK, build_tokenizer, encode, load_corpus, load_tokenizer, save_tokenizer
+from data.austen import EOS, UNK, build_tokenizer, encode, load_tokenizer, save_tokenizer
 from models.hub import CHECKPOINTS
 from models.word_lm import perplexity
 from training.common import (
@@ -40,7 +40,7 @@ from training.common import (
     push_checkpoint,
     write_model_card,
 )
-from training.train_word_lstm import tiny_text
+from training.train_word_lstm import METRIC_NOTES, text_metrics, training_text
 
 NAME = "word-gpt"
 
@@ -91,18 +91,14 @@ def main(cfg: TrainConfig) -> None:
     timer = Timer()
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
     set_seed(cfg.seed)
+    corpus = training_text(cfg)
     if cfg.dry_run:
         import tempfile
 
-        from data.austen import Corpus
-
-        text = tiny_text()
-        corpus = Corpus(text[:240], text[240:270], text[270:], "a tiny generated text (dry run)")
         cfg.steps, cfg.batch_size, cfg.context, cfg.width, cfg.layers, cfg.heads, cfg.evals, cfg.min_frequency = 8, 4, 32, 32, 1, 2, 2, 1
         cfg.tokenizer_from = ""
         out_dir = Path(cfg.out_dir or tempfile.mkdtemp(prefix=f"{NAME}-dry-run-"))
     else:
-        corpus = load_corpus(cfg.text_file, cfg.dataset)
         out_dir = Path(cfg.out_dir) if cfg.out_dir else CHECKPOINTS / NAME
     shared = cfg.tokenizer_from and not cfg.text_file and not cfg.dataset and (Path(cfg.tokenizer_from) / "tokenizer.json").is_file()
     tokenizer = load_tokenizer(cfg.tokenizer_from) if shared else build_tokenizer(corpus.train, cfg.min_frequency)
@@ -158,14 +154,7 @@ def main(cfg: TrainConfig) -> None:
     model.load_state_dict(best_state)
     test_ppl = perplexity(model, test_ids, cfg.context)
     accelerator.print(f"test perplexity {test_ppl:.1f} (best step {best_step})")
-    metrics = {
-        "test_ppl": round(test_ppl, 2),
-        "val_ppl": round(best_val, 2),
-        "vocab_size": vocab,
-        "train_tokens": len(train_ids),
-        "test_tokens": len(test_ids),
-        "test_unk_rate": round(float((test_ids == tokenizer.token_to_id(UNK)).float().mean()), 4),
-    }
+    metrics = text_metrics(test_ppl, best_val, tokenizer, train_ids, test_ids)
     n_params = sum(p.numel() for p in model.parameters())
     card = CardInfo(
         name=NAME,
@@ -187,14 +176,7 @@ def main(cfg: TrainConfig) -> None:
             "The test split is scored once, with overlapping windows so every word has at least half a window of history."
         ),
         metrics=metrics,
-        metric_notes={
-            "test_ppl": "perplexity on the test chapters, <eos> and <unk> included: compare with word-lstm's, same tokens",
-            "val_ppl": "best validation perplexity (chooses the checkpoint)",
-            "vocab_size": "words in the vocabulary, <unk> and <eos> included",
-            "train_tokens": "tokens in the training split",
-            "test_tokens": "tokens in the test split",
-            "test_unk_rate": "share of test tokens that are <unk>",
-        },
+        metric_notes=METRIC_NOTES | {"test_ppl": METRIC_NOTES["test_ppl"] + "; compare with word-lstm's, same tokens"},
         command=command("training.train_word_gpt"),
         wall_time_s=timer.seconds,
         hardware=hardware(accelerator),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from data.austen import EOS, UNK, build_tokenizer, encode, load_corpus, save_tokenizer
+from data.austen import EOS, UNK, Corpus, build_tokenizer, encode, load_corpus, save_tokenizer
 from models.word_lm import WordLSTM, WordLSTMConfig, perplexity
 from training.common import (
     CardInfo,
@@ -81,17 +81,42 @@ def tiny_text(paragraphs: int = 300, seed: int = 0) -> list[str]:
     return out
 
 
+# The metrics both word models report (train_word_gpt reuses these): same tokens, so they compare.
+METRIC_NOTES = {
+    "test_ppl": "perplexity on the test chapters: exp of the mean next-word cross-entropy, <eos> and <unk> included",
+    "val_ppl": "best validation perplexity (chooses the checkpoint)",
+    "vocab_size": "words in the vocabulary, <unk> and <eos> included",
+    "train_tokens": "tokens in the training split",
+    "test_tokens": "tokens in the test split",
+    "test_unk_rate": "share of test tokens that are <unk>",
+}
+
+
+def text_metrics(test_ppl: float, best_val: float, tokenizer, train_ids: torch.Tensor, test_ids: torch.Tensor) -> dict:
+    return {
+        "test_ppl": round(test_ppl, 2),
+        "val_ppl": round(best_val, 2),
+        "vocab_size": tokenizer.get_vocab_size(),
+        "train_tokens": len(train_ids),
+        "test_tokens": len(test_ids),
+        "test_unk_rate": round(float((test_ids == tokenizer.token_to_id(UNK)).float().mean()), 4),
+    }
+
+
+def training_text(cfg) -> Corpus:
+    """The corpus to train on: a tiny generated text for --dry-run, else Austen / --text-file / --dataset."""
+    if cfg.dry_run:
+        text = tiny_text()
+        return Corpus(text[:240], text[240:270], text[270:], "a tiny generated text (dry run)")
+    return load_corpus(cfg.text_file, cfg.dataset)
+
+
 def main(cfg: TrainConfig) -> None:
     timer = Timer()
     accelerator, out_dir = setup(cfg, NAME)
+    corpus = training_text(cfg)
     if cfg.dry_run:
-        from data.austen import Corpus
-
-        text = tiny_text()
-        corpus = Corpus(text[:240], text[240:270], text[270:], "a tiny generated text (dry run)")
         cfg.epochs, cfg.size, cfg.batch_size, cfg.min_frequency = 2, 32, 4, 1
-    else:
-        corpus = load_corpus(cfg.text_file, cfg.dataset)
     tokenizer = build_tokenizer(corpus.train, cfg.min_frequency)
     train_ids, val_ids, test_ids = (encode(tokenizer, p) for p in (corpus.train, corpus.val, corpus.test))
     vocab = tokenizer.get_vocab_size()
@@ -142,14 +167,7 @@ def main(cfg: TrainConfig) -> None:
     model = accelerator.unwrap_model(model).float().cpu()
     model.load_state_dict(best_state)
     test_ppl = perplexity(model, test_ids, cfg.context)
-    metrics = {
-        "test_ppl": round(test_ppl, 2),
-        "val_ppl": round(best_val, 2),
-        "vocab_size": vocab,
-        "train_tokens": len(train_ids),
-        "test_tokens": len(test_ids),
-        "test_unk_rate": round(float((test_ids == tokenizer.token_to_id(UNK)).float().mean()), 4),
-    }
+    metrics = text_metrics(test_ppl, best_val, tokenizer, train_ids, test_ids)
     accelerator.print(f"test perplexity {test_ppl:.1f} (best epoch {best_epoch})")
     n_params = sum(p.numel() for p in model.parameters())
     card = CardInfo(
@@ -171,14 +189,7 @@ def main(cfg: TrainConfig) -> None:
             "The tokenizer and the choice of epoch see only train and validation; the test split is scored once."
         ),
         metrics=metrics,
-        metric_notes={
-            "test_ppl": "perplexity on the test chapters: exp of the mean next-word cross-entropy, <eos> and <unk> included",
-            "val_ppl": "best validation perplexity (chooses the epoch)",
-            "vocab_size": "words in the vocabulary, <unk> and <eos> included",
-            "train_tokens": "tokens in the training split",
-            "test_tokens": "tokens in the test split",
-            "test_unk_rate": "share of test tokens that are <unk>",
-        },
+        metric_notes=METRIC_NOTES,
         command=command("training.train_word_lstm"),
         wall_time_s=timer.seconds,
         hardware=hardware(accelerator),
