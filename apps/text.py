@@ -1,7 +1,7 @@
 """Text tab: two word-level language models write on from your prompt, word by word.
 
 Trace: prompt -> the shared word tokenizer (checkpoints/word-lstm/tokenizer.json) -> token ids ->
-`models.word_lm.NextWord` steps `WordLSTM` or the `GPT2LMHeadModel` -> `filter_logits`
+`models.word_lstm.NextWord` steps `WordLSTM` or the `GPT2LMHeadModel` -> `filter_logits`
 (temperature, top-k, top-p) -> a seeded draw -> the next word, streamed to the page.
 """
 
@@ -16,7 +16,7 @@ import torch
 from apps.common import check_number
 from data.austen import EOS, SPACE, UNK
 from models import hub
-from models.word_lm import NextWord, WordLSTM, filter_logits
+from models.word_lstm import NextWord, WordLSTM, filter_logits
 
 TITLE = "Text"
 MODELS = {"LSTM (recurrent network)": "word-lstm", "GPT (small transformer)": "word-gpt"}

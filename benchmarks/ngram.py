@@ -8,7 +8,7 @@ a word's unigram weight is the number of different words it follows, not how oft
 D = n1 / (n1 + 2 n2) from the counts of counts.
 
 It reads exactly the token ids the neural models read, <unk> and <eos> included, and scores every
-token after the first, as `models.word_lm.perplexity` does, so the perplexities compare directly.
+token after the first, as `models.word_lstm.perplexity` does, so the perplexities compare directly.
 """
 
 import math

@@ -400,7 +400,7 @@ def bench_text(app: LaunchedApp) -> dict[str, float]:
     from benchmarks.ngram import KneserNeyTrigram
     from data.austen import encode, load_corpus
     from models import hub
-    from models.word_lm import NextWord, filter_logits, perplexity
+    from models.word_lstm import NextWord, filter_logits, perplexity
 
     corpus = load_corpus()
     tokenizer = text.tokenizer()

@@ -74,7 +74,7 @@ def austen():
 @pytest.mark.skipif(not (CHECKPOINTS / "word-lstm").is_dir(), reason="checkpoints/word-lstm is not shipped yet")
 def test_word_lstm_holds_its_test_perplexity_and_beats_the_trigram(austen):
     from benchmarks.ngram import KneserNeyTrigram
-    from models.word_lm import WordLSTM, perplexity
+    from models.word_lstm import WordLSTM, perplexity
 
     tokenizer, train_ids, test_ids = austen
     model = WordLSTM.from_pretrained(CHECKPOINTS / "word-lstm", strict=True)
@@ -89,7 +89,7 @@ def test_word_lstm_holds_its_test_perplexity_and_beats_the_trigram(austen):
 def test_word_gpt_holds_its_test_perplexity_with_the_same_tokenizer(austen):
     from transformers import AutoModelForCausalLM
 
-    from models.word_lm import perplexity
+    from models.word_lstm import perplexity
 
     tokenizer, _, test_ids = austen
     gpt_vocab = json.loads((CHECKPOINTS / "word-gpt" / "tokenizer.json").read_text())["model"]["vocab"]

@@ -12,7 +12,7 @@ import torch
 
 from benchmarks.ngram import KneserNeyTrigram
 from data.austen import EOS, UNK, build_tokenizer, chapters, encode, load_corpus, split_by_chapter
-from models.word_lm import WordLSTM, WordLSTMConfig, filter_logits, perplexity
+from models.word_lstm import WordLSTM, WordLSTMConfig, filter_logits, perplexity
 from tests.conftest import needs_checkpoint
 from training.train_word_lstm import tiny_text
 

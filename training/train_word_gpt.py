@@ -27,7 +27,7 @@ import torch
 
 from data.austen import EOS, UNK, build_tokenizer, encode, load_tokenizer, save_tokenizer
 from models.hub import CHECKPOINTS
-from models.word_lm import perplexity
+from models.word_lstm import perplexity
 from training.common import (
     CardInfo,
     RunOptions,

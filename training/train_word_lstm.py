@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from data.austen import EOS, UNK, Corpus, build_tokenizer, encode, load_corpus, save_tokenizer
-from models.word_lm import WordLSTM, WordLSTMConfig, perplexity
+from models.word_lstm import WordLSTM, WordLSTMConfig, perplexity
 from training.common import (
     CardInfo,
     RunOptions,
@@ -201,7 +201,7 @@ def main(cfg: TrainConfig) -> None:
         usage=(
             "import torch\n"
             "from tokenizers import Tokenizer\n"
-            "from models.word_lm import WordLSTM\n"
+            "from models.word_lstm import WordLSTM\n"
             f'model = WordLSTM.from_pretrained("checkpoints/{NAME}", strict=True).eval()\n'
             f'tokenizer = Tokenizer.from_file("checkpoints/{NAME}/tokenizer.json")\n'
             "logits, state = model(torch.tensor([tokenizer.encode('It is a truth').ids]))  # (1, T, vocab)"
