@@ -71,7 +71,6 @@ def austen():
     return tokenizer, encode(tokenizer, corpus.train), encode(tokenizer, corpus.test)
 
 
-@pytest.mark.skipif(not (CHECKPOINTS / "word-lstm").is_dir(), reason="checkpoints/word-lstm is not shipped yet")
 def test_word_lstm_holds_its_test_perplexity_and_beats_the_trigram(austen):
     from benchmarks.ngram import KneserNeyTrigram
     from models.word_lstm import WordLSTM, perplexity
@@ -85,7 +84,6 @@ def test_word_lstm_holds_its_test_perplexity_and_beats_the_trigram(austen):
     assert ppl <= 0.85 * trigram, (ppl, trigram)
 
 
-@pytest.mark.skipif(not (CHECKPOINTS / "word-gpt").is_dir(), reason="checkpoints/word-gpt is not shipped yet")
 def test_word_gpt_holds_its_test_perplexity_with_the_same_tokenizer(austen):
     from transformers import AutoModelForCausalLM
 

@@ -38,7 +38,8 @@ from training.common import (
     parse_config,
     progress,
     push_checkpoint,
-    write_model_card,
+    save_checkpoint,
+    setup,
 )
 from training.train_word_lstm import METRIC_NOTES, text_metrics, training_text
 
@@ -84,22 +85,14 @@ def gpt_config(vocab: int, cfg: TrainConfig, eos_id: int):
 
 
 def main(cfg: TrainConfig) -> None:
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
     from transformers import GPT2LMHeadModel
 
     timer = Timer()
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
-    set_seed(cfg.seed)
+    accelerator, out_dir = setup(cfg, NAME)
     corpus = training_text(cfg)
     if cfg.dry_run:
-        import tempfile
-
         cfg.steps, cfg.batch_size, cfg.context, cfg.width, cfg.layers, cfg.heads, cfg.evals, cfg.min_frequency = 8, 4, 32, 32, 1, 2, 2, 1
         cfg.tokenizer_from = ""
-        out_dir = Path(cfg.out_dir or tempfile.mkdtemp(prefix=f"{NAME}-dry-run-"))
-    else:
-        out_dir = Path(cfg.out_dir) if cfg.out_dir else CHECKPOINTS / NAME
     shared = cfg.tokenizer_from and not cfg.text_file and not cfg.dataset and (Path(cfg.tokenizer_from) / "tokenizer.json").is_file()
     tokenizer = load_tokenizer(cfg.tokenizer_from) if shared else build_tokenizer(corpus.train, cfg.min_frequency)
     train_ids, val_ids, test_ids = (encode(tokenizer, p) for p in (corpus.train, corpus.val, corpus.test))
@@ -198,15 +191,8 @@ def main(cfg: TrainConfig) -> None:
         + "\n".join(f"| {h['step']} | {h['train_ppl']:.1f} | {h['val_ppl']:.1f} |" for h in history)
         + "\n\nTrain perplexity is measured with dropout on, while training.\n",
     )
-    import json
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)  # config.json + model.safetensors, the transformers way
+    save_checkpoint(model, out_dir, card, history)  # transformers' save_pretrained: config.json + model.safetensors
     save_tokenizer(tokenizer, out_dir, model_max_length=cfg.context)
-    (out_dir / "README.md").unlink(missing_ok=True)
-    write_model_card(out_dir, card)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (out_dir / "training_log.json").write_text(json.dumps(history, indent=1) + "\n")
     shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
     accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")
     if cfg.push_to_hub:
