@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from apps.common import check_number, drawing_pad, open_image, to_gray, to_rgb, upscale
+from apps.common import check_number, drawing_pad, on_gpu, open_image, to_gray, to_rgb, upscale
 from data.mnist import load_splits, sketch_to_mnist
 from data.photos import EXAMPLES_DIR as PHOTO_EXAMPLES
 from data.photos import to_model_input
@@ -221,6 +221,7 @@ def perturbation_picture(x: torch.Tensor, adversarial: torch.Tensor, scale: int)
     return to_picture(shown[None], scale), gain
 
 
+@on_gpu
 def attack(
     image,
     model_choice: str,
@@ -383,6 +384,7 @@ def curve_caption() -> str:
     return f"Precomputed by the benchmark: PGD-{data['steps']} with a random start, on {data['n_digits']:,} held-out test digits (all classes equally)."
 
 
+@on_gpu
 def recompute_curve(progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
     """Both digit models' accuracy against eps, PGD-10 on 200 test digits, live."""
     started = time.perf_counter()

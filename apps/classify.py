@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
 
-from apps.common import heat_colours, open_image, to_rgb
+from apps.common import heat_colours, on_gpu, open_image, to_rgb
 from data.photos import EXAMPLES_DIR, held_out_split, to_model_input
 from models import hub
 from models.efficientnet_lite import EfficientNetLite
@@ -47,6 +47,7 @@ def prepare_photo(image) -> tuple[np.ndarray, torch.Tensor]:
     return rgb, x
 
 
+@on_gpu
 def classify_image(image) -> dict[str, float]:
     """Photo -> {label: probability} for the five most likely ImageNet classes."""
     _, x = prepare_photo(image)
@@ -94,6 +95,7 @@ def cam_on_photo(rgb: np.ndarray, cam: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return heat, (overlay * 255).round().astype(np.uint8)
 
 
+@on_gpu
 def explain_image(image) -> tuple[np.ndarray, str]:
     """Photo -> (Grad-CAM overlay for the top class, a sentence saying which class it explains)."""
     rgb, x = prepare_photo(image)
@@ -237,6 +239,7 @@ def train_head(labels: list[str], images: list[np.ndarray], targets: np.ndarray,
     return TaughtHead(labels, head.weight.detach().clone(), head.bias.detach().clone(), held_acc, len(train_idx), len(held_idx))
 
 
+@on_gpu
 def teach_classes(*slots, progress=gr.Progress()) -> tuple[TaughtHead, str]:  # noqa: B008 (Gradio injects it)
     """slots = name1, files1, ..., name5, files5 -> (the session's new head, a report)."""
     names, files = list(slots[0::2]), list(slots[1::2])
@@ -257,6 +260,7 @@ def teach_classes(*slots, progress=gr.Progress()) -> tuple[TaughtHead, str]:  # 
     return head, report
 
 
+@on_gpu
 def classify_taught(head: TaughtHead | None, image) -> dict[str, float]:
     """Photo -> {your label: probability}, with this session's head."""
     if head is None:

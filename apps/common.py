@@ -14,6 +14,17 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+try:  # On a Hugging Face ZeroGPU Space, GPU work must run inside @spaces.GPU; elsewhere this is a no-op.
+    import spaces
+
+    on_gpu = spaces.GPU
+except ImportError:
+
+    def on_gpu(fn=None, **_settings):
+        """Stand-in for spaces.GPU where the `spaces` package is absent: returns the function unchanged."""
+        return fn if fn is not None else (lambda f: f)
+
+
 MAX_FILE_MB = 20  # bigger uploads are refused before they are read
 MAX_SIDE = 6000  # px, either side
 MAX_PIXELS = 24_000_000  # px in total (6000 x 4000), checked from the header before decoding

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from apps.common import check_number
+from apps.common import check_number, on_gpu
 from models import hub
 from models.dcgan import DigitGenerator
 
@@ -61,6 +61,7 @@ def grid_image(images: torch.Tensor, columns: int, scale: int = 3, gap: int = 2)
     return np.kron(grid, np.ones((scale, scale), np.uint8))
 
 
+@on_gpu
 @torch.inference_mode()
 def generate_digits(digit="any", seed=0, count=64) -> np.ndarray:
     """A grid of `count` generated digits; the same digit, seed and count always give the same picture."""
@@ -84,6 +85,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
+@on_gpu
 @torch.inference_mode()
 def interpolate_digits(from_digit=3, from_seed=0, to_digit=8, to_seed=1, steps=10) -> tuple[np.ndarray, str]:
     """Morph (digit, seed) into (digit, seed): (a strip of `steps` pictures, the path of an animated GIF)."""

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from apps.common import drawing_pad, open_image, to_gray, upscale
+from apps.common import drawing_pad, on_gpu, open_image, to_gray, upscale
 from data.mnist import sketch_to_mnist
 from models import hub
 from models.digit_classifier import DigitClassifier
@@ -63,6 +63,7 @@ def activation_grid(maps: torch.Tensor, columns: int = 8, gap: int = 1) -> np.nd
     return grid
 
 
+@on_gpu
 def classify_digit(image) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Picture of a digit -> ({"0": p0, ..., "9": p9}, the 28x28 input shown 8x larger, first-layer activations)."""
     return classify_gray(to_gray(open_image(image, "a picture of a digit")))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from apps.common import check_number, heat_colours, open_image, to_rgb
+from apps.common import check_number, heat_colours, on_gpu, open_image, to_rgb
 from data import fabric
 from models import hub
 from models.autoencoder import FabricAutoencoder, ssim_map
@@ -132,6 +132,7 @@ def render(
     return recon_view, heat_view, marked, verdict
 
 
+@on_gpu
 def detect_defects(image, detector: str = AUTOENCODER, threshold: float | None = None, fitted: Fitted | None = None):
     """A photo of fabric -> (reconstruction (autoencoder only), heat map on the fixed scale, the photo with
     defect regions outlined, the verdict). threshold: image threshold in standardised units; None or 0 = calibrated."""
@@ -167,6 +168,7 @@ def random_defective_swatch():
 # --- Fit to your own fabric ---------------------------------------------------------------------
 
 
+@on_gpu
 def fit_to_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa: B008 (Gradio injects it)
     """5-50 photos of flawless product -> detectors fitted to it, for this session only.
 

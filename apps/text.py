@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 import torch
 
-from apps.common import check_number
+from apps.common import check_number, on_gpu
 from data.austen import EOS, SPACE, UNK
 from models import hub
 from models.word_lstm import NextWord, WordLSTM, filter_logits
@@ -128,6 +128,7 @@ def top_words(logits: torch.Tensor, k: int = 10) -> dict[str, float]:
     return {label(tok.id_to_token(int(i))): float(v) for v, i in zip(values, indices, strict=True)}
 
 
+@on_gpu
 def next_words(choice="LSTM (recurrent network)", prompt="") -> tuple[dict[str, float], str]:
     """What the chosen model would say next after the prompt: its top 10 words, and notes."""
     name, prompt, *_, notes = parse_settings(choice, prompt, 1.0, 0, 1.0, 1, 0)
@@ -136,6 +137,7 @@ def next_words(choice="LSTM (recurrent network)", prompt="") -> tuple[dict[str, 
     return top_words(logits), "\n\n".join(notes)
 
 
+@on_gpu
 def generate_text(
     choice="LSTM (recurrent network)",
     prompt="It is a truth universally acknowledged",
