@@ -84,22 +84,43 @@ def _load_uncached(model_cls: type, name: str) -> torch.nn.Module:
 
 def load_causal_lm(name: str) -> torch.nn.Module:
     """Like `load`, for a checkpoint saved the transformers way (`AutoModelForCausalLM`)."""
-    key = ("transformers", name)
+
+    def read(where: str) -> torch.nn.Module:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32)
+
+    return _load_library_model("transformers", name, "model.safetensors", read)
+
+
+def load_diffusion_unet(name: str) -> torch.nn.Module:
+    """Like `load`, for a checkpoint saved the diffusers way (`UNet2DModel.from_pretrained`)."""
+
+    def read(where: str) -> torch.nn.Module:
+        from diffusers import UNet2DModel
+
+        return UNet2DModel.from_pretrained(where)
+
+    return _load_library_model("diffusers", name, "diffusion_pytorch_model.safetensors", read)
+
+
+def _load_library_model(library: str, name: str, weights_file: str, read) -> torch.nn.Module:
+    """Cached, eval-mode, on the best device: `read(where)` does the library's own from_pretrained
+    (which is strict: transformers and diffusers refuse missing weights and report unexpected ones)."""
+    key = (library, name)
     model = _cache.get(key)
     if model is not None:
         return model
     with _lock:
         if key not in _cache:
             where = source(name)
-            if not hub_namespace() and not (Path(where) / "model.safetensors").is_file():
+            if not hub_namespace() and not (Path(where) / weights_file).is_file():
                 raise CheckpointError(
-                    f"The '{name}' model is missing: {where}/model.safetensors does not exist. "
+                    f"The '{name}' model is missing: {where}/{weights_file} does not exist. "
                     f"Train it with `{training_command(name)}`, or set MODEL_SHOW_HUB_NAMESPACE to load it from the Hub."
                 )
-            from transformers import AutoModelForCausalLM
-
             try:
-                model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32)
+                model = read(where)
             except Exception as err:
                 raise CheckpointError(
                     f"The '{name}' model at {where} could not be loaded ({type(err).__name__}: {err}). "

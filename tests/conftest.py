@@ -84,9 +84,9 @@ def draw_digit(digit: int, size: int = 300, stroke: int = 18, dark_on_light: boo
     return im
 
 
-def needs_checkpoint(name: str):
+def needs_checkpoint(name: str, weights: str = "model.safetensors"):
     """Skip, saying why, until checkpoint `name` is trained and shipped (its tab is not in the app before that)."""
     import pytest
 
-    missing = not (REPO_ROOT / "checkpoints" / name / "model.safetensors").is_file()
+    missing = not (REPO_ROOT / "checkpoints" / name / weights).is_file()
     return pytest.mark.skipif(missing, reason=f"checkpoints/{name} is not shipped yet: its issue is still open")

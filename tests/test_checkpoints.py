@@ -17,9 +17,10 @@ SHIPPED = sorted(p for p in CHECKPOINTS.iterdir() if p.is_dir())
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
 def test_hub_layout_and_safe_formats(folder):
     names = {p.name for p in folder.iterdir()}
-    assert {"config.json", "model.safetensors", "README.md"} <= names
+    weights = "diffusion_pytorch_model.safetensors" if "diffusion_pytorch_model.safetensors" in names else "model.safetensors"  # diffusers
+    assert {"config.json", weights, "README.md"} <= names
     assert not any(p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"} for p in folder.iterdir()), "weights must be safetensors"
-    assert (folder / "model.safetensors").stat().st_size < 30 * 2**20
+    assert (folder / weights).stat().st_size < 30 * 2**20
     card = (folder / "README.md").read_text()
     metrics = json.loads((folder / "metrics.json").read_text())
     for key in metrics:

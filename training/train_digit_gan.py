@@ -121,16 +121,26 @@ def mean_pairwise_distance(features: np.ndarray, n: int = 2000, seed: int = 0) -
 @torch.no_grad()
 def evaluate_generator(generator: DigitGenerator, judge: DigitClassifier, per_class: int = 1000, seed: int = 0) -> dict[str, float]:
     """Quality as judged by our digit classifier: class accuracy, Fréchet distance on its features, diversity."""
+    labels = torch.arange(10).repeat_interleave(per_class)
+    return judge_digits(sample(generator, labels, seed), labels, judge, seed)
+
+
+@torch.no_grad()
+def judge_digits(
+    fakes: torch.Tensor, labels: torch.Tensor, judge: DigitClassifier, seed: int = 0, reference: str = "test"
+) -> dict[str, float]:
+    """The judge every digit generator faces: generated digits (N, 1, 28, 28) in [0, 1] drawn for `labels`.
+
+    Fréchet distance and diversity use (up to) 5,000 of them against the 1,000 real test digits, or,
+    with reference="val", the 500 validation digits (for choosing sampling settings without the test split)."""
     judge.eval()
     splits = load_splits()
-    labels = torch.arange(10).repeat_interleave(per_class)
-    fakes = sample(generator, labels, seed)
 
     def feats(x: torch.Tensor) -> np.ndarray:
         return torch.cat([judge.embed(x[i : i + 1000]) for i in range(0, len(x), 1000)]).numpy()
 
     preds = torch.cat([judge(fakes[i : i + 1000]).argmax(-1) for i in range(0, len(fakes), 1000)])
-    test = torch.from_numpy(splits.test_x).float().div(255).unsqueeze(1)
+    test = torch.from_numpy(splits.test_x if reference == "test" else splits.val_x).float().div(255).unsqueeze(1)
     train = torch.from_numpy(splits.train_x).float().div(255).unsqueeze(1)
     fake_feats = feats(fakes[torch.randperm(len(fakes), generator=torch.Generator().manual_seed(seed))[:5000]])
     test_feats, train_feats = feats(test), feats(train)
