@@ -199,3 +199,16 @@ def test_generate_text_streams_word_by_word_and_repeats_for_a_seed(client):
     assert len(chart["confidences"]) == 10
     with pytest.raises(Exception, match="Temperature"):
         client.predict("LSTM (recurrent network)", "Emma", 7, 40, 0.95, 10, 0, api_name="/generate_text")
+
+
+@needs_checkpoint("digit-diffusion", weights="diffusion_pytorch_model.safetensors")
+def test_generate_digits_diffusion_round_trip_repeats_for_a_seed(client):
+    grid, gif, path, timing = client.predict("a 3", 4, 10, 3.0, 5, "DDIM", api_name="/generate_digits_diffusion")
+    again = client.predict("three", 4, 10, 3.0, 5, "DDIM", api_name="/generate_digits_diffusion")[0]
+    assert np.array_equal(np.asarray(Image.open(grid)), np.asarray(Image.open(again)))
+    assert Path(gif).suffix == ".gif" and Image.open(gif).n_frames >= 11  # pure noise + one frame per step
+    assert "10 DDIM steps" in timing and "'3'" in timing
+    with pytest.raises(Exception, match="only knows the digits"):
+        client.predict("a unicorn", 4, 10, 3.0, 5, "DDIM", api_name="/generate_digits_diffusion")
+    with pytest.raises(Exception, match="Denoising steps"):
+        client.predict("3", 4, 1000, 3.0, 5, "DDIM", api_name="/generate_digits_diffusion")

@@ -142,6 +142,18 @@ def test_digit_gan_draws_and_replays_its_training(page):
         page.screenshot(path=str(SCREENSHOTS / "digit-gan.png"), full_page=True)
 
 
+def test_digit_diffusion_draws_beside_the_gan_with_timings(page):
+    page.get_by_role("tab", name="Digit diffusion").click()
+    page.locator("#diffusion-prompt textarea").fill("a 2")
+    page.locator("#diffusion-draw").click()
+    page.locator("#diffusion-grid img").wait_for(timeout=60000)
+    page.get_by_text("one pass through its generator").wait_for(timeout=30000)
+    assert "'2'" in page.locator("#diffusion-info").inner_text()
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "digit-diffusion.png"), full_page=True)
+
+
 def test_an_fgsm_attack_changes_the_digit_models_answer(page):
     page.get_by_role("tab", name="Attack").click()
     page.locator("#attack-model").get_by_text("Digit classifier (standard training)").click()
@@ -176,8 +188,10 @@ def test_drawing_two_digits_gives_two_coloured_regions(page):
                 page.mouse.move(x0 + (ax + (bx - ax) * t) * w, y0 + (ay + (by - ay) * t) * h)
         page.mouse.up()
 
-    stroke([(0.12, 0.25), (0.38, 0.25), (0.22, 0.8)])  # a 7 on the left
-    stroke([(0.75, 0.2), (0.75, 0.82)])  # a 1 on the right
+    # A 7 on the left (not at the very edge: the editor's tool strip sits there and swallows the stroke), then a 1.
+    stroke([(0.22, 0.3), (0.46, 0.3), (0.3, 0.8)])
+    page.wait_for_timeout(500)
+    stroke([(0.75, 0.2), (0.75, 0.82)])
     summary = page.locator("#segment-summary")
     summary.get_by_text("Found").wait_for(timeout=30000)
     page.wait_for_timeout(1500)  # the second stroke's run replaces the first one's
