@@ -1,0 +1,234 @@
+"""Load test: many gradio_client users at once, on a mix of every endpoint, against `python app.py` on loopback.
+
+    python -m benchmarks.load                                       # 1, 4 and 16 clients, 30 s each
+    python -m benchmarks.load --clients 16 --seconds 60 --json out.json
+
+Each client is its own gradio_client session in its own thread; it walks the endpoint mix in a
+loop (starting at a different place than its neighbours) until time is up, and waits for each
+answer before sending the next request. Reported per client count: requests per second, p50 and
+p95 latency per endpoint, errors, and the server's resident memory before and after. The JSON gets
+the totals of the largest run under `errors`, `requests`, `p95_ms`, `single_client_p50_ms` (the
+median of one client alone, for scale) and `rss_growth_mb`, plus every run in full under `runs`.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.run import EXAMPLES, free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def endpoint_mix() -> list[tuple[str, list]]:
+    """(api_name, args) for every endpoint, sized like an ordinary user's request."""
+    from gradio_client import handle_file
+
+    digit = str(EXAMPLES / "digits" / "mnist_test_7.png")
+    photo = str(EXAMPLES / "photos" / "coffee.jpg")
+    mix = [
+        ("/classify_digit", [handle_file(digit)]),
+        ("/classify_image", [handle_file(photo)]),
+        ("/explain_image", [handle_file(photo)]),
+        ("/segment_digits", [handle_file(digit), 0.5, "any digit"]),
+        ("/generate_digits", ["any", 0, 64]),
+        ("/interpolate_digits", ["3", 0, "8", 1, 10]),
+        ("/generate_digits_diffusion", ["seven", 8, 20, 3.0, 0, "DDIM"]),
+        ("/attack", [handle_file(digit), "digit", "fgsm", 76.5, 10, 1, "none", 100, 60, 0]),
+        ("/generate_text", ["LSTM (recurrent network)", "It is a truth universally acknowledged", 0.8, 40, 0.95, 30, 0]),
+        ("/next_words", ["GPT (small transformer)", "Mr. Darcy"]),
+        (
+            "/train_playground",
+            ["curved", 200, 0.3, 0.5, 0, "mlp", 2, 8, "tanh", 0.1, 0.0, 0.0, False, 200],
+        ),
+    ]
+    return mix
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MB (Linux /proc)."""
+    total = 0
+    for p in [pid, *child_pids(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(c) for c in children]
+
+
+@dataclass
+class RunResult:
+    clients: int
+    seconds: float
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    rss_before_mb: float = 0.0
+    rss_after_mb: float = 0.0
+
+    def summary(self) -> dict:
+        all_ms = [ms for values in self.latencies.values() for ms in values]
+        requests = len(all_ms) + sum(len(e) for e in self.errors.values())
+        return {
+            "clients": self.clients,
+            "requests": requests,
+            "errors": sum(len(e) for e in self.errors.values()),
+            "requests_per_s": round(requests / self.seconds, 2),
+            "p50_ms": round(float(np.percentile(all_ms, 50)), 1) if all_ms else None,
+            "p95_ms": round(float(np.percentile(all_ms, 95)), 1) if all_ms else None,
+            "rss_before_mb": round(self.rss_before_mb, 1),
+            "rss_after_mb": round(self.rss_after_mb, 1),
+            "rss_growth_mb": round(self.rss_after_mb - self.rss_before_mb, 1),
+            "per_endpoint": {
+                name: {
+                    "requests": len(values),
+                    "p50_ms": round(float(np.percentile(values, 50)), 1),
+                    "p95_ms": round(float(np.percentile(values, 95)), 1),
+                    "errors": len(self.errors.get(name, [])),
+                }
+                for name, values in sorted(self.latencies.items())
+            },
+            "error_samples": {name: sorted(set(e))[:3] for name, e in self.errors.items()},
+        }
+
+
+def run_clients(url: str, server_pid: int, clients: int, seconds: float, mix: list[tuple[str, list]]) -> RunResult:
+    from gradio_client import Client
+
+    result = RunResult(clients=clients, seconds=seconds)
+    lock = threading.Lock()
+    result.rss_before_mb = rss_mb(server_pid)
+    deadline = time.perf_counter() + seconds
+
+    def user(index: int) -> None:
+        client = Client(url, verbose=False)
+        position = index * 3  # neighbours start on different endpoints
+        while time.perf_counter() < deadline:
+            name, args = mix[position % len(mix)]
+            position += 1
+            start = time.perf_counter()
+            try:
+                client.predict(*args, api_name=name)
+                with lock:
+                    result.latencies[name].append((time.perf_counter() - start) * 1000)
+            except Exception as err:  # noqa: BLE001 - every failure is counted and reported, none may stop the run
+                with lock:
+                    result.errors[name].append(f"{type(err).__name__}: {str(err)[:200]}")
+        client.close()
+
+    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + 300)
+    result.seconds = max(seconds, 1e-9)
+    result.rss_after_mb = rss_mb(server_pid)
+    return result
+
+
+class AppProcess:
+    """`python app.py` in its own process (its memory is measured apart from the clients'), on a free loopback port."""
+
+    def __init__(self):
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/"
+        env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+        self.process = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        deadline = time.perf_counter() + 60
+        while time.perf_counter() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "gradio_api/info", timeout=2):
+                    return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"app.py exited with {self.process.returncode}") from None
+                time.sleep(0.2)
+        self.close()
+        raise RuntimeError("app.py did not answer within 60 s")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16], help="concurrent clients per run (1 is always run first)")
+    parser.add_argument("--seconds", type=float, default=30, help="length of each run")
+    parser.add_argument("--json", type=Path, help="write the totals and every run to this JSON file")
+    args = parser.parse_args(argv)
+    counts = sorted({1, *args.clients})
+    mix = endpoint_mix()
+    app = AppProcess()
+    try:
+        from gradio_client import Client
+
+        warm = Client(app.url, verbose=False)
+        for name, call_args in mix:  # warm-up: every model loaded once before anything is timed
+            warm.predict(*call_args, api_name=name)
+        warm.close()
+        runs = [run_clients(app.url, app.process.pid, n, args.seconds, mix).summary() for n in counts]
+    finally:
+        app.close()
+    single = runs[0]
+    largest = runs[-1]
+    totals = {
+        "clients": largest["clients"],
+        "seconds": args.seconds,
+        "requests": largest["requests"],
+        "errors": largest["errors"],
+        "p95_ms": largest["p95_ms"],
+        "single_client_p50_ms": single["p50_ms"],
+        "p95_over_single_p50": round(largest["p95_ms"] / single["p50_ms"], 2) if single["p50_ms"] else None,
+        "rss_growth_mb": largest["rss_growth_mb"],
+        "runs": runs,
+    }
+    print("| clients | requests | errors | req/s | p50 ms | p95 ms | server RSS before -> after (MB) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in runs:
+        print(
+            f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p95_ms']} | "
+            f"{r['rss_before_mb']} -> {r['rss_after_mb']} |"
+        )
+    print("\n| endpoint | " + " | ".join(f"p50 / p95 ms, {r['clients']} clients" for r in runs) + " |")
+    print("| --- | " + " | ".join("---" for _ in runs) + " |")
+    for name in sorted({n for r in runs for n in r["per_endpoint"]}):
+        cells = []
+        for r in runs:
+            e = r["per_endpoint"].get(name)
+            cells.append(f"{e['p50_ms']} / {e['p95_ms']}" + (f" ({e['errors']} errors)" if e["errors"] else "") if e else "-")
+        print(f"| `{name}` | " + " | ".join(cells) + " |")
+    for r in runs:
+        for name, samples in r["error_samples"].items():
+            print(f"errors at {r['clients']} clients, {name}: {samples}")
+    if args.json:
+        args.json.write_text(json.dumps(totals, indent=2) + "\n")
+    return totals
+
+
+if __name__ == "__main__":
+    main()
