@@ -189,7 +189,9 @@ def lstm_units(text_value="", unit=-1) -> tuple[list[tuple[str, float]], str]:
         embedded = net.embedding(torch.tensor([[tok.token_to_id(EOS), *ids]], device=device))
         hidden, _ = net.lstm(embedded)  # (1, 1 + T, size): the top layer's state after each word
     hidden = hidden[0, 1:].float().cpu()
-    busiest = hidden.std(0).argsort(descending=True)[:8].tolist()
+    # With one word there is no change to measure: rank units by how far from 0 they are instead.
+    spread = hidden.std(0) if len(hidden) > 1 else hidden[0].abs()
+    busiest = spread.argsort(descending=True)[:8].tolist()
     if unit < 0:
         unit = busiest[0]
     spans = [(piece(tok.id_to_token(i)), round(float(hidden[t, unit]), 3)) for t, i in enumerate(ids)]
