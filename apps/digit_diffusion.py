@@ -21,7 +21,16 @@ from apps import digit_gan
 from apps.common import check_number, on_gpu
 from apps.digit_gan import grid_image
 from models import hub
-from models.digit_diffusion import MAX_STEPS, MIN_STEPS, SAMPLERS, PromptError, parse_prompt, sample_digits
+from models.digit_diffusion import (
+    MAX_STEPS,
+    MIN_STEPS,
+    SAMPLERS,
+    PromptError,
+    parse_prompt,
+    sample_digits,
+    starting_noise,
+    to_digit_range,
+)
 
 TITLE = "Digit diffusion"
 CHECKPOINT = "digit-diffusion"
@@ -120,8 +129,7 @@ def generate_digits_diffusion(prompt="seven", count=16, steps=None, guidance=Non
         f"Drew **{count} x '{digit}'** in **{seconds * 1000:.0f} ms**: {steps} {sampler} steps, "
         f"{passes} passes through the U-Net{' (guided: with and without the label)' if guidance != 1.0 else ''}."
     )
-    noise = torch.randn(count, 1, 32, 32, generator=torch.Generator().manual_seed(seed))[:, :, 2:30, 2:30]
-    start_frame = ((noise + 1) / 2).clamp(0, 1)  # the pure noise the first step starts from, for the animation
+    start_frame = to_digit_range(starting_noise(count, seed))  # the pure noise the first step starts from, for the animation
     frames = [start_frame, *frames]
     return grid_image(images, columns=columns), denoising_gif(frames, columns, digit), denoising_strip(frames), info
 

@@ -107,6 +107,11 @@ def to_digit_range(samples: torch.Tensor) -> torch.Tensor:
     return ((samples[:, :, PAD:-PAD, PAD:-PAD] + 1) / 2).clamp(0, 1)
 
 
+def starting_noise(count: int, seed: int) -> torch.Tensor:
+    """The pure noise drawing starts from, (count, 1, 32, 32): fixed by the seed alone."""
+    return torch.randn(count, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(seed))
+
+
 @torch.inference_mode()
 def sample_digits(
     unet,
@@ -133,7 +138,7 @@ def sample_digits(
     import diffusers
 
     device = next(unet.parameters()).device
-    noise = torch.randn(len(labels), 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(seed))
+    noise = starting_noise(len(labels), seed)
     outputs, frames = [], []
     for start in range(0, len(labels), batch_size):
         scheduler = getattr(diffusers, SAMPLERS[sampler]).from_config(scheduler_config)
