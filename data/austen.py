@@ -149,7 +149,10 @@ def build_tokenizer(train_paragraphs: list[str], min_frequency: int = 3):
         ]
     )
     tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(rf"{SPACE}?(?:\w+|--|[^\w\s{SPACE}])|{SPACE}+"), behavior="isolated")
-    tokenizer.decoder = decoders.Metaspace(replacement=SPACE, prepend_scheme="always")
+    # Decoding keeps every word's leading space, the first one too: generated text is decoded on
+    # its own and appended to the prompt (transformers' text-generation pipeline does exactly that),
+    # so "▁in ▁the" must come back as " in the", not "in the" glued onto the prompt's last word.
+    tokenizer.decoder = decoders.Metaspace(replacement=SPACE, prepend_scheme="never")
     trainer = WordLevelTrainer(min_frequency=min_frequency, special_tokens=[UNK, EOS])
     tokenizer.train_from_iterator(train_paragraphs, trainer=trainer)
     return tokenizer

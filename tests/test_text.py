@@ -54,7 +54,8 @@ def test_tokenizer_round_trip_and_unknown_words():
     sample = "Emma walked to Highbury. Mr. Darcy danced with Harriet, and was happy!"
     ids = tokenizer.encode(sample).ids
     assert UNK not in [tokenizer.id_to_token(i) for i in ids]
-    assert tokenizer.decode(ids) == sample  # exact: spaces are part of the tokens
+    assert tokenizer.decode(ids) == " " + sample  # exact: spaces are part of the tokens, the first word's too
+    assert tokenizer.decode(tokenizer.encode("Emma walked to Highbury.").ids[2:]) == " to Highbury."
     unknown = tokenizer.encode("Zebras quarrelled").tokens
     assert unknown == [UNK, UNK]
     stream = encode(tokenizer, ["Emma walked.", "Harriet wrote."])
@@ -171,15 +172,17 @@ def test_edge_cases_are_handled_with_a_message():
 def test_word_gpt_is_a_plain_transformers_checkpoint(tmp_path):
     """No project code: load it from a process that cannot import our packages, and write with pipeline()."""
     code = (
-        "from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline, set_seed\n"
+        "set_seed(0)\n"
         f"model = AutoModelForCausalLM.from_pretrained({str(REPO_ROOT / 'checkpoints' / 'word-gpt')!r})\n"
         f"tokenizer = AutoTokenizer.from_pretrained({str(REPO_ROOT / 'checkpoints' / 'word-gpt')!r})\n"
-        "out = pipeline('text-generation', model=model, tokenizer=tokenizer)('It is a truth', max_new_tokens=20, do_sample=True)\n"
+        "out = pipeline('text-generation', model=model, tokenizer=tokenizer)('It is a truth', min_new_tokens=12, max_new_tokens=20, do_sample=True)\n"
         "print(out[0]['generated_text'])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.startswith("It is a truth") and len(result.stdout.split()) > 8
+    # The continuation is decoded on its own and appended: its first word must keep its space ("truth in", not "truthin").
+    assert result.stdout.startswith("It is a truth ") and len(result.stdout.split()) > 8
 
 
 @needs_checkpoint("word-lstm")
