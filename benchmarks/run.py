@@ -336,6 +336,29 @@ def bench_fabric(app: LaunchedApp) -> dict[str, float]:
     return results
 
 
+def bench_horse2zebra(app: LaunchedApp) -> dict[str, float]:
+    """The CycleGAN on 300 held-out procedural horses and zebras, judged by our ImageNet classifier."""
+    from gradio_client import handle_file
+
+    from apps import horse2zebra as tab
+    from data.horses import animals
+    from training.train_cyclegan import evaluate, in_top5, judge_pictures, translate
+
+    net, judge = tab.generators(), tab.judge()
+    size = net.config.image_size
+    horses, zebras = animals("horse", "test", 300, size), animals("zebra", "test", 300, size)
+    metrics = {k: round(v, 4) for k, v in evaluate(net, judge, horses, zebras).items()}
+    # The tab's default working size is 256 px: the same horses, painted at 256.
+    big = animals("horse", "test", 100, 256)
+    metrics["zebra_rate_after_256"] = round(in_top5(judge_pictures(judge, translate(net, big, "horse_to_zebra"))[0], 340), 4)
+    x = tab.prepare_picture(big[0], 256)
+    p50, p95 = percentile_ms(lambda: tab.run_generator(net, x, "horse_to_zebra"), repeats=30, warmup=3)
+    metrics["latency_ms_p50"], metrics["latency_ms_p95"] = round(p50, 1), round(p95, 1)
+    example = str(EXAMPLES / "horses" / "horse_3000001.png")
+    metrics["api_ms_p50"] = round(api_p50_ms(app, "/horse_to_zebra", [handle_file(example), "horse → zebra", 256], repeats=10), 1)
+    return metrics
+
+
 def write_robustness_curve(n_digits: int = 500, steps: int = 20) -> float:
     """The robustness curve the Attack tab shows (benchmarks/robustness_curve.json); returns the seconds it took."""
     from apps import attack
@@ -483,6 +506,7 @@ BENCHMARKS: dict[str, Callable[[LaunchedApp], dict[str, float]]] = {
     "digit-gan": bench_digit_gan,
     "digit-diffusion": bench_digit_diffusion,
     "digit-segmenter": bench_digit_segmenter,
+    "horse2zebra": bench_horse2zebra,
     "attack": bench_attack,
     "fabric": bench_fabric,
     "text": bench_text,
@@ -492,6 +516,7 @@ MULTI_ENTRY = {"fabric"}  # benchmarks that return {entry name: metrics} for sev
 REQUIRES = {
     "digit-segmenter": ["digit-segmenter"],
     "digit-diffusion": ["digit-diffusion"],
+    "horse2zebra": ["horse2zebra"],
     "fabric": ["fabric-autoencoder", "fabric-features"],
     "attack": ["digit-classifier-robust"],
     "text": ["word-lstm", "word-gpt"],

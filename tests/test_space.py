@@ -22,6 +22,8 @@ MODEL_ENDPOINTS = {
     "classify_digit",
     "next_words",
     "generate_text",
+    "segment_digits",
+    "horse_to_zebra",
 }
 
 
