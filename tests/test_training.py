@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import time
@@ -49,6 +50,41 @@ def test_dry_run_trains_saves_and_loads_in_under_a_minute(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= {"test_accuracy", "font_digit_accuracy"}
     assert len(json.loads((out / "training_log.json").read_text())) == 2
+
+
+def test_two_process_dry_run_under_accelerate_launch(tmp_path):
+    """The same script, data-parallel over 2 CPU processes (gloo): `accelerate launch --multi_gpu` starts them
+    with torchrun, and ACCELERATE_USE_CPU makes accelerate join them on the CPU (on GPUs, drop it)."""
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+    ]
+    command += [
+        "--main_process_port",
+        "0",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "training.train_digit_classifier",
+        "--dry-run",
+        "--out-dir",
+        str(out),
+    ]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1"}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 processes" in (out / "README.md").read_text()  # the card records that both processes trained
+    assert result.stdout.count("saved ") == 1  # only the main process writes the checkpoint
+    DigitClassifier.from_pretrained(out, strict=True)
 
 
 def test_cli_flags_come_from_the_config_dataclass():

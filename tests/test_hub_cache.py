@@ -1,0 +1,78 @@
+"""Every shipped checkpoint, as the Hub would serve it: pushed folder-exact, and loaded by the app from an
+offline Hub cache through MODEL_SHOW_HUB_NAMESPACE."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from training import common
+
+CHECKPOINTS = REPO_ROOT / "checkpoints"
+# checkpoint -> how the app loads it: (module, class) for `hub.load(class, name)`, or the name of a `hub` function
+LOADERS = {
+    "digit-classifier": ("models.digit_classifier", "DigitClassifier"),
+    "digit-classifier-robust": ("models.digit_classifier", "DigitClassifier"),
+    "imagenet-classifier": ("models.efficientnet_lite", "EfficientNetLite"),
+    "digit-gan": ("models.dcgan", "DigitGenerator"),
+    "digit-diffusion": "load_diffusion_unet",
+    "digit-segmenter": ("models.unet", "UNet"),
+    "horse2zebra": ("models.cyclegan", "CycleGenerators"),
+    "word-lstm": ("models.word_lstm", "WordLSTM"),
+    "word-gpt": "load_causal_lm",
+}
+SHIPPED = sorted(p.name for p in CHECKPOINTS.iterdir() if p.is_dir())
+
+
+def test_every_shipped_checkpoint_has_a_loader_here():
+    assert set(SHIPPED) <= set(LOADERS), f"add a loader for {sorted(set(SHIPPED) - set(LOADERS))}"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_push_uploads_exactly_the_checkpoint_folder(name, monkeypatch):
+    uploads = []
+    monkeypatch.setattr(common.HfApi, "create_repo", lambda self, repo_id, **kw: None)
+    monkeypatch.setattr(common.HfApi, "upload_folder", lambda self, **kw: uploads.append(kw))
+    common.push_checkpoint(CHECKPOINTS / name, f"someone/{name}")
+    (call,) = uploads
+    assert call["folder_path"] == str(CHECKPOINTS / name) and call["repo_id"] == f"someone/{name}" and call["repo_type"] == "model"
+    # What that folder holds is what a Hub user gets: the weights, their config and the card, nothing pickled.
+    files = {p.name for p in (CHECKPOINTS / name).iterdir()}
+    assert "README.md" in files and "config.json" in files and any(f.endswith(".safetensors") for f in files)
+
+
+def test_the_app_loads_every_checkpoint_from_an_offline_hub_cache(tmp_path):
+    """A Hub cache laid out as `huggingface_hub` writes it (refs/main -> snapshots/<commit>/files), filled with
+    links to the shipped files; the app's loaders must find every model there with HF_HUB_OFFLINE=1."""
+    cache = tmp_path / "hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    for name in SHIPPED:
+        repo = cache / f"models--someone--{name}"
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        for path in (CHECKPOINTS / name).iterdir():
+            (snapshot / path.name).symlink_to(path)
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(commit)
+    lines = ["from models import hub"]
+    for name in SHIPPED:
+        loader = LOADERS[name]
+        if isinstance(loader, tuple):
+            lines.append(f"from {loader[0]} import {loader[1]}\nm = hub.load({loader[1]}, {name!r})")
+        else:
+            lines.append(f"m = hub.{loader}({name!r})")
+        lines.append(f"print({name!r}, 'loaded', sum(p.numel() for p in m.parameters()))")
+        lines.append(f"assert hub.checkpoint_file({name!r}, 'README.md') is not None")
+    env = {
+        **os.environ,
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "MODEL_SHOW_HUB_NAMESPACE": "someone",
+        "MODEL_SHOW_DEVICE": "cpu",
+    }
+    result = subprocess.run([sys.executable, "-c", "\n".join(lines)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in SHIPPED:
+        assert f"{name} loaded" in result.stdout
