@@ -57,6 +57,9 @@ def main() -> None:
         css=CSS,
         theme=gr.themes.Soft(),
         share=False,
+        # Errors the app did not foresee reach the caller with their message instead of a generic "error":
+        # an API client that sends a number where a file belongs learns what was wrong.
+        show_error=True,
     )
 
 

@@ -188,7 +188,7 @@ def check_classes(names: list[str | None], files: list[list | None]) -> tuple[li
     """The filled-in class slots, or a gr.Error saying what is missing."""
     labels, groups = [], []
     for k, (name, group) in enumerate(zip(names, files, strict=True), start=1):
-        name = (name or "").strip()
+        name = "" if name is None else str(name).strip()  # an API caller may send a number
         group = [f for f in (group or []) if f]
         if not name and not group:
             continue

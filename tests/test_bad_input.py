@@ -1,0 +1,193 @@
+"""Bad input against the launched app, table-driven over every endpoint: each case must end in a clear
+error or a correct answer, never a server error, and the server must stay healthy and not grow.
+
+A "clear error" is the app's own gr.Error message, or Gradio's own check of the payload (a choice that is
+not in a dropdown, a number where a file belongs). The server log tells the two apart from exceptions the
+app did not foresee: a traceback that ends in anything else fails the test.
+"""
+
+import io
+import struct
+import time
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from tests.conftest import draw_digit, needs_checkpoint
+
+GENERIC = "has raised an exception"  # Gradio's text for an unforeseen exception when show_error is off
+IMAGE = object()  # where an endpoint's picture goes
+
+
+def png_bytes(im: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    im.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def bomb_png(side: int = 20_000) -> bytes:
+    """A valid PNG header that claims side x side pixels, followed by a few bytes of data: a decoder that
+    trusts the header would need 1.2 GB; the app must refuse it from the header alone."""
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
+
+
+def image_cases(folder: Path) -> dict[str, object]:
+    """Case name -> what to send as the picture (a file handle, None, or a value of the wrong type)."""
+    digit = draw_digit(7).convert("RGB")
+    jpeg = io.BytesIO()
+    digit.save(jpeg, "JPEG")
+    files = {
+        "corrupt_png": b"\x89PNG\r\n\x1a\n and then nothing an image would hold",
+        "corrupt_jpeg": jpeg.getvalue()[: len(jpeg.getvalue()) // 3],  # cut short in the middle of the scan
+        "one_pixel": png_bytes(Image.new("RGB", (1, 1), (255, 255, 255))),
+        "bomb_20000px": bomb_png(),
+        "sixteen_bit": png_bytes(Image.fromarray(np.asarray(digit.convert("L"), np.uint16) * 257)),
+        "palette": png_bytes(digit.convert("P", palette=Image.Palette.ADAPTIVE, colors=8)),
+        "rgba": png_bytes(Image.merge("RGBA", (*digit.split(), Image.new("L", digit.size, 128)))),
+        "text_file": b"this is not a picture\n",
+    }
+    cmyk = io.BytesIO()
+    digit.convert("CMYK").save(cmyk, "JPEG")
+    files["cmyk_jpeg"] = cmyk.getvalue()
+    cases: dict[str, object] = {"nothing": None, "wrong_type": 12345}
+    for name, data in files.items():
+        suffix = ".txt" if name == "text_file" else (".jpg" if "jpeg" in name else ".png")
+        path = folder / f"{name}{suffix}"
+        path.write_bytes(data)
+        cases[name] = handle_file(str(path))
+    return cases
+
+
+# endpoint -> (arguments with IMAGE where the picture goes, indexes of numeric arguments, indexes of text arguments)
+ENDPOINTS = {
+    "/classify_digit": ([IMAGE], [], []),
+    "/classify_image": ([IMAGE], [], []),
+    "/explain_image": ([IMAGE], [], []),
+    "/classify_taught": ([IMAGE], [], []),
+    "/segment_digits": ([IMAGE, 0.5, "any digit"], [1], []),
+    "/attack": ([IMAGE, "digit", "fgsm", 64, 10, 1, "none (any wrong answer)", 40, 20, 0], [3, 4, 5, 7, 8, 9], []),
+    "/horse_to_zebra": ([IMAGE, "horse → zebra", 128], [2], []),
+    "/train_playground": (["curved", 200, 0.3, 0.5, 0, "mlp", 2, 8, "tanh", 0.1, 0.0, 0.0, False, 20], [1, 2, 3, 4, 6, 7, 10, 11, 13], []),
+    "/generate_digits": (["7", 0, 16], [1, 2], []),
+    "/interpolate_digits": (["3", 0, "8", 1, 10], [1, 3, 4], []),
+    "/generate_digits_diffusion": (["seven", 2, 5, 1.5, 0, "DDIM"], [1, 2, 3, 4], [0]),
+    "/generate_text": (["LSTM (recurrent network)", "Emma", 0.8, 40, 0.95, 5, 0], [2, 3, 4, 5, 6], [1]),
+    "/next_words": (["GPT (small transformer)", "Emma"], [], [1]),
+    "/teach_classes": (["cats", None, "dogs", None, "", None, "", None, "", None], [], [0, 2]),
+    "/download_head": ([], [], []),
+    "/robustness_curve": ([], [], []),
+}
+NUMBER_CASES = {"nan": float("nan"), "negative": -5, "huge": 1e12, "wrong_type": "abc", "nothing": None}
+TEXT_CASES = {"empty": "", "100k_characters": "Emma " * 20_000, "wrong_type": 3.5}
+
+
+def requests(folder: Path, endpoints: list[str]) -> list[tuple[str, str, list]]:
+    """(endpoint, case, arguments) for every endpoint x every case that applies to its inputs."""
+    pictures = image_cases(folder)
+    draw_digit(7).convert("RGB").save(folder / "good.png")
+    good = handle_file(str(folder / "good.png"))
+    out = []
+    for api in endpoints:
+        args, numbers, texts = ENDPOINTS[api]
+        base = [good if a is IMAGE else a for a in args]
+        out.append((api, "good input", base))
+        if IMAGE in args:
+            for case, value in pictures.items():
+                out.append((api, f"image {case}", [value if a is IMAGE else a for a in args]))
+        for index in numbers:
+            for case, value in NUMBER_CASES.items():
+                out.append((api, f"argument {index} {case}", base[:index] + [value] + base[index + 1 :]))
+        for index in texts:
+            for case, value in TEXT_CASES.items():
+                out.append((api, f"argument {index} {case}", base[:index] + [value] + base[index + 1 :]))
+    return out
+
+
+def outcome(client: Client, api: str, args: list) -> str:
+    """ "ok", or the error's message ("UNCLEAR: ..." when it is not one a person can act on)."""
+    try:
+        client.predict(*args, api_name=api)
+        return "ok"
+    except Exception as err:  # gradio_client raises AppError for errors the app reports
+        message = str(err)
+        return message if message.strip() and GENERIC not in message else f"UNCLEAR: {message!r}"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@pytest.fixture(scope="module")
+def client(running_app):
+    return Client(running_app.url, verbose=False)
+
+
+def shipped_endpoints(client: Client) -> list[str]:
+    listed = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    return [api for api in ENDPOINTS if api in listed]
+
+
+def test_every_endpoint_is_in_the_table(client):
+    listed = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert listed <= set(ENDPOINTS), f"add {sorted(listed - set(ENDPOINTS))} to the bad-input table"
+
+
+@needs_checkpoint("digit-classifier")
+def test_every_endpoint_every_case_ends_in_a_clear_error_or_an_answer(client, running_app, tmp_path):
+    log_start = running_app.log_path.stat().st_size
+    results = {}
+    for api, case, args in requests(tmp_path, shipped_endpoints(client)):
+        results[(api, case)] = outcome(client, api, args)
+    unclear = {key: message for key, message in results.items() if message.startswith("UNCLEAR")}
+    assert not unclear, f"{len(unclear)} of {len(results)} requests got no clear message: {sorted(unclear)}"
+    # Server errors: every traceback the server logged must end in a gr.Error, or in Gradio's own check that
+    # a file input got a file (a wrong payload type); anything else is an exception the app did not foresee.
+    log = running_app.log_path.read_text(errors="replace")[log_start:]
+    blocks = log.split("Traceback (most recent call last):")[1:]
+    # A traceback's frames are indented; its first unindented line names the exception.
+    endings = [next((line for line in block.splitlines() if line and not line[0].isspace()), "?") for block in blocks]
+    foreseen = ("gradio.exceptions.Error", "validation error for ImageData", "validation error for FileData")
+    unforeseen = [line for line in endings if not any(mark in line for mark in foreseen)]
+    assert not unforeseen, f"the server raised {len(unforeseen)} unforeseen exceptions: {unforeseen[:5]}"
+    # Spot checks that the message says what to do, not merely that something failed.
+    for api in ("/classify_digit", "/horse_to_zebra", "/attack"):
+        if (api, "image nothing") in results:
+            assert "Nothing was uploaded" in results[(api, "image nothing")]
+            assert "6000 x 6000" in results[(api, "image bomb_20000px")]
+            assert "at least 8 px" in results[(api, "image one_pixel")]
+            assert "not an image we can read" in results[(api, "image corrupt_png")]
+    for api in ("/classify_digit", "/segment_digits"):
+        for case in ("image sixteen_bit", "image palette", "image rgba", "image cmyk_jpeg"):
+            assert results[(api, case)] == "ok", (api, case, results[(api, case)])
+    assert results[("/classify_digit", "good input")] == "ok"
+    assert running_app.process.poll() is None, "the server died"
+    with urllib.request.urlopen(running_app.url + "gradio_api/info", timeout=10) as response:
+        assert response.status == 200
+
+
+@needs_checkpoint("digit-classifier")
+def test_memory_does_not_grow_across_200_bad_requests(client, running_app, tmp_path):
+    cases = [
+        (api, args)
+        for api, case, args in requests(tmp_path, ["/classify_digit", "/segment_digits", "/generate_digits"])
+        if case != "good input"
+    ]
+    for api, args in cases:  # warm-up: first use loads models and fills caches
+        outcome(client, api, args)
+    before = rss_mb(running_app.process.pid)
+    start = time.perf_counter()
+    for k in range(200):
+        assert not outcome(client, *cases[k % len(cases)]).startswith("UNCLEAR")
+    after = rss_mb(running_app.process.pid)
+    assert after - before < 50, f"RSS grew from {before:.0f} to {after:.0f} MB over 200 bad requests ({time.perf_counter() - start:.0f} s)"
+    assert running_app.process.poll() is None
