@@ -27,13 +27,16 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def percentile_ms(fn: Callable[[], object], repeats: int = 50, warmup: int = 5) -> tuple[float, float]:
-    """(p50, p95) wall time of fn() in milliseconds."""
+    """(p50, p95) wall time of fn() in milliseconds (on a GPU, until its queued work has finished)."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append((time.perf_counter() - start) * 1000)
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 

@@ -1,0 +1,23 @@
+"""The benchmark scripts themselves (their numbers are checked by the checkpoint tests and the README)."""
+
+import pytest
+import torch
+
+from benchmarks import gpu, run
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: benchmarks.gpu would run for real")
+def test_gpu_table_refuses_to_run_without_a_gpu(capsys):
+    assert gpu.main(["--only", "digit-classifier"]) == 2
+    assert "No CUDA GPU here" in capsys.readouterr().err
+
+
+def test_latency_is_timed_per_call_and_reported_as_p50_and_p95():
+    calls = []
+    p50, p95 = run.percentile_ms(lambda: calls.append(1), repeats=20, warmup=3)
+    assert len(calls) == 23 and 0 <= p50 <= p95 < 50
+
+
+def test_markdown_table_lists_every_metric():
+    table = run.markdown_table({"digit-gan": {"fid_digits": 0.59, "latency_ms_p50": 13.4}})
+    assert table.splitlines()[2:] == ["| digit-gan | `fid_digits` | 0.59 |", "| digit-gan | `latency_ms_p50` | 13.4 |"]
