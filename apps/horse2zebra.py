@@ -229,7 +229,7 @@ def build() -> None:
             )
             with gr.Row():
                 go = gr.Button("Translate", variant="primary")
-                random_button = gr.Button("Random held-out animal")
+                random_button = gr.Button("Random held-out animal", elem_id="h2z-random")
             examples = example_files()
             if examples:
                 gr.Examples(examples, [picture, direction], label="Held-out procedural animals (and a cat, which it was not made for)")

@@ -218,3 +218,16 @@ def test_text_tab_writes_on_from_the_prompt(page):
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "text.png"), full_page=True)
+
+
+@needs_checkpoint("horse2zebra")
+def test_a_held_out_horse_is_translated_and_judged(page):
+    page.get_by_role("tab", name="Horse to zebra").click()
+    page.locator("#h2z-random").click()
+    summary = page.locator("#h2z-summary")
+    summary.get_by_text("The judge").wait_for(timeout=60000)
+    assert "Round trip" in summary.inner_text() and "gentle note" not in summary.inner_text()
+    page.locator("#h2z-slider img").first.wait_for(timeout=10000)
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "horse2zebra.png"), full_page=True)

@@ -396,7 +396,7 @@ def finish(g: CycleGenerators, cfg: TrainConfig, out_dir: Path, run: TrainingRun
             'zebras = generators(horses, "horse_to_zebra")\nback = generators(zebras, "zebra_to_horse")'
         ),
         tags=["cyclegan", "image-to-image", "gan"],
-        datasets=["huggan/horse2zebra"] if not cfg.dataset else [],
+        datasets=[cfg.dataset] if cfg.dataset and not Path(cfg.dataset).is_dir() else [],  # never claim a dataset it did not see
         extra=(
             "\n## Samples\n\n`triptychs.png`: held-out horses (left), translated (middle), translated back (right).\n\n"
             "![triptychs](triptychs.png)\n\n## Training history\n\n`training_frames.safetensors` holds four validation horses "
