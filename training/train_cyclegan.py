@@ -16,8 +16,8 @@ G (horse -> zebra) and F (zebra -> horse) against D_zebra and D_horse. Each step
 
 The learning rate stays flat for the first half and falls linearly to zero over the second, as in
 the original recipe. Every `report_every` steps a fixed set of held-out animals is translated (the
-training history the tab shows) and the networks are saved to `<out>/in-progress`, so a run that
-dies can go on with `--resume`.
+training history the tab shows; `<out>/in-progress/samples_step_*.png` to watch while it runs) and
+the networks are saved to `<out>/in-progress`, so a run that dies can go on with `--resume`.
 """
 
 import json
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from data.horses import animals, hub_pair, image_folder_pair
@@ -286,13 +287,16 @@ def main(cfg: TrainConfig) -> None:
                 f"step {done}: GAN {history[-1]['loss_gan']:.3f}, cycle {history[-1]['loss_cycle']:.3f}, D {history[-1]['loss_d']:.3f}"
             )
             if accelerator.is_main_process:
+                saved = out_dir / "in-progress"
+                saved.mkdir(parents=True, exist_ok=True)
                 g.eval()
                 if sample_horses is not None:
                     frames.append(translate(g, sample_horses, "horse_to_zebra"))
                     frame_steps.append(done)
+                    # A grid to watch while it trains: the four validation horses above what they have become.
+                    grid = np.concatenate([np.concatenate(list(sample_horses), axis=1), np.concatenate(list(frames[-1]), axis=1)])
+                    Image.fromarray(grid).save(saved / f"samples_step_{done:06d}.png")
                 g.train()
-                saved = out_dir / "in-progress"
-                saved.mkdir(parents=True, exist_ok=True)
                 save_file(g.state_dict(), str(saved / "model.safetensors"))
                 save_file(accelerator.unwrap_model(d_horse).state_dict(), str(saved / "d_horse.safetensors"))
                 save_file(accelerator.unwrap_model(d_zebra).state_dict(), str(saved / "d_zebra.safetensors"))
@@ -339,8 +343,6 @@ def finish(g: CycleGenerators, cfg: TrainConfig, out_dir: Path, run: TrainingRun
     metrics = {k: round(v, 4) for k, v in evaluate(g, judge, test_horses, test_zebras).items()}
     print(f"metrics: {metrics}")
     save_file(judge_reference(judge, ref_horses, ref_zebras), str(out_dir / "judge_reference.safetensors"))
-    from PIL import Image
-
     Image.fromarray(np.concatenate(list(triptychs(g, test_horses[:4])), axis=0)).save(out_dir / "triptychs.png")
     train_count = 8 if cfg.dry_run else cfg.train_images
     params = sum(p.numel() for p in g.horse_to_zebra.parameters())
