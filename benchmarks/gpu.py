@@ -21,12 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="run just these entries (names as in benchmarks.run)")
     parser.add_argument("--json", type=Path, default=GPU_JSON, help=f"where the results go (default: {GPU_JSON})")
     args = parser.parse_args(argv)
-    os.environ["MODEL_SHOW_DEVICE"] = "cuda"  # before any model loads: models/hub.py reads it at load time
     import torch
 
     if not torch.cuda.is_available():
         print("No CUDA GPU here: benchmarks.gpu only runs on a GPU (use benchmarks.run on the CPU).", file=sys.stderr)
         return 2
+    os.environ["MODEL_SHOW_DEVICE"] = "cuda"  # before any model loads: models/hub.py reads it at load time
     print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     from benchmarks import run
 

@@ -1,5 +1,7 @@
 """The benchmark scripts themselves (their numbers are checked by the checkpoint tests and the README)."""
 
+import os
+
 import pytest
 import torch
 
@@ -7,9 +9,11 @@ from benchmarks import gpu, run
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: benchmarks.gpu would run for real")
-def test_gpu_table_refuses_to_run_without_a_gpu(capsys):
+def test_gpu_table_refuses_to_run_without_a_gpu(capsys, monkeypatch):
+    monkeypatch.delenv("MODEL_SHOW_DEVICE", raising=False)
     assert gpu.main(["--only", "digit-classifier"]) == 2
     assert "No CUDA GPU here" in capsys.readouterr().err
+    assert "MODEL_SHOW_DEVICE" not in os.environ  # a refused run must not send later model loads to a missing GPU
 
 
 def test_latency_is_timed_per_call_and_reported_as_p50_and_p95():
