@@ -194,7 +194,12 @@ def test_drawing_two_digits_gives_two_coloured_regions(page):
     stroke([(0.75, 0.2), (0.75, 0.82)])
     summary = page.locator("#segment-summary")
     summary.get_by_text("Found").wait_for(timeout=30000)
-    page.wait_for_timeout(1500)  # the second stroke's run replaces the first one's
+    # The second stroke's run replaces the first one's; on a busy machine that can take several seconds.
+    both = "() => { const t = document.querySelector('#segment-summary').innerText; return /[ ,]7 \\(/.test(t) && /[ ,]1 \\(/.test(t); }"
+    try:
+        page.wait_for_function(both, timeout=30000)
+    except Exception:
+        pass  # the assertion below says what was found instead
     text = summary.inner_text()
     found = re.findall(r"(?:Found |, )(\d) \(", text)  # "Found 7 (1,234 px), 1 (567 px)."
     assert {"7", "1"} <= set(found), text
