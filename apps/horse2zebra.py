@@ -8,6 +8,7 @@ its error; both pictures -> the ImageNet classifier (`models.efficientnet_lite`)
 
 import json
 import tempfile
+from functools import cache
 from pathlib import Path
 
 import gradio as gr
@@ -95,13 +96,19 @@ def rank_of(probs: torch.Tensor, class_index: int) -> int:
     return int((probs > probs[class_index]).sum()) + 1
 
 
+@cache
+def judge_reference() -> dict[str, torch.Tensor] | None:
+    """`judge_reference.safetensors` from the checkpoint (read once per process), or None if it is missing."""
+    path = hub.checkpoint_file(CHECKPOINT, "judge_reference.safetensors")
+    return None if path is None else load_file(str(path))
+
+
 def familiarity(features: torch.Tensor) -> tuple[float, float] | None:
     """(cosine similarity of the judge's features to the training pictures' mean, the threshold below which a picture
-    is unlike them), from `judge_reference.safetensors` in the checkpoint; None if that file is missing."""
-    path = hub.checkpoint_file(CHECKPOINT, "judge_reference.safetensors")
-    if path is None:
+    is unlike them); None if the checkpoint has no judge reference."""
+    reference = judge_reference()
+    if reference is None:
         return None
-    reference = load_file(str(path))
     similarity = torch.nn.functional.cosine_similarity(features, reference["mean_feature"], dim=0)
     return float(similarity), float(reference["threshold"])
 

@@ -240,7 +240,6 @@ def main(cfg: TrainConfig) -> None:
         generators.horse_to_zebra, generators.zebra_to_horse, d_horse, d_zebra, opt_g, opt_d
     )
     device = accelerator.device
-    g = generators
     rng = torch.Generator().manual_seed(cfg.seed)
     pool_horse, pool_zebra = ImagePool(cfg.pool_size, random.Random(cfg.seed)), ImagePool(cfg.pool_size, random.Random(cfg.seed + 1))
     lambda_id = cfg.lambda_identity * cfg.lambda_cycle
@@ -289,15 +288,15 @@ def main(cfg: TrainConfig) -> None:
             if accelerator.is_main_process:
                 saved = out_dir / "in-progress"
                 saved.mkdir(parents=True, exist_ok=True)
-                g.eval()
+                generators.eval()
                 if sample_horses is not None:
-                    frames.append(translate(g, sample_horses, "horse_to_zebra"))
+                    frames.append(translate(generators, sample_horses, "horse_to_zebra"))
                     frame_steps.append(done)
                     # A grid to watch while it trains: the four validation horses above what they have become.
                     grid = np.concatenate([np.concatenate(list(sample_horses), axis=1), np.concatenate(list(frames[-1]), axis=1)])
                     Image.fromarray(grid).save(saved / f"samples_step_{done:06d}.png")
-                g.train()
-                save_file(g.state_dict(), str(saved / "model.safetensors"))
+                generators.train()
+                save_file(generators.state_dict(), str(saved / "model.safetensors"))
                 save_file(accelerator.unwrap_model(d_horse).state_dict(), str(saved / "d_horse.safetensors"))
                 save_file(accelerator.unwrap_model(d_zebra).state_dict(), str(saved / "d_zebra.safetensors"))
                 (saved / "state.json").write_text(json.dumps({"step": done, "config": asdict(config)}))
@@ -312,7 +311,13 @@ def main(cfg: TrainConfig) -> None:
             str(out_dir / "training_frames.safetensors"),
             metadata={"steps": ",".join(str(s) for s in frame_steps)},
         )
-    finish(g.cpu().eval(), cfg, out_dir, TrainingRun(timer.seconds, command("training.train_cyclegan"), hardware(accelerator)), history)
+    finish(
+        generators.cpu().eval(),
+        cfg,
+        out_dir,
+        TrainingRun(timer.seconds, command("training.train_cyclegan"), hardware(accelerator)),
+        history,
+    )
     shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
     print(f"saved {out_dir} in {timer.seconds:.0f} s ({math.ceil(timer.seconds / 60)} min)")
     if cfg.push_to_hub:
@@ -330,7 +335,7 @@ def judge_reference(judge: EfficientNetLite, horses: np.ndarray, zebras: np.ndar
     return {"mean_feature": mean, "threshold": torch.tensor(float(np.percentile(similarity.numpy(), 1)) - 0.1)}
 
 
-def finish(g: CycleGenerators, cfg: TrainConfig, out_dir: Path, run: TrainingRun, history: list[dict]) -> None:
+def finish(generators: CycleGenerators, cfg: TrainConfig, out_dir: Path, run: TrainingRun, history: list[dict]) -> None:
     """Judge the generators on the test split and write the checkpoint folder: weights, card, metrics, samples."""
     eval_count = 8 if cfg.dry_run else cfg.eval_images
     judge = hub.load(EfficientNetLite, "imagenet-classifier").cpu()
@@ -340,12 +345,12 @@ def finish(g: CycleGenerators, cfg: TrainConfig, out_dir: Path, run: TrainingRun
     else:
         test_horses, test_zebras = (animals(d, "test", eval_count, cfg.image_size) for d in ("horse", "zebra"))
         ref_horses, ref_zebras = (animals(d, "val", min(eval_count, 100), cfg.image_size) for d in ("horse", "zebra"))
-    metrics = {k: round(v, 4) for k, v in evaluate(g, judge, test_horses, test_zebras).items()}
+    metrics = {k: round(v, 4) for k, v in evaluate(generators, judge, test_horses, test_zebras).items()}
     print(f"metrics: {metrics}")
     save_file(judge_reference(judge, ref_horses, ref_zebras), str(out_dir / "judge_reference.safetensors"))
-    Image.fromarray(np.concatenate(list(triptychs(g, test_horses[:4])), axis=0)).save(out_dir / "triptychs.png")
+    Image.fromarray(np.concatenate(list(triptychs(generators, test_horses[:4])), axis=0)).save(out_dir / "triptychs.png")
     train_count = 8 if cfg.dry_run else cfg.train_images
-    params = sum(p.numel() for p in g.horse_to_zebra.parameters())
+    params = sum(p.numel() for p in generators.horse_to_zebra.parameters())
     data_line = (
         f"`{cfg.dataset}` (domain A = horses, domain B = zebras)."
         if cfg.dataset
@@ -405,7 +410,7 @@ def finish(g: CycleGenerators, cfg: TrainConfig, out_dir: Path, run: TrainingRun
             "translated at every report step (steps in its metadata); `training_log.json` has the losses.\n"
         ),
     )
-    save_checkpoint(g, out_dir, card, history)
+    save_checkpoint(generators, out_dir, card, history)
 
 
 if __name__ == "__main__":
