@@ -7,6 +7,7 @@ Trace: upload -> `apps.common.open_image` -> `prepare_swatch` (centre square, 25
 """
 
 import copy
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
@@ -38,8 +39,10 @@ INTRO = """
 An **autoencoder** squeezes a picture of cloth into a few numbers and paints it back. It was trained **only on flawless fabric**, so it can
 redraw weave but not a hole, a stain or a broken thread: where its painting differs from the photo, something is wrong. The **features**
 detector needs no training at all: it remembers what flawless patches look like to an ImageNet network and flags patches unlike any it
-remembers. The cloth is **procedural** (we wove it in code: no real defect photos exist offline), and so are the nine kinds of defect,
-which the detectors never saw. Heat maps share **one fixed scale** from flawless cloth, so a flawless swatch stays cool.
+remembers. As on a factory line, each detector knows **three products** (linen, denim, satin) and has a calibrated scale and threshold for
+each; pick the product you are inspecting, or fit the detectors to your own cloth below. The cloth is **procedural** (we wove it in code:
+no real defect photos exist offline), and so are the nine kinds of defect, which the detectors never saw. Heat maps share **one fixed
+scale** per product, from flawless cloth, so a flawless swatch stays cool.
 """
 
 
@@ -82,23 +85,36 @@ def prepare_swatch(image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(square, np.float32) / 255).permute(2, 0, 1)[None].contiguous()
 
 
-def detectors(detector: str, fitted: Fitted | None) -> tuple[FabricAutoencoder | PatchMemory, str]:
+def detectors(detector: str, fitted: Fitted | None) -> FabricAutoencoder | PatchMemory:
     if detector not in CHECKPOINTS:
-        raise gr.Error(f"Unknown detector {detector!r}. Choose 'autoencoder' or 'features'.")
+        raise gr.Error(f"Unknown detector {str(detector)[:40]!r}. Choose 'autoencoder' or 'features'.")
     if fitted is not None:
-        return (fitted.autoencoder if detector == AUTOENCODER else fitted.memory), "fitted to your photos"
-    return (autoencoder() if detector == AUTOENCODER else memory()), "procedural fabric"
+        return fitted.autoencoder if detector == AUTOENCODER else fitted.memory
+    return autoencoder() if detector == AUTOENCODER else memory()
+
+
+def product_index(product: str | None, fitted: Fitted | None) -> int:
+    """The calibration entry to use: the visitor's own cloth once fitted, else the chosen product (default: the first)."""
+    if fitted is not None:
+        return 0
+    if product in (None, ""):
+        return 0
+    if product not in fabric.PRODUCT_NAMES:
+        raise gr.Error(f"Unknown product {str(product)[:40]!r}. Choose one of: {', '.join(fabric.PRODUCT_NAMES)}.")
+    return fabric.PRODUCT_NAMES.index(product)
 
 
 @torch.inference_mode()
-def score_swatch(x: torch.Tensor, detector: str, fitted: Fitted | None = None) -> tuple[np.ndarray | None, np.ndarray, object]:
-    """(1, 3, 256, 256) -> (reconstruction (H, W, 3) or None, standardised map (H, W), the detector's config)."""
-    net, _ = detectors(detector, fitted)
+def score_swatch(
+    x: torch.Tensor, detector: str, product: int, fitted: Fitted | None = None
+) -> tuple[np.ndarray | None, np.ndarray, object]:
+    """(1, 3, 256, 256) -> (reconstruction (H, W, 3) or None, standardised map (H, W) on product's scale, the detector's config)."""
+    net = detectors(detector, fitted)
     if detector == AUTOENCODER:
-        reconstruction, heat = net.anomaly_map(x.to(next(net.parameters()).device))
+        reconstruction, heat = net.anomaly_map(x.to(next(net.parameters()).device), product)
         return reconstruction[0].permute(1, 2, 0).float().cpu().numpy(), heat[0, 0].float().cpu().numpy(), net.config
     features = backbone()
-    heat = net.anomaly_map(features, x.to(next(features.parameters()).device))
+    heat = net.anomaly_map(features, x.to(next(features.parameters()).device), product)
     return None, heat[0, 0].float().cpu().numpy(), net.config
 
 
@@ -110,12 +126,13 @@ def outline(mask: np.ndarray) -> np.ndarray:
 
 
 def render(
-    x: torch.Tensor, reconstruction, heat: np.ndarray, config, threshold: float
+    x: torch.Tensor, reconstruction, heat: np.ndarray, config, product: int, threshold: float
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, str]:
     """Pictures and verdict for one scored swatch at an image threshold (pixel threshold scales with it)."""
     photo = (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    scale = threshold / config.image_threshold if config.image_threshold > 0 else 1.0
-    pixel_threshold = config.pixel_threshold * scale
+    calibrated = config.image_threshold[product]
+    scale = threshold / calibrated if calibrated > 0 else 1.0
+    pixel_threshold = config.pixel_threshold[product] * scale
     heat_view = (heat_colours(np.clip(heat / (MAP_TOP * threshold), 0, 1)) * 255).round().astype(np.uint8)
     regions = heat > max(pixel_threshold, 0)
     marked = photo.copy()
@@ -125,44 +142,56 @@ def render(
     verdict = (
         f"### {'Defect found' if defective else 'Looks flawless'}\n\n"
         f"Image score **{score:.1f}** (the hottest point, in standard deviations of flawless cloth's error) against the threshold "
-        f"**{threshold:.1f}**{' (calibrated)' if abs(scale - 1) < 1e-6 else f' (calibrated: {config.image_threshold:.1f})'}. "
-        f"{regions.mean():.1%} of the pixels are above the pixel threshold {pixel_threshold:.1f} (outlined in magenta)."
+        f"**{threshold:.1f}**{' (calibrated' if abs(scale - 1) < 1e-6 else f' (calibrated: {calibrated:.1f}'} for "
+        f"{config.products[product]}). {regions.mean():.1%} of the pixels are above the pixel threshold {pixel_threshold:.1f} "
+        "(outlined in magenta)."
     )
     recon_view = None if reconstruction is None else (np.clip(reconstruction, 0, 1) * 255).round().astype(np.uint8)
     return recon_view, heat_view, marked, verdict
 
 
 @on_gpu
-def detect_defects(image, detector: str = AUTOENCODER, threshold: float | None = None, fitted: Fitted | None = None):
-    """A photo of fabric -> (reconstruction (autoencoder only), heat map on the fixed scale, the photo with
-    defect regions outlined, the verdict). threshold: image threshold in standardised units; None or 0 = calibrated."""
+def detect_defects(
+    image, detector: str = AUTOENCODER, threshold: float | None = None, product: str | None = None, fitted: Fitted | None = None
+):
+    """A photo of fabric -> (reconstruction (autoencoder only), heat map on the product's fixed scale, the photo with
+    defect regions outlined, the verdict). threshold: image threshold in standardised units; None or 0 = the product's
+    calibrated one. product: one of data.fabric.PRODUCT_NAMES (default the first); ignored once fitted to your own cloth."""
     x = prepare_swatch(image)
-    reconstruction, heat, config = score_swatch(x, detector, fitted)
+    index = product_index(product, fitted)
+    reconstruction, heat, config = score_swatch(x, detector, index, fitted)
     if threshold in (None, "", 0):
-        threshold = config.image_threshold
+        threshold = config.image_threshold[index]
     threshold = check_number(threshold, "Threshold", 0.1, 100.0)
-    return render(x, reconstruction, heat, config, threshold)
+    return render(x, reconstruction, heat, config, index, threshold)
 
 
-def detect_calibrated(image, detector, fitted):
-    """UI version for a new picture or detector: the calibrated threshold, also moved onto the slider."""
+def detect_calibrated(image, detector, product, fitted):
+    """UI version for a new picture, detector or product: the calibrated threshold, also moved onto the slider."""
     if image is None:
         return None, None, None, "", gr.skip()
     x = prepare_swatch(image)
-    reconstruction, heat, config = score_swatch(x, detector, fitted)
-    return (*render(x, reconstruction, heat, config, config.image_threshold), gr.update(value=round(config.image_threshold, 1)))
+    index = product_index(product, fitted)
+    reconstruction, heat, config = score_swatch(x, detector, index, fitted)
+    calibrated = config.image_threshold[index]
+    return (*render(x, reconstruction, heat, config, index, calibrated), gr.update(value=round(calibrated, 1)))
 
 
-def random_defective_swatch():
-    """A brand-new swatch (seeds outside every split) with a random defect, as a PNG, and its true mask outlined."""
+def random_defective_swatch(product: str | None = None):
+    """A brand-new swatch of the product (seeds outside every split) with a random defect, as a PNG, and its true mask outlined."""
+    index = product_index(product, None)
     rng = np.random.default_rng()
     kind = str(rng.choice(fabric.DEFECTS))
-    image, mask = fabric.defective_swatch(int(rng.integers(30_000_000, 2**31 - 1)), kind)
+    image, mask = fabric.defective_swatch(int(rng.integers(30_000_000, 2**31 - 1)), kind, index)
     path = Path(tempfile.mkdtemp(prefix="swatch-")) / f"swatch_{kind}.png"
     Image.fromarray((image * 255).round().astype(np.uint8)).save(path)
     truth = (image * 255).round().astype(np.uint8)
     truth[outline(mask)] = (0, 255, 0)
-    return str(path), truth, f"A new swatch with a **{kind.replace('_', ' ')}** (true region outlined in green)."
+    return (
+        str(path),
+        truth,
+        f"A new swatch of **{fabric.PRODUCT_NAMES[index]}** with a **{kind.replace('_', ' ')}** (true region outlined in green).",
+    )
 
 
 # --- Fit to your own fabric ---------------------------------------------------------------------
@@ -191,15 +220,12 @@ def fit_to_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa:
         feats = patch_features(features_net, train)
     feats = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
     base_memory = memory()
-    fitted_memory = copy.deepcopy(base_memory)
     bank_size = min(4096, len(feats))
-    fitted_memory.bank = build_bank(feats, bank_size).half()
-    fitted_memory.config = copy.deepcopy(base_memory.config)
-    fitted_memory.config.bank_size = bank_size
+    fitted_memory = PatchMemory(dataclasses.replace(base_memory.config, products=["your own fabric"], bank_size=bank_size))
+    fitted_memory.bank[0].copy_(build_bank(feats, bank_size).half())
     with torch.inference_mode():
         raw = fitted_memory.raw_map(features_net, held)[:, 0]
-    for key, value in calibrate(raw).items():
-        setattr(fitted_memory.config, key, value)
+    own_cloth(fitted_memory.config, calibrate(raw))
 
     progress(0.3, desc="Fine-tuning the autoencoder")
     net = copy.deepcopy(autoencoder()).cpu().train()
@@ -220,8 +246,7 @@ def fit_to_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa:
     net.eval()
     with torch.inference_mode():
         raw = net.raw_error(held, net(held))[:, 0]
-    for key, value in calibrate(raw).items():
-        setattr(net.config, key, value)
+    own_cloth(net.config, calibrate(raw))
     seconds = time.perf_counter() - started
     report = (
         f"Fitted to **{len(files)} photos** in {seconds:.0f} s: the features detector remembers {bank_size:,} patches from "
@@ -231,12 +256,21 @@ def fit_to_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa:
     return Fitted(net, fitted_memory, len(files), report), report
 
 
+def own_cloth(config, calibration: dict[str, float]) -> None:
+    """Make a fitted detector's config describe one product, the visitor's cloth, with this calibration."""
+    config.products = ["your own fabric"]
+    for key, value in calibration.items():
+        setattr(config, key, [value])
+
+
 def forget_fit():
     return None, "Back to the detectors trained on procedural fabric."
 
 
-def example_files() -> list[str]:
-    return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.png"))]
+def example_rows() -> list[list[str]]:
+    """[photo, product] for each example; the file name starts with the product's key (e.g. denim_stain_40000011.png)."""
+    names = {p.key: p.name for p in fabric.PRODUCTS}
+    return [[str(path), names[path.name.split("_")[0]]] for path in sorted(EXAMPLES_DIR.glob("*.png"))]
 
 
 def build() -> None:
@@ -248,15 +282,22 @@ def build() -> None:
             photo = gr.Image(
                 label="Photo of fabric", type="filepath", sources=["upload", "webcam", "clipboard"], height=300, elem_id="fabric-photo"
             )
-            detector = gr.Radio(
-                [("Autoencoder (trained on flawless cloth)", AUTOENCODER), ("Features (memory of flawless patches)", FEATURES)],
-                value=AUTOENCODER,
-                label="Detector",
-                elem_id="fabric-detector",
-            )
+            with gr.Row():
+                product = gr.Dropdown(
+                    list(fabric.PRODUCT_NAMES),
+                    value=fabric.PRODUCT_NAMES[0],
+                    label="Product on the line (sets the calibrated scale and threshold)",
+                    elem_id="fabric-product",
+                )
+                detector = gr.Radio(
+                    [("Autoencoder (trained on flawless cloth)", AUTOENCODER), ("Features (memory of flawless patches)", FEATURES)],
+                    value=AUTOENCODER,
+                    label="Detector",
+                    elem_id="fabric-detector",
+                )
             with gr.Row():
                 detect_button = gr.Button("Find defects", variant="primary", elem_id="fabric-detect")
-                random_button = gr.Button("Random swatch with a defect")
+                random_button = gr.Button("Random swatch with a defect", elem_id="fabric-random")
             threshold = gr.Slider(
                 0.5,
                 60,
@@ -266,7 +307,7 @@ def build() -> None:
                 elem_id="fabric-threshold",
             )
             truth_note = gr.Markdown()
-            gr.Examples(example_files(), inputs=photo, label="Example swatches (procedural; never used for training)")
+            gr.Examples(example_rows(), inputs=[photo, product], label="Example swatches (procedural; never used for training)")
         with gr.Column():
             verdict = gr.Markdown(elem_id="fabric-verdict")
             with gr.Row():
@@ -292,12 +333,14 @@ def build() -> None:
         fit_report = gr.Markdown()
 
     outputs = [reconstruction, heat, marked, verdict]
-    new_picture = [photo, detector, fitted]
-    detect_button.click(detect_defects, [photo, detector, threshold, fitted], outputs, api_name="detect_defects", preprocess=False)
+    new_picture = [photo, detector, product, fitted]
+    detect_inputs = [photo, detector, threshold, product, fitted]
+    detect_button.click(detect_defects, detect_inputs, outputs, api_name="detect_defects", preprocess=False)
     photo.upload(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False)
     detector.change(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False)
-    threshold.release(detect_defects, [photo, detector, threshold, fitted], outputs, api_visibility="private", preprocess=False)
-    random_button.click(random_defective_swatch, None, [photo, truth, truth_note], api_visibility="private").then(
+    product.input(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False)
+    threshold.release(detect_defects, detect_inputs, outputs, api_visibility="private", preprocess=False)
+    random_button.click(random_defective_swatch, product, [photo, truth, truth_note], api_visibility="private").then(
         detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False
     )
     fit_button.click(fit_to_fabric, fit_files, [fitted, fit_report], api_name="fit_fabric", concurrency_limit=1)

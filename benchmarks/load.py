@@ -48,6 +48,7 @@ def endpoint_mix() -> list[tuple[str, list]]:
         ("/generate_text", ["LSTM (recurrent network)", "It is a truth universally acknowledged", 0.8, 40, 0.95, 30, 0]),
         ("/next_words", ["GPT (small transformer)", "Mr. Darcy"]),
         ("/horse_to_zebra", [handle_file(str(EXAMPLES / "horses" / "horse_3000001.png")), "horse → zebra", 256]),
+        ("/detect_defects", [handle_file(str(EXAMPLES / "fabric" / "denim_stain_40000011.png")), "features", 0, "denim (twill)"]),
         (
             "/train_playground",
             ["curved", 200, 0.3, 0.5, 0, "mlp", 2, 8, "tanh", 0.1, 0.0, 0.0, False, 200],

@@ -3,8 +3,14 @@
 No real fabric-defect data (MVTec AD, AITEX) exists offline, so swatches are woven here: warp yarns
 run vertically, weft yarns horizontally, and a weave pattern decides which is on top at each
 crossing (plain: alternate; twill: diagonal steps; satin: long floats). Each yarn is shaded as a
-round thread with fibre texture and its own thickness and tone; the cloth gets a colour scheme,
-a slight rotation and wobble, uneven lighting and sensor noise.
+round thread with fibre texture and its own thickness and tone; the cloth gets a colour, a slight
+rotation and wobble, uneven lighting and sensor noise.
+
+As on a real inspection line (and in MVTec AD, one category per model), a detector learns *one
+product*: `PRODUCTS` holds three (a plain-weave linen, a twill denim and a satin). Swatches of a
+product differ the way bolts of the same cloth do: their own yarns, a dye-lot shade, a degree of
+skew, the light. `random_weave` makes a cloth that is none of them (the app's "fit to your own
+fabric" demo).
 
 Defects are applied **only** by `defective_swatch`, which the training split never calls:
 holes, cuts, stains, oil spots, missing threads, broken threads, knots, colour bleeding and folds.
@@ -12,7 +18,7 @@ Each comes with its pixel mask.
 
 Splits are fixed by seed ranges: training swatches use seeds from 0, validation (normal only,
 for calibrating thresholds) from 10,000,000, test (half normal, half defective, every defect type
-equally often) from 20,000,000.
+equally often, for every product) from 20,000,000.
 """
 
 import math
@@ -24,7 +30,8 @@ WEAVES = ("plain", "twill", "satin")
 DEFECTS = ("hole", "cut", "stain", "oil_spot", "missing_thread", "broken_thread", "knot", "colour_bleeding", "fold")
 SIZE = 256
 TRAIN_SEED, VAL_SEED, TEST_SEED = 0, 10_000_000, 20_000_000
-VAL_COUNT, TEST_NORMAL, TEST_PER_DEFECT = 100, 180, 20
+VAL_COUNT, TEST_NORMAL, TEST_PER_DEFECT = 30, 45, 5  # per product
+PRODUCT_SEEDS = 1_000_000  # each product's seeds within a split: base + product * PRODUCT_SEEDS + k
 
 
 @dataclass
@@ -36,6 +43,42 @@ class Weave:
     warp_rgb: np.ndarray  # (3,)
     weft_rgb: np.ndarray  # (3,)
     seed: int
+
+
+@dataclass(frozen=True)
+class Product:
+    """One cloth as a mill makes it: what every bolt of it shares."""
+
+    key: str  # short name for metric keys
+    name: str
+    kind: str
+    period: float  # px per yarn at 256 px
+    yarn_width: float
+    warp_rgb: tuple[float, float, float]
+    weft_rgb: tuple[float, float, float]
+
+
+PRODUCTS = (
+    Product("linen", "linen (plain weave)", "plain", 10.0, 0.80, (0.80, 0.72, 0.58), (0.76, 0.69, 0.56)),
+    Product("denim", "denim (twill)", "twill", 8.0, 0.86, (0.20, 0.28, 0.50), (0.84, 0.82, 0.76)),
+    Product("satin", "rose satin", "satin", 7.0, 0.88, (0.86, 0.60, 0.64), (0.80, 0.58, 0.62)),
+)
+PRODUCT_NAMES = tuple(p.name for p in PRODUCTS)
+
+
+def product_weave(product: int, rng: np.random.Generator) -> Weave:
+    """One bolt of PRODUCTS[product]: its own yarns, a dye-lot shade (+-3%), up to 1 degree of skew."""
+    spec = PRODUCTS[product]
+    shade = rng.uniform(0.97, 1.03)
+    return Weave(
+        kind=spec.kind,
+        period=spec.period,
+        yarn_width=spec.yarn_width,
+        angle=float(rng.uniform(-1, 1) * math.pi / 180),
+        warp_rgb=np.clip(np.array(spec.warp_rgb) * shade, 0, 1),
+        weft_rgb=np.clip(np.array(spec.weft_rgb) * shade, 0, 1),
+        seed=int(rng.integers(2**31)),
+    )
 
 
 def random_weave(rng: np.random.Generator) -> Weave:
@@ -206,7 +249,8 @@ def add_defect(image: np.ndarray, weave: Weave, kind: str, rng: np.random.Genera
         image = image * darkness[..., None]
         mask = d < 1.1
     elif kind in ("missing_thread", "broken_thread"):
-        direction = str(rng.choice(["weft", "warp"]))
+        # Satin shows its warp floats on the face; a weft yarn missing under them is invisible, so only face yarns go missing.
+        direction = "warp" if weave.kind == "satin" else str(rng.choice(["weft", "warp"]))
         offset = int(rng.integers(-8, 9))
         start, end = (0.0, 1.0) if kind == "missing_thread" else sorted(rng.uniform(0.15, 0.85, 2))
         if kind == "broken_thread":
@@ -220,16 +264,20 @@ def add_defect(image: np.ndarray, weave: Weave, kind: str, rng: np.random.Genera
             colour = weave.weft_rgb if direction == "weft" else weave.warp_rgb
             image = image * (1 - cover[..., None]) + colour * 1.1 * cover[..., None]
             mask = mask | (cover > 0.3)
-    elif kind == "knot":
+    elif kind == "knot":  # a tangle of one yarn sitting on the cloth: a lit ball with swirled fibres and a drop shadow
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
         cy, cx = rng.uniform(20, size - 20, 2)
-        r = rng.uniform(5, 9)
+        r = rng.uniform(6, 10)
         d = np.hypot(yy - cy, xx - cx) / r
-        bump = np.clip(1 - d**2, 0, 1)
-        shade = 0.55 + 0.9 * np.clip(1 - np.hypot(yy - cy + r / 3, xx - cx + r / 3) / r, 0, 1)  # lit from the top left
-        colour = (weave.warp_rgb + weave.weft_rgb) / 2
-        image = image * (1 - bump[..., None]) + np.clip(colour * shade[..., None], 0, 1) * bump[..., None]
-        mask = d < 1.0
+        shadow = np.exp(-((np.hypot(yy - cy - r / 3, xx - cx - r / 3) / r) ** 2) * 1.5)  # light from the top left
+        image = image * (1 - 0.45 * shadow)[..., None]
+        swirl = 0.75 + 0.25 * np.sin(3 * np.arctan2(yy - cy, xx - cx) + 9 * d + rng.uniform(0, 2 * np.pi))
+        shade = 0.6 + 0.7 * np.clip(1 - np.hypot(yy - cy + r / 3, xx - cx + r / 3) / (1.3 * r), 0, 1)
+        colour = (weave.warp_rgb if rng.uniform() < 0.5 else weave.weft_rgb) * 1.1
+        body = np.clip(colour * (shade * swirl)[..., None], 0, 1)
+        alpha = np.clip(3 * (1 - d**2), 0, 1)  # opaque, with a soft rim
+        image = image * (1 - alpha[..., None]) + body * alpha[..., None]
+        mask = (d < 1.0) | (shadow > 0.6)
     elif kind == "colour_bleeding":
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
         cy, cx = rng.uniform(50, size - 50, 2)
@@ -256,40 +304,46 @@ def add_defect(image: np.ndarray, weave: Weave, kind: str, rng: np.random.Genera
     return np.clip(image, 0, 1).astype(np.float32), mask.astype(bool)
 
 
-def normal_swatch(seed: int, size: int = SIZE) -> np.ndarray:
-    """One flawless swatch (H, W, 3) float in [0, 1]; the same seed gives the same cloth."""
-    return render(random_weave(np.random.default_rng(seed)), size)[0]
+def normal_swatch(seed: int, product: int = 0, size: int = SIZE) -> np.ndarray:
+    """One flawless swatch of PRODUCTS[product], (H, W, 3) float in [0, 1]; the same seed gives the same cloth."""
+    return render(product_weave(product, np.random.default_rng(seed)), size)[0]
 
 
-def defective_swatch(seed: int, kind: str, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """One swatch with a `kind` defect and its (H, W) bool mask. Never used for training."""
+def defective_swatch(seed: int, kind: str, product: int = 0, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """One swatch of PRODUCTS[product] with a `kind` defect, and its (H, W) bool mask. Never used for training."""
     rng = np.random.default_rng(seed)
-    weave = random_weave(rng)
+    weave = product_weave(product, rng)
     return add_defect(render(weave, size)[0], weave, kind, rng)
 
 
-def training_swatches(count: int, start: int = 0, size: int = SIZE) -> np.ndarray:
-    """(count, H, W, 3) flawless training swatches, seeds TRAIN_SEED + start ... (no defects, by construction)."""
-    return np.stack([normal_swatch(TRAIN_SEED + start + k, size) for k in range(count)])
+def _seed(split_base: int, product: int, k: int) -> int:
+    return split_base + product * PRODUCT_SEEDS + k
 
 
-def validation_swatches(size: int = SIZE) -> np.ndarray:
-    """The fixed flawless validation swatches that calibrate the thresholds."""
-    return np.stack([normal_swatch(VAL_SEED + k, size) for k in range(VAL_COUNT)])
+def training_swatches(count: int, product: int = 0, start: int = 0, size: int = SIZE) -> np.ndarray:
+    """(count, H, W, 3) flawless training swatches of one product (no defects, by construction)."""
+    return np.stack([normal_swatch(_seed(TRAIN_SEED, product, start + k), product, size) for k in range(count)])
 
 
-def test_set(size: int = SIZE, normal: int = TEST_NORMAL, per_defect: int = TEST_PER_DEFECT) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(images (N, H, W, 3), masks (N, H, W) bool, kinds ("normal" or a defect)): half normal, every defect equally often.
+def validation_swatches(product: int = 0, count: int = VAL_COUNT, size: int = SIZE) -> np.ndarray:
+    """The fixed flawless validation swatches of one product that calibrate its thresholds."""
+    return np.stack([normal_swatch(_seed(VAL_SEED, product, k), product, size) for k in range(count)])
 
-    Smaller counts give a prefix of each part of the full set (for quick checks)."""
+
+def test_set(
+    product: int = 0, size: int = SIZE, normal: int = TEST_NORMAL, per_defect: int = TEST_PER_DEFECT
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One product's test swatches: (images (N, H, W, 3), masks (N, H, W) bool, kinds ("normal" or a defect)).
+
+    Half normal, every defect equally often. Smaller counts give a prefix of each part of the full set."""
     images, masks, kinds = [], [], []
     for k in range(normal):
-        images.append(normal_swatch(TEST_SEED + k, size))
+        images.append(normal_swatch(_seed(TEST_SEED, product, k), product, size))
         masks.append(np.zeros((size, size), bool))
         kinds.append("normal")
     for d, kind in enumerate(DEFECTS):
         for k in range(per_defect):
-            image, mask = defective_swatch(TEST_SEED + TEST_NORMAL + d * TEST_PER_DEFECT + k, kind, size)
+            image, mask = defective_swatch(_seed(TEST_SEED, product, 1000 + d * 100 + k), kind, product, size)
             images.append(image)
             masks.append(mask)
             kinds.append(kind)

@@ -10,7 +10,9 @@ The anomaly map is computed here too, because its calibration travels with the w
 per-pixel error (mean of L1 and 1 - SSIM), blurred, then standardised with the mean and standard
 deviation of the same error on flawless validation swatches (`error_mean`, `error_std`). Every image
 is scored on that one fixed scale; nothing is normalised per image. The pixel and image thresholds
-were calibrated on the same flawless validation swatches and are stored in the config.
+were calibrated on the same flawless validation swatches and are stored in the config. One network
+redraws every product it was trained on, but each product (`products`) has its own scale and
+thresholds, as each line on a factory floor would: entry k of every calibration list is product k.
 
 No `from __future__ import annotations` here: PyTorchModelHubMixin reads the config's type
 annotation at run time to rebuild the dataclass from config.json.
@@ -30,10 +32,12 @@ class AutoencoderConfig:
     latent: int = 32  # channels at the bottleneck (1/16 of the side)
     image_size: int = 256  # swatch side the thresholds were calibrated at
     smooth_sigma: float = 3.0  # px, blur of the error map before scoring
-    error_mean: float = 0.0  # mean per-pixel error on flawless validation swatches
-    error_std: float = 1.0  # its standard deviation: the map is (error - mean) / std
-    pixel_threshold: float = 4.0  # standardised error above which a pixel is called defective
-    image_threshold: float = 6.0  # image score (max of the map) above which a swatch is called defective
+    # Calibration, one entry per product (data/fabric.py PRODUCTS, or a visitor's own cloth):
+    products: list[str] = field(default_factory=lambda: ["fabric"])
+    error_mean: list[float] = field(default_factory=lambda: [0.0])  # mean per-pixel error on flawless validation swatches
+    error_std: list[float] = field(default_factory=lambda: [1.0])  # its standard deviation: the map is (error - mean) / std
+    pixel_threshold: list[float] = field(default_factory=lambda: [4.0])  # standardised error above which a pixel is defective
+    image_threshold: list[float] = field(default_factory=lambda: [6.0])  # image score (max of the map) above which it is defective
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -121,8 +125,8 @@ class FabricAutoencoder(
         structural = (1 - ssim_map(images, reconstruction)) / 2
         return blur((l1 + structural) / 2, self.config.smooth_sigma)
 
-    def anomaly_map(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, H, W) -> (reconstruction, standardised anomaly map (B, 1, H, W)) on the fixed scale from normal data."""
+    def anomaly_map(self, images: torch.Tensor, product: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) -> (reconstruction, standardised anomaly map (B, 1, H, W)) on product's fixed scale from normal data."""
         reconstruction = self(images)
         error = self.raw_error(images, reconstruction)
-        return reconstruction, (error - self.config.error_mean) / self.config.error_std
+        return reconstruction, (error - self.config.error_mean[product]) / self.config.error_std[product]

@@ -183,6 +183,35 @@ def test_segment_two_drawn_digits_through_the_api(client, tmp_path):
         client.predict(handle_file(str(path)), 5, "any digit", api_name="/segment_digits")
 
 
+@needs_checkpoint("fabric-autoencoder")
+@needs_checkpoint("fabric-features")
+def test_fabric_detect_and_fit_through_the_api(client, tmp_path):
+    from data import fabric
+
+    fabric_examples = EXAMPLE_PHOTOS.parent / "fabric"
+    reconstruction, heat, outlined, verdict = client.predict(
+        handle_file(str(fabric_examples / "linen_hole_40000010.png")), "autoencoder", 0, "linen (plain weave)", api_name="/detect_defects"
+    )
+    assert verdict.startswith("### Defect found") and "linen" in verdict
+    assert all(Path(x).is_file() for x in (reconstruction, heat, outlined))
+    *_, verdict = client.predict(
+        handle_file(str(fabric_examples / "satin_flawless_40000003.png")), "features", 0, "rose satin", api_name="/detect_defects"
+    )
+    assert verdict.startswith("### Looks flawless")
+    with pytest.raises(Exception, match="Unknown product"):
+        client.predict(
+            handle_file(str(fabric_examples / "satin_flawless_40000003.png")), "features", 0, "tweed", api_name="/detect_defects"
+        )
+    # Fitting to your own cloth through the API: a report comes back (the fitted detectors stay in the server-side session).
+    paths = []
+    for k in range(5):
+        path = tmp_path / f"own_{k}.png"
+        Image.fromarray((fabric.normal_swatch(50_000_000 + k, 2) * 255).round().astype(np.uint8)).save(path)
+        paths.append(handle_file(str(path)))
+    report = client.predict(paths, api_name="/fit_fabric")
+    assert "Fitted to **5 photos**" in str(report)
+
+
 @needs_checkpoint("word-lstm")
 @needs_checkpoint("word-gpt")
 def test_generate_text_streams_word_by_word_and_repeats_for_a_seed(client):

@@ -74,6 +74,8 @@ ENDPOINTS = {
     "/segment_digits": ([IMAGE, 0.5, "any digit"], [1], []),
     "/attack": ([IMAGE, "digit", "fgsm", 64, 10, 1, "none (any wrong answer)", 40, 20, 0], [3, 4, 5, 7, 8, 9], []),
     "/horse_to_zebra": ([IMAGE, "horse → zebra", 128], [2], []),
+    "/detect_defects": ([IMAGE, "features", 0, "denim (twill)"], [2], [1, 3]),
+    "/fit_fabric": ([[IMAGE] * 5], [], []),  # a list of photos: each image case is all five
     "/train_playground": (["curved", 200, 0.3, 0.5, 0, "mlp", 2, 8, "tanh", 0.1, 0.0, 0.0, False, 20], [1, 2, 3, 4, 6, 7, 10, 11, 13], []),
     "/generate_digits": (["7", 0, 16], [1, 2], []),
     "/interpolate_digits": (["3", 0, "8", 1, 10], [1, 3, 4], []),
@@ -88,6 +90,13 @@ NUMBER_CASES = {"nan": float("nan"), "negative": -5, "huge": 1e12, "wrong_type":
 TEXT_CASES = {"empty": "", "100k_characters": "Emma " * 20_000, "wrong_type": 3.5}
 
 
+def put(arg, picture):
+    """The argument with the picture where IMAGE stands (on its own or inside a list of files)."""
+    if arg is IMAGE:
+        return picture
+    return [picture if a is IMAGE else a for a in arg] if isinstance(arg, list) else arg
+
+
 def requests(folder: Path, endpoints: list[str]) -> list[tuple[str, str, list]]:
     """(endpoint, case, arguments) for every endpoint x every case that applies to its inputs."""
     pictures = image_cases(folder)
@@ -96,11 +105,11 @@ def requests(folder: Path, endpoints: list[str]) -> list[tuple[str, str, list]]:
     out = []
     for api in endpoints:
         args, numbers, texts = ENDPOINTS[api]
-        base = [good if a is IMAGE else a for a in args]
+        base = [put(a, good) for a in args]
         out.append((api, "good input", base))
-        if IMAGE in args:
+        if any(a is IMAGE or (isinstance(a, list) and IMAGE in a) for a in args):
             for case, value in pictures.items():
-                out.append((api, f"image {case}", [value if a is IMAGE else a for a in args]))
+                out.append((api, f"image {case}", [put(a, value) for a in args]))
         for index in numbers:
             for case, value in NUMBER_CASES.items():
                 out.append((api, f"argument {index} {case}", base[:index] + [value] + base[index + 1 :]))
@@ -151,16 +160,17 @@ def test_every_endpoint_every_case_ends_in_a_clear_error_or_an_answer(client, ru
     unclear = {key: message for key, message in results.items() if message.startswith("UNCLEAR")}
     assert not unclear, f"{len(unclear)} of {len(results)} requests got no clear message: {sorted(unclear)}"
     # Server errors: every traceback the server logged must end in a gr.Error, or in Gradio's own check that
-    # a file input got a file (a wrong payload type); anything else is an exception the app did not foresee.
+    # a file input got a file (a wrong payload type; ListFiles for a list of files); anything else is an exception the app
+    # did not foresee.
     log = running_app.log_path.read_text(errors="replace")[log_start:]
     blocks = log.split("Traceback (most recent call last):")[1:]
     # A traceback's frames are indented; its first unindented line names the exception.
     endings = [next((line for line in block.splitlines() if line and not line[0].isspace()), "?") for block in blocks]
-    foreseen = ("gradio.exceptions.Error", "validation error for ImageData", "validation error for FileData")
+    foreseen = ("gradio.exceptions.Error", "validation error for ImageData", "validation error for FileData", "errors for ListFiles")
     unforeseen = [line for line in endings if not any(mark in line for mark in foreseen)]
     assert not unforeseen, f"the server raised {len(unforeseen)} unforeseen exceptions: {unforeseen[:5]}"
     # Spot checks that the message says what to do, not merely that something failed.
-    for api in ("/classify_digit", "/horse_to_zebra", "/attack"):
+    for api in ("/classify_digit", "/horse_to_zebra", "/attack", "/detect_defects"):
         if (api, "image nothing") in results:
             assert "Nothing was uploaded" in results[(api, "image nothing")]
             assert "6000 x 6000" in results[(api, "image bomb_20000px")]
@@ -170,6 +180,9 @@ def test_every_endpoint_every_case_ends_in_a_clear_error_or_an_answer(client, ru
         for case in ("image sixteen_bit", "image palette", "image rgba", "image cmyk_jpeg"):
             assert results[(api, case)] == "ok", (api, case, results[(api, case)])
     assert results[("/classify_digit", "good input")] == "ok"
+    if ("/fit_fabric", "image corrupt_png") in results:  # a list of files: a None is refused by Gradio's own payload check
+        assert "not an image we can read" in results[("/fit_fabric", "image corrupt_png")]
+        assert "6000 x 6000" in results[("/fit_fabric", "image bomb_20000px")]
     assert running_app.process.poll() is None, "the server died"
     with urllib.request.urlopen(running_app.url + "gradio_api/info", timeout=10) as response:
         assert response.status == 200

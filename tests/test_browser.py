@@ -236,3 +236,16 @@ def test_a_held_out_horse_is_translated_and_judged(page):
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "horse2zebra.png"), full_page=True)
+
+
+@needs_checkpoint("fabric-autoencoder")
+@needs_checkpoint("fabric-features")
+def test_a_random_fabric_swatch_is_inspected(page):
+    page.get_by_role("tab", name="Fabric defects").click()
+    page.locator("#fabric-random").click()
+    verdict = page.locator("#fabric-verdict")
+    verdict.get_by_text("Image score").wait_for(timeout=60000)
+    assert "linen (plain weave)" in verdict.inner_text()
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "fabric.png"), full_page=True)

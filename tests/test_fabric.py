@@ -8,7 +8,7 @@ import torch
 from data import fabric
 from models.autoencoder import AutoencoderConfig, FabricAutoencoder
 from models.patch_memory import PatchMemory, PatchMemoryConfig, build_bank
-from training.train_fabric_autoencoder import TrainConfig, auroc, calibrate, normal_images
+from training.train_fabric_autoencoder import auroc, calibrate, normal_images
 
 
 def test_swatches_are_repeatable_and_in_range():
@@ -18,34 +18,51 @@ def test_swatches_are_repeatable_and_in_range():
     assert not np.array_equal(a, fabric.normal_swatch(6))
 
 
+def test_swatches_of_a_product_vary_like_bolts_of_one_cloth_and_products_differ():
+    linen = [fabric.normal_swatch(s, product=0) for s in range(3)]
+    denim = fabric.normal_swatch(0, product=1)
+    mean_colour = lambda image: image.reshape(-1, 3).mean(0)  # noqa: E731
+    # Same product: the same colour to within the dye-lot shade (3%) and the lighting; another product is far away.
+    assert all(np.abs(mean_colour(x) - mean_colour(linen[0])).max() < 0.06 for x in linen[1:])
+    assert np.abs(mean_colour(denim) - mean_colour(linen[0])).max() > 0.15
+    assert not np.array_equal(linen[0], linen[1])
+    assert len(set(fabric.PRODUCT_NAMES)) == len(fabric.PRODUCTS) == 3 and {p.kind for p in fabric.PRODUCTS} == set(fabric.WEAVES)
+
+
 def test_defects_never_appear_in_training_or_validation_images(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a defect was drawn into a training or validation image")
 
     monkeypatch.setattr(fabric, "add_defect", forbidden)
     monkeypatch.setattr(fabric, "defective_swatch", forbidden)
-    monkeypatch.setattr(fabric, "VAL_COUNT", 3)
-    train, val, _ = normal_images(TrainConfig(), 4)
-    assert train.shape == (4, 256, 256, 3) and val.shape == (3, 256, 256, 3)
-    # The seed ranges of the splits never meet.
-    assert fabric.TRAIN_SEED + 10**6 < fabric.VAL_SEED < fabric.VAL_SEED + fabric.VAL_COUNT < fabric.TEST_SEED
+    normal = normal_images("", 2, val_count=2)
+    assert normal.products == list(fabric.PRODUCT_NAMES)
+    assert [x.shape for x in normal.train] == [(2, 256, 256, 3)] * 3 and [x.shape for x in normal.val] == [(2, 256, 256, 3)] * 3
+    # The seed ranges of the splits never meet, for any product.
+    last = len(fabric.PRODUCTS) - 1
+    assert fabric._seed(fabric.TRAIN_SEED, last, fabric.PRODUCT_SEEDS - 1) < fabric._seed(fabric.VAL_SEED, 0, 0)
+    assert fabric._seed(fabric.VAL_SEED, last, fabric.PRODUCT_SEEDS - 1) < fabric._seed(fabric.TEST_SEED, 0, 0)
 
 
+@pytest.mark.parametrize("product", range(3))
 @pytest.mark.parametrize("kind", fabric.DEFECTS)
-def test_each_defect_changes_the_pixels_its_mask_marks(kind):
+def test_each_defect_changes_the_pixels_its_mask_marks(kind, product):
     seed = 123
     rng = np.random.default_rng(seed)
-    clean = fabric.render(fabric.random_weave(rng))[0]
-    damaged, mask = fabric.defective_swatch(seed, kind)
+    clean = fabric.render(fabric.product_weave(product, rng))[0]
+    damaged, mask = fabric.defective_swatch(seed, kind, product)
     assert mask.dtype == bool and 20 < mask.sum() < 0.2 * mask.size
     change = np.abs(damaged - clean).mean(-1)
     assert change[mask].mean() > 4 * max(change[~mask].mean(), 1e-3), f"{kind}: the mask must mark where the cloth changed"
 
 
 def test_test_set_is_half_normal_with_every_defect_type():
-    images, masks, kinds = fabric.test_set(normal=9, per_defect=1)
+    assert fabric.TEST_NORMAL == fabric.TEST_PER_DEFECT * len(fabric.DEFECTS)  # the full set is half normal
+    images, masks, kinds = fabric.test_set(2, normal=9, per_defect=1)
     assert len(images) == 18 and kinds.count("normal") == 9 and set(kinds) - {"normal"} == set(fabric.DEFECTS)
     assert not masks[:9].any() and all(m.any() for m in masks[9:])
+    # Each product's test swatches are its own cloth.
+    assert np.abs(images[:9].reshape(-1, 3).mean(0) - np.array(fabric.PRODUCTS[2].warp_rgb)).max() < 0.25
 
 
 def test_auroc_matches_hand_counts():
@@ -56,15 +73,17 @@ def test_auroc_matches_hand_counts():
 
 def test_maps_are_standardised_with_fixed_statistics_not_per_image():
     torch.manual_seed(0)
-    model = FabricAutoencoder(AutoencoderConfig(error_mean=0.3, error_std=0.05)).eval()
+    model = FabricAutoencoder(AutoencoderConfig(products=["a", "b"], error_mean=[0.3, 0.2], error_std=[0.05, 0.1])).eval()
     quiet = torch.from_numpy(fabric.normal_swatch(1)).permute(2, 0, 1)[None]
     noisy = (quiet + 0.3 * torch.randn_like(quiet)).clamp(0, 1)
     with torch.inference_mode():
         _, alone = model.anomaly_map(quiet)
         _, together = model.anomaly_map(torch.cat([quiet, noisy]))
+        _, as_b = model.anomaly_map(quiet, product=1)
         raw = model.raw_error(quiet, model(quiet))
     assert torch.allclose(alone[0], together[0], atol=1e-5)  # scoring another image beside it changes nothing
     assert torch.allclose(alone, (raw - 0.3) / 0.05, atol=1e-5)  # the stored scale, not the image's own
+    assert torch.allclose(as_b, (raw - 0.2) / 0.1, atol=1e-5)  # each product has its own stored scale
     assert together[1].mean() > together[0].mean()  # a worse image gets a hotter map: no per-image stretching
 
 

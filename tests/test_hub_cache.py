@@ -20,6 +20,8 @@ LOADERS = {
     "digit-diffusion": "load_diffusion_unet",
     "digit-segmenter": ("models.unet", "UNet"),
     "horse2zebra": ("models.cyclegan", "CycleGenerators"),
+    "fabric-autoencoder": ("models.autoencoder", "FabricAutoencoder"),
+    "fabric-features": ("models.patch_memory", "PatchMemory"),
     "word-lstm": ("models.word_lstm", "WordLSTM"),
     "word-gpt": "load_causal_lm",
 }

@@ -24,6 +24,8 @@ MODEL_ENDPOINTS = {
     "generate_text",
     "segment_digits",
     "horse_to_zebra",
+    "detect_defects",
+    "fit_to_fabric",
 }
 
 

@@ -283,9 +283,12 @@ def test_fabric_autoencoder_dry_run_calibrates_and_scores(tmp_path):
     out = tmp_path / "fabric-ae"
     run_dry("training.train_fabric_autoencoder", out)
     model = FabricAutoencoder.from_pretrained(out, strict=True)
-    assert model.config.error_std > 0 and model.config.image_threshold > model.config.pixel_threshold * 0.5
+    assert model.config.products == ["linen (plain weave)", "denim (twill)", "rose satin"]
+    assert all(s > 0 for s in model.config.error_std) and len(model.config.image_threshold) == 3
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"image_auroc", "pixel_auroc", "false_positive_rate", "image_auroc_hole", "image_auroc_fold"} <= set(metrics)
+    assert {"image_auroc", "pixel_auroc", "false_positive_rate", "image_auroc_hole", "image_auroc_fold", "image_auroc_satin"} <= set(
+        metrics
+    )
 
 
 def test_fabric_features_dry_run_builds_a_calibrated_bank(tmp_path):
@@ -294,5 +297,5 @@ def test_fabric_features_dry_run_builds_a_calibrated_bank(tmp_path):
     out = tmp_path / "fabric-features"
     run_dry("training.train_fabric_features", out)
     memory = PatchMemory.from_pretrained(out, strict=True)
-    assert memory.bank.shape == (256, 152) and memory.bank.abs().sum() > 0 and memory.config.error_std > 0
+    assert memory.bank.shape == (3, 256, 152) and (memory.bank.abs().sum((1, 2)) > 0).all() and len(memory.config.error_std) == 3
     assert "image_auroc" in json.loads((out / "metrics.json").read_text())

@@ -50,7 +50,7 @@ class TrainConfig(RunOptions):
     steps: int = opt(3000, "optimiser steps")
     batch_size: int = opt(16, "crops per step")
     crop: int = opt(128, "train on random crops of this side (the network is fully convolutional)")
-    pool: int = opt(600, "flawless training swatches generated up front (crops, flips and quarter turns multiply them)")
+    pool: int = opt(200, "flawless training swatches per product generated up front (crops, flips and quarter turns multiply them)")
     lr: float = opt(2e-3, "peak learning rate of the one-cycle schedule (AdamW)")
     weight_decay: float = opt(1e-4, "AdamW decoupled weight decay")
     ssim_weight: float = opt(1.0, "weight of (1 - SSIM) next to L1")
@@ -60,6 +60,25 @@ class TrainConfig(RunOptions):
 
 
 # --- Shared evaluation ----------------------------------------------------------------------------
+
+PROCEDURAL_DATA = (
+    "Procedural woven fabric (ours, `data/fabric.py`), three products as on an inspection line: "
+    + ", ".join(fabric.PRODUCT_NAMES)
+    + ". Round shaded yarns with fibre texture, per-yarn thickness and tone; swatches of a product differ by their yarns, a dye-lot "
+    "shade, up to 1 degree of skew, wobble and lighting. Defects (holes, cuts, stains, oil spots, missing and broken threads, knots, "
+    "colour bleeding, folds) are drawn only into test swatches. No real fabric-defect photographs (MVTec AD, AITEX) exist offline; "
+    "these are synthetic and cleaner than real cloth."
+)
+METRIC_NOTES = {
+    "image_auroc": "area under the ROC curve of the image score (max of the map), defective vs flawless test swatches; each product "
+    "on its own, then the mean over products (as MVTec AD averages over categories)",
+    "pixel_auroc": "area under the ROC curve of per-pixel scores against the true defect masks (every 4th pixel), mean over products",
+    "false_positive_rate": "share of flawless test swatches called defective at their product's calibrated threshold",
+    "detection_rate": "share of defective test swatches called defective at their product's calibrated threshold",
+    **{f"image_auroc_{k}": f"image AUROC, {k.replace('_', ' ')} swatches vs flawless ones, mean over products" for k in fabric.DEFECTS},
+    **{f"image_auroc_{p.key}": f"image AUROC on {p.name} alone" for p in fabric.PRODUCTS},
+    **{f"pixel_auroc_{p.key}": f"pixel AUROC on {p.name} alone" for p in fabric.PRODUCTS},
+}
 
 
 def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
@@ -82,6 +101,7 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 MapFn = Callable[[torch.Tensor], torch.Tensor]  # (B, 3, H, W) in [0, 1] -> (B, 1, H, W) map, higher = more defective
+ProductMapFn = Callable[[torch.Tensor, int], torch.Tensor]  # the same for one product (its index in fabric.PRODUCTS)
 
 
 @torch.inference_mode()
@@ -102,42 +122,60 @@ def calibrate(raw_val_maps: torch.Tensor) -> dict[str, float]:
     flawless pixels exceed 1 time in 10,000."""
     mean, std = float(raw_val_maps.mean()), float(raw_val_maps.std())
     standard = (raw_val_maps - mean) / std
-    image_scores = standard.flatten(1).amax(1)
+    scores = image_scores(standard)
     sample = standard.flatten()[:: max(1, standard.numel() // 2_000_000)]
     return {
         "error_mean": mean,
         "error_std": std,
-        "image_threshold": float(image_scores.max()) * 1.05,
+        "image_threshold": float(scores.max()) * 1.05,
         "pixel_threshold": float(torch.quantile(sample, 0.9999)),
     }
 
 
+def image_scores(maps: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) standardised maps -> (N,) image scores: the hottest point of each map."""
+    return maps.flatten(1).amax(1)
+
+
 def evaluate_detector(
-    map_fn: MapFn,
-    image_threshold: float,
+    map_fn: ProductMapFn,
+    image_thresholds: list[float],
     size: int = fabric.SIZE,
     normal: int = fabric.TEST_NORMAL,
     per_defect: int = fabric.TEST_PER_DEFECT,
 ) -> dict[str, float]:
-    """Image and pixel AUROC on the fabric test split, per defect type too, and the error rates at the threshold.
+    """Image and pixel AUROC on every product's test split, per defect type and per product, and the error rates at
+    each product's calibrated threshold.
 
-    map_fn must return the standardised map; the image score is its maximum."""
-    images, masks, kinds = fabric.test_set(size, normal, per_defect)
-    maps = maps_for(map_fn, images)
-    scores = maps.flatten(1).amax(1)
-    kinds_arr = np.asarray(kinds)
-    defective = torch.from_numpy(kinds_arr != "normal")
-    normal = ~defective
-    result = {
-        "image_auroc": auroc(scores, defective),
-        "pixel_auroc": auroc(maps[:, ::2, ::2], torch.from_numpy(masks[:, ::2, ::2])),  # every 4th pixel: 5.9M scores
-        "false_positive_rate": float((scores[normal] > image_threshold).float().mean()),
-        "detection_rate": float((scores[defective] > image_threshold).float().mean()),
-    }
-    for kind in fabric.DEFECTS:
-        pick = torch.from_numpy(kinds_arr == kind)
-        subset = pick | normal
-        result[f"image_auroc_{kind}"] = auroc(scores[subset], pick[subset])
+    map_fn(images, product) must return the standardised map. As in MVTec AD, where every category is its own
+    inspection line, each product is scored on its own and `image_auroc`, `pixel_auroc` and the per-defect AUROCs are
+    means over the products; the per-product values are reported too."""
+    result: dict[str, float] = {}
+    per_product, false_alarms, detections = [], [], []
+    for product, spec in enumerate(fabric.PRODUCTS):
+        images, masks, kinds = fabric.test_set(product, size, normal, per_defect)
+        maps = maps_for(lambda x, p=product: map_fn(x, p), images)
+        scores = image_scores(maps)
+        kinds_arr = np.asarray(kinds)
+        defective = torch.from_numpy(kinds_arr != "normal")
+        normal_mask = ~defective
+        row = {
+            "image_auroc": auroc(scores, defective),
+            "pixel_auroc": auroc(maps[:, ::2, ::2], torch.from_numpy(masks[:, ::2, ::2])),  # every 4th pixel
+        }
+        for kind in fabric.DEFECTS:
+            pick = torch.from_numpy(kinds_arr == kind)
+            subset = pick | normal_mask
+            row[f"image_auroc_{kind}"] = auroc(scores[subset], pick[subset])
+        per_product.append(row)
+        false_alarms.append((scores[normal_mask] > image_thresholds[product]).float())
+        detections.append((scores[defective] > image_thresholds[product]).float())
+        result[f"image_auroc_{spec.key}"] = row["image_auroc"]
+        result[f"pixel_auroc_{spec.key}"] = row["pixel_auroc"]
+    for key in per_product[0]:
+        result[key] = float(np.mean([row[key] for row in per_product]))
+    result["false_positive_rate"] = float(torch.cat(false_alarms).mean())
+    result["detection_rate"] = float(torch.cat(detections).mean())
     return result
 
 
@@ -156,32 +194,52 @@ def random_crops(pool: torch.Tensor, batch_size: int, crop: int, generator: torc
     return crops
 
 
-def normal_images(cfg: TrainConfig, count: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """(training swatches, validation swatches, source): procedural, or an MVTec-style folder's train/good."""
-    if not cfg.dataset:
-        return fabric.training_swatches(count), fabric.validation_swatches(), "procedural fabric"
+@dataclass
+class NormalImages:
+    """Flawless swatches per product: what the detectors learn from and are calibrated on."""
+
+    products: list[str]
+    train: list[np.ndarray]  # per product (N, H, W, 3) float in [0, 1]
+    val: list[np.ndarray]
+    source: str
+
+
+def normal_images(dataset: str, count: int, seed: int = 0, val_count: int = fabric.VAL_COUNT) -> NormalImages:
+    """count training swatches per product and the fixed validation swatches: procedural (every product in
+    fabric.PRODUCTS), or an MVTec-style folder's train/good (one product, a tenth held out for validation)."""
+    if not dataset:
+        return NormalImages(
+            products=list(fabric.PRODUCT_NAMES),
+            train=[fabric.training_swatches(count, p) for p in range(len(fabric.PRODUCTS))],
+            val=[fabric.validation_swatches(p, val_count) for p in range(len(fabric.PRODUCTS))],
+            source="procedural fabric",
+        )
     from PIL import Image
 
-    root = Path(cfg.dataset)
+    root = Path(dataset)
     paths = sorted((root / "train" / "good").glob("*.png")) + sorted((root / "train" / "good").glob("*.jpg"))
     if len(paths) < 10:
         raise FileNotFoundError(f"{root}/train/good needs at least 10 flawless images (MVTec AD layout)")
     arrays = np.stack([np.asarray(Image.open(p).convert("RGB").resize((fabric.SIZE, fabric.SIZE)), np.float32) / 255 for p in paths])
-    rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(len(arrays))
+    order = np.random.default_rng(seed).permutation(len(arrays))
     n_val = max(5, len(arrays) // 10)
-    return arrays[order[n_val:]], arrays[order[:n_val]], str(root)
+    return NormalImages([root.name], [arrays[order[n_val:]][:count]], [arrays[order[:n_val]]], str(root))
+
+
+def calibrate_products(raw_map_fn: ProductMapFn, val: list[np.ndarray]) -> dict[str, list[float]]:
+    """calibrate() for each product's validation swatches -> config fields, one list entry per product."""
+    per_product = [calibrate(maps_for(lambda x, p=p: raw_map_fn(x, p), images)) for p, images in enumerate(val)]
+    return {key: [c[key] for c in per_product] for key in per_product[0]}
 
 
 def main(cfg: TrainConfig) -> None:
     timer = Timer()
     accelerator, out_dir = setup(cfg, NAME)
-    steps, pool_size = (6, 12) if cfg.dry_run else (cfg.steps, cfg.pool)
+    steps, pool_size = (6, 4) if cfg.dry_run else (cfg.steps, cfg.pool)
     if cfg.dry_run:
         cfg.eval_every, cfg.batch_size = 3, 4
-    train_np, val_np, source = normal_images(cfg, pool_size)
-    if cfg.dry_run:
-        val_np = val_np[:6]
+    normal = normal_images(cfg.dataset, pool_size, cfg.seed, val_count=3 if cfg.dry_run else fabric.VAL_COUNT)
+    train_np, val_np = np.concatenate(normal.train), np.concatenate(normal.val)  # every product in one pool
     pool = torch.from_numpy((train_np * 255).round().astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
     val = torch.from_numpy(val_np).permute(0, 3, 1, 2).contiguous()
 
@@ -224,17 +282,15 @@ def main(cfg: TrainConfig) -> None:
     model.load_state_dict(best_state)
     model = model.float().cpu().eval().to(memory_format=torch.contiguous_format)
 
-    def raw(x: torch.Tensor) -> torch.Tensor:
-        return model.raw_error(x, model(x))
-
-    calibration = calibrate(maps_for(raw, val_np))
+    calibration = calibrate_products(lambda x, product: model.raw_error(x, model(x)), normal.val)
+    model.config.products = normal.products
     for key, value in calibration.items():
         setattr(model.config, key, value)
     accelerator.print(f"calibration on {len(val_np)} flawless validation swatches: {calibration}")
     metrics = {}
     if not cfg.dataset:
         counts = (4, 1) if cfg.dry_run else (fabric.TEST_NORMAL, fabric.TEST_PER_DEFECT)
-        results = evaluate_detector(lambda x: model.anomaly_map(x)[1], model.config.image_threshold, fabric.SIZE, *counts)
+        results = evaluate_detector(lambda x, p: model.anomaly_map(x, p)[1], model.config.image_threshold, fabric.SIZE, *counts)
         metrics = {k: round(v, 4) for k, v in results.items()}
         accelerator.print(f"test: {metrics}")
     metrics["val_loss"] = round(best_loss, 4)
@@ -249,29 +305,15 @@ def main(cfg: TrainConfig) -> None:
             "fabric with L1 + (1 - SSIM); the per-pixel error between a swatch and its reconstruction, on a scale fixed by "
             "flawless validation swatches, is the defect map. Thresholds are calibrated and stored in config.json."
         ),
-        data=(
-            "Procedural woven fabric (ours, `data/fabric.py`): plain, twill and satin weaves with round shaded yarns, fibre texture, "
-            "per-yarn thickness and tone, colour schemes, slight rotation and wobble, uneven lighting and noise. Defects (holes, cuts, "
-            "stains, oil spots, missing and broken threads, knots, colour bleeding, folds) are drawn only into test swatches. No real "
-            "fabric-defect photographs (MVTec AD, AITEX) exist offline; these are synthetic and cleaner than real cloth."
-            if not cfg.dataset
-            else f"{source} (see its own licence)."
-        ),
+        data=PROCEDURAL_DATA if not cfg.dataset else f"{normal.source} (see its own licence).",
         split=(
-            f"{pool_size} flawless training swatches (seeds from 0), {len(val_np)} flawless validation swatches (seeds from "
-            "10,000,000) that pick the checkpoint and calibrate the scale and thresholds, and a test split (seeds from 20,000,000) of "
-            f"{fabric.TEST_NORMAL} flawless swatches and {fabric.TEST_PER_DEFECT} of each defect type, scored once at the end "
-            f"(best validation loss at step {best_step} of {steps})."
+            f"Per product: {pool_size} flawless training swatches (seeds from 0), {fabric.VAL_COUNT} flawless validation swatches "
+            "(seeds from 10,000,000) that pick the checkpoint and calibrate that product's scale and thresholds, and a test split "
+            f"(seeds from 20,000,000) of {fabric.TEST_NORMAL} flawless swatches and {fabric.TEST_PER_DEFECT} of each of the "
+            f"{len(fabric.DEFECTS)} defect types, scored once at the end (best validation loss at step {best_step} of {steps})."
         ),
         metrics=metrics,
-        metric_notes={
-            "image_auroc": "area under the ROC curve of the image score (max of the map), defective vs flawless test swatches",
-            "pixel_auroc": "area under the ROC curve of per-pixel scores against the true defect masks (every 4th pixel)",
-            "false_positive_rate": "share of flawless test swatches called defective at the calibrated threshold",
-            "detection_rate": "share of defective test swatches called defective at the calibrated threshold",
-            **{f"image_auroc_{k}": f"image AUROC, {k.replace('_', ' ')} swatches vs flawless ones" for k in fabric.DEFECTS},
-            "val_loss": "L1 + (1 - SSIM) on flawless validation swatches, used to choose the checkpoint",
-        },
+        metric_notes={**METRIC_NOTES, "val_loss": "L1 + (1 - SSIM) on flawless validation swatches, used to choose the checkpoint"},
         command=command("training.train_fabric_autoencoder"),
         wall_time_s=timer.seconds,
         hardware=hardware(accelerator),
@@ -285,8 +327,9 @@ def main(cfg: TrainConfig) -> None:
             "import torch\n"
             "from models.autoencoder import FabricAutoencoder\n"
             f'model = FabricAutoencoder.from_pretrained("checkpoints/{NAME}", strict=True)\n'
-            "reconstruction, heat = model.anomaly_map(images)  # images: (B, 3, 256, 256) in [0, 1]\n"
-            "defective = heat.flatten(1).amax(1) > model.config.image_threshold"
+            "product = model.config.products.index('denim (twill)')\n"
+            "reconstruction, heat = model.anomaly_map(images, product)  # images: (B, 3, 256, 256) in [0, 1]\n"
+            "defective = heat.flatten(1).amax(1) > model.config.image_threshold[product]"
         ),
         tags=["anomaly-detection", "autoencoder"],
     )
