@@ -25,7 +25,7 @@ from models import hub
 from models.autoencoder import FabricAutoencoder, ssim_map
 from models.efficientnet_lite import EfficientNetLite
 from models.patch_memory import PatchMemory, build_bank, patch_features
-from training.train_fabric_autoencoder import calibrate
+from training.train_fabric_autoencoder import calibrate, image_scores
 
 TITLE = "Fabric defects"
 AUTOENCODER, FEATURES = "autoencoder", "features"
@@ -137,7 +137,7 @@ def render(
     regions = heat > max(pixel_threshold, 0)
     marked = photo.copy()
     marked[outline(regions)] = (255, 0, 255)
-    score = float(heat.max())
+    score = float(image_scores(torch.from_numpy(heat)[None])[0])
     defective = score > threshold
     verdict = (
         f"### {'Defect found' if defective else 'Looks flawless'}\n\n"

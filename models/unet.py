@@ -42,6 +42,16 @@ def conv_block(in_ch: int, out_ch: int) -> nn.Sequential:
     )
 
 
+def encode(encoder: nn.ModuleList, images: torch.Tensor) -> list[torch.Tensor]:
+    """The encoder half: (B, 1, H, W) in [0, 1] -> each level's output, (B, C_level, H / 2^level, W / 2^level)."""
+    x = (images - 0.5) / 0.5
+    levels = []
+    for level, block in enumerate(encoder):
+        x = block(x if level == 0 else F.max_pool2d(x, 2))
+        levels.append(x)
+    return levels
+
+
 class UNet(
     nn.Module,
     PyTorchModelHubMixin,
@@ -69,14 +79,8 @@ class UNet(
 
     def forward_with_features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(B, 1, H, W) in [0, 1] -> ((B, classes, H, W) logits, every encoder and decoder level's output)."""
-        x = (images - 0.5) / 0.5
-        skips, features = [], []
-        for level, block in enumerate(self.encoder):
-            if level > 0:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-            skips.append(x)
-            features.append(x)
+        skips = encode(self.encoder, images)
+        features, x = list(skips), skips[-1]
         for i in reversed(range(len(self.decoder))):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = self.decoder[i](torch.cat([skips[i], self.reduce[i](x)], dim=1))

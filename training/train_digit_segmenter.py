@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from data.digit_scenes import CLASS_COLOURS, CLASS_NAMES, SceneConfig, fixed_scenes, font_scenes, load_mask_dataset, sample_scenes
 from data.mnist import load_splits
-from models.unet import UNet, UNetConfig
+from models.unet import UNet, UNetConfig, encode
 from training.common import (
     CardInfo,
     RunOptions,
@@ -106,6 +106,19 @@ def scores(counts: torch.Tensor) -> dict[str, float]:
     return out
 
 
+class DigitNamer(torch.nn.Module):
+    """The U-Net's encoder with a linear head on its bottleneck's average: names the digit in a picture."""
+
+    def __init__(self, encoder: torch.nn.ModuleList, bottleneck_channels: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = torch.nn.Linear(bottleneck_channels, 10)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) in [0, 1] -> (B, 10) logits."""
+        return self.head(encode(self.encoder, images)[-1].float().mean((2, 3)))
+
+
 def pretrain_encoder(model: UNet, cfg: TrainConfig, digits: torch.Tensor, labels: torch.Tensor, steps: int, accelerator) -> list[dict]:
     """Teach the U-Net's encoder to name the digit in 64 px scenes of one digit (with the same clutter).
 
@@ -114,11 +127,10 @@ def pretrain_encoder(model: UNet, cfg: TrainConfig, digits: torch.Tensor, labels
     picture teaches it fast. digits (N, 28, 28) uint8, labels (N,). Returns the log."""
     device = accelerator.device
     generator = torch.Generator().manual_seed(cfg.seed + 1)
-    head = torch.nn.Linear(cfg.channels[-1], 10)
-    encoder = model.encoder
-    optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    namer = DigitNamer(model.encoder, cfg.channels[-1])  # shares the encoder's weights: training it trains the U-Net's
+    optimizer = torch.optim.AdamW(namer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
-    encoder, head, optimizer, scheduler = accelerator.prepare(encoder, head, optimizer, scheduler)
+    namer, optimizer, scheduler = accelerator.prepare(namer, optimizer, scheduler)
     scene_cfg = SceneConfig(size=64, min_digits=1, max_digits=1)
     log, correct, seen = [], 0, 0
     for step in progress(range(1, steps + 1), accelerator, desc=f"{NAME} (encoder pretraining)"):
@@ -126,10 +138,7 @@ def pretrain_encoder(model: UNet, cfg: TrainConfig, digits: torch.Tensor, labels
         images, _ = sample_scenes(digits[index[:, 0]], labels[index[:, 0]], len(index), scene_cfg, generator)
         target = labels[index[:, 0]].long().to(device)
         with accelerator.autocast():
-            x = (images.to(device).contiguous(memory_format=torch.channels_last) - 0.5) / 0.5
-            for level, block in enumerate(encoder):  # the same path as UNet.forward_with_features' encoder half
-                x = block(x if level == 0 else F.max_pool2d(x, 2))  # (B, C_level, 64 / 2^level, 64 / 2^level)
-            logits = head(x.float().mean((2, 3)))  # (B, 10)
+            logits = namer(images.to(device).contiguous(memory_format=torch.channels_last))
             loss = F.cross_entropy(logits.float(), target)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
