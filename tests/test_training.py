@@ -256,6 +256,17 @@ def test_segmenter_dry_run_compares_both_losses_in_the_card(tmp_path):
     assert "Loss comparison" in card and "| ce |" in card and "| ce+dice |" in card
 
 
+def test_encoder_pretraining_names_the_digit_it_shows():
+    from training.train_digit_segmenter import naming_batch
+
+    digits = torch.zeros(10, 28, 28, dtype=torch.uint8)
+    digits[:, 8:20, 12:16] = 255  # a bar each; only the labels tell them apart
+    images, masks, names = naming_batch(digits, torch.arange(10), 64, torch.Generator().manual_seed(0))
+    assert images.shape == (64, 1, 64, 64)
+    for mask, name in zip(masks, names, strict=True):
+        assert set(mask.unique().tolist()) == {0, int(name) + 1}  # background and the digit it is named after
+
+
 def test_segmenter_trains_on_a_mask_folder(tmp_path):
     from models.unet import UNet
 
@@ -285,10 +296,18 @@ def test_fabric_autoencoder_dry_run_calibrates_and_scores(tmp_path):
     model = FabricAutoencoder.from_pretrained(out, strict=True)
     assert model.config.products == ["linen (plain weave)", "denim (twill)", "rose satin"]
     assert all(s > 0 for s in model.config.error_std) and len(model.config.image_threshold) == 3
+    assert model.config.colour_weight > 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"image_auroc", "pixel_auroc", "false_positive_rate", "image_auroc_hole", "image_auroc_fold", "image_auroc_satin"} <= set(
         metrics
     )
+    # --steps 0 only recalibrates: same weights, the same training curve, a fresh calibration.
+    again = tmp_path / "fabric-ae-recalibrated"
+    run_dry("training.train_fabric_autoencoder", again, "--init-from", str(out), "--steps", "0")
+    recalibrated = FabricAutoencoder.from_pretrained(again, strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), recalibrated.state_dict().values(), strict=True))
+    assert (again / "training_log.json").read_text() == (out / "training_log.json").read_text()
+    assert recalibrated.config.colour_weight == pytest.approx(model.config.colour_weight)
 
 
 def test_fabric_features_dry_run_builds_a_calibrated_bank(tmp_path):

@@ -26,7 +26,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from data.digit_scenes import CLASS_COLOURS, CLASS_NAMES, SceneConfig, fixed_scenes, font_scenes, load_mask_dataset, sample_scenes
+from data.digit_scenes import (
+    CLASS_COLOURS,
+    CLASS_NAMES,
+    SceneConfig,
+    fixed_scenes,
+    font_scenes,
+    load_mask_dataset,
+    make_scenes,
+    sample_scenes,
+)
 from data.mnist import load_splits
 from models.unet import UNet, UNetConfig, encode
 from training.common import (
@@ -119,6 +128,18 @@ class DigitNamer(torch.nn.Module):
         return self.head(encode(self.encoder, images)[-1].float().mean((2, 3)))
 
 
+def naming_batch(
+    digits: torch.Tensor, labels: torch.Tensor, n: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n 64 px scenes of one digit each, with clutter -> (images (n, 1, 64, 64), masks (n, 64, 64), the digits (n,)).
+
+    make_scenes, not sample_scenes: that one draws its own digits from the pool, and the names would not match."""
+    index = torch.randint(len(labels), (n, 1), generator=generator)
+    scene_cfg = SceneConfig(size=64, min_digits=1, max_digits=1)
+    images, masks = make_scenes(digits[index].float() / 255, labels[index], torch.ones(n, dtype=torch.long), scene_cfg, generator)
+    return images, masks, labels[index[:, 0]].long()
+
+
 def pretrain_encoder(model: UNet, cfg: TrainConfig, digits: torch.Tensor, labels: torch.Tensor, steps: int, accelerator) -> list[dict]:
     """Teach the U-Net's encoder to name the digit in 64 px scenes of one digit (with the same clutter).
 
@@ -131,12 +152,10 @@ def pretrain_encoder(model: UNet, cfg: TrainConfig, digits: torch.Tensor, labels
     optimizer = torch.optim.AdamW(namer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
     namer, optimizer, scheduler = accelerator.prepare(namer, optimizer, scheduler)
-    scene_cfg = SceneConfig(size=64, min_digits=1, max_digits=1)
     log, correct, seen = [], 0, 0
     for step in progress(range(1, steps + 1), accelerator, desc=f"{NAME} (encoder pretraining)"):
-        index = torch.randint(len(labels), (4 * cfg.batch_size, 1), generator=generator)
-        images, _ = sample_scenes(digits[index[:, 0]], labels[index[:, 0]], len(index), scene_cfg, generator)
-        target = labels[index[:, 0]].long().to(device)
+        images, _, target = naming_batch(digits, labels, 4 * cfg.batch_size, generator)
+        target = target.to(device)
         with accelerator.autocast():
             logits = namer(images.to(device).contiguous(memory_format=torch.channels_last))
             loss = F.cross_entropy(logits.float(), target)
