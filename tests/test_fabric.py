@@ -87,6 +87,17 @@ def test_maps_are_standardised_with_fixed_statistics_not_per_image():
     assert together[1].mean() > together[0].mean()  # a worse image gets a hotter map: no per-image stretching
 
 
+def test_colour_error_sees_a_stain_that_keeps_the_weave():
+    model = FabricAutoencoder(AutoencoderConfig())
+    cloth = torch.from_numpy(fabric.normal_swatch(1)).permute(2, 0, 1)[None]
+    stained = cloth.clone()
+    stained[:, :, 100:140, 100:140] *= torch.tensor([1.0, 0.7, 0.5]).view(1, 3, 1, 1)  # a brownish tint, weave intact
+    with torch.inference_mode():
+        structural, colour = model.error_parts(stained, cloth)  # cloth plays the perfect reconstruction
+    assert colour[0, 0, 110:130, 110:130].min() > 10 * colour[0, 0, :60, :60].max()  # nothing outside, a lot inside
+    assert colour[0, 0, 110:130, 110:130].mean() > 2 * structural[0, 0, 110:130, 110:130].mean()
+
+
 def test_calibration_puts_every_validation_image_below_the_threshold():
     maps = torch.rand(10, 32, 32) + torch.arange(10).view(10, 1, 1) * 0.1
     c = calibrate(maps)

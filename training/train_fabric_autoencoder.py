@@ -16,6 +16,7 @@ benchmark, so both detectors are judged the same way.
 """
 
 import copy
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class TrainConfig(RunOptions):
     channels: list[int] = opt([24, 48, 96, 128], "channels per stride-2 encoder stage")
     latent: int = opt(32, "bottleneck channels (at 1/16 of the side): the squeeze that keeps defects out")
     eval_every: int = opt(250, "steps between validation checks (the lowest validation loss is kept)")
+    init_from: str = opt("", "start from this checkpoint folder's weights; with --steps 0 it is only recalibrated and tested again")
 
 
 # --- Shared evaluation ----------------------------------------------------------------------------
@@ -232,10 +234,24 @@ def calibrate_products(raw_map_fn: ProductMapFn, val: list[np.ndarray]) -> dict[
     return {key: [c[key] for c in per_product] for key in per_product[0]}
 
 
+@torch.inference_mode()
+def colour_weight_for(model: FabricAutoencoder, val: list[np.ndarray]) -> float:
+    """The ratio of the structural error's spread to the colour error's on every flawless validation swatch:
+    the weight that lets both count alike in the map."""
+    structural, colour = [], []
+    for images in val:
+        for start in range(0, len(images), 8):
+            x = torch.from_numpy(images[start : start + 8]).permute(0, 3, 1, 2).contiguous()
+            s, c = model.error_parts(x, model(x))
+            structural.append(s.flatten())
+            colour.append(c.flatten())
+    return float(torch.cat(structural).std() / torch.cat(colour).std())
+
+
 def main(cfg: TrainConfig) -> None:
     timer = Timer()
     accelerator, out_dir = setup(cfg, NAME)
-    steps, pool_size = (6, 4) if cfg.dry_run else (cfg.steps, cfg.pool)
+    steps, pool_size = (min(cfg.steps, 6), 4) if cfg.dry_run else (cfg.steps, cfg.pool)
     if cfg.dry_run:
         cfg.eval_every, cfg.batch_size = 3, 4
     normal = normal_images(cfg.dataset, pool_size, cfg.seed, val_count=3 if cfg.dry_run else fabric.VAL_COUNT)
@@ -243,9 +259,15 @@ def main(cfg: TrainConfig) -> None:
     pool = torch.from_numpy((train_np * 255).round().astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
     val = torch.from_numpy(val_np).permute(0, 3, 1, 2).contiguous()
 
-    model = FabricAutoencoder(AutoencoderConfig(channels=list(cfg.channels), latent=cfg.latent)).to(memory_format=torch.channels_last)
+    model = FabricAutoencoder(AutoencoderConfig(channels=list(cfg.channels), latent=cfg.latent))
+    history = []
+    if cfg.init_from:
+        model = FabricAutoencoder.from_pretrained(cfg.init_from, strict=True)
+        if steps == 0:  # recalibration only: the weights keep the training curve they came with
+            history = json.loads((Path(cfg.init_from) / "training_log.json").read_text())
+    model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=max(1, steps), pct_start=0.1)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     generator = torch.Generator().manual_seed(cfg.seed)
 
@@ -253,7 +275,13 @@ def main(cfg: TrainConfig) -> None:
         reconstruction = net(x).float()
         return (reconstruction - x).abs().mean() + cfg.ssim_weight * (1 - ssim_map(x, reconstruction)).mean()
 
-    history, best_loss, best_step, best_state, running, seen = [], float("inf"), 0, None, 0.0, 0
+    best_loss, best_step, best_state, running, seen = float("inf"), 0, None, 0.0, 0
+    if steps == 0:
+        unwrapped = accelerator.unwrap_model(model).eval()
+        with torch.inference_mode():
+            best_loss = float(np.mean([loss_of(unwrapped, val[i : i + 8].to(accelerator.device)).item() for i in range(0, len(val), 8)]))
+        best_state = copy.deepcopy(unwrapped.state_dict())
+        best_step = min(history, key=lambda row: row["val_loss"])["step"] if history else 0
     for step in progress(range(1, steps + 1), accelerator, desc=NAME):
         model.train()
         x = random_crops(pool, cfg.batch_size, cfg.crop, generator).to(accelerator.device).contiguous(memory_format=torch.channels_last)
@@ -282,11 +310,14 @@ def main(cfg: TrainConfig) -> None:
     model.load_state_dict(best_state)
     model = model.float().cpu().eval().to(memory_format=torch.contiguous_format)
 
+    model.config.colour_weight = colour_weight_for(model, normal.val)
     calibration = calibrate_products(lambda x, product: model.raw_error(x, model(x)), normal.val)
     model.config.products = normal.products
     for key, value in calibration.items():
         setattr(model.config, key, value)
-    accelerator.print(f"calibration on {len(val_np)} flawless validation swatches: {calibration}")
+    accelerator.print(
+        f"calibration on {len(val_np)} flawless validation swatches: colour weight {model.config.colour_weight:.3f}, {calibration}"
+    )
     metrics = {}
     if not cfg.dataset:
         counts = (4, 1) if cfg.dry_run else (fabric.TEST_NORMAL, fabric.TEST_PER_DEFECT)
@@ -302,15 +333,17 @@ def main(cfg: TrainConfig) -> None:
         summary=(
             f"A convolutional autoencoder ({n_params / 1e3:.0f}k parameters; encoder {cfg.channels} channels at stride 2, a "
             f"{cfg.latent}-channel bottleneck at 1/16 of the side, an upsample-then-convolve decoder). Trained only on flawless "
-            "fabric with L1 + (1 - SSIM); the per-pixel error between a swatch and its reconstruction, on a scale fixed by "
-            "flawless validation swatches, is the defect map. Thresholds are calibrated and stored in config.json."
+            "fabric with L1 + (1 - SSIM); the error between a swatch and its reconstruction (structural: L1 and SSIM; plus "
+            "colour: the blurred RGB difference, weighted to the same spread), on a scale fixed by flawless validation swatches, "
+            "is the defect map. Thresholds are calibrated and stored in config.json."
         ),
         data=PROCEDURAL_DATA if not cfg.dataset else f"{normal.source} (see its own licence).",
         split=(
             f"Per product: {pool_size} flawless training swatches (seeds from 0), {fabric.VAL_COUNT} flawless validation swatches "
             "(seeds from 10,000,000) that pick the checkpoint and calibrate that product's scale and thresholds, and a test split "
             f"(seeds from 20,000,000) of {fabric.TEST_NORMAL} flawless swatches and {fabric.TEST_PER_DEFECT} of each of the "
-            f"{len(fabric.DEFECTS)} defect types, scored once at the end (best validation loss at step {best_step} of {steps})."
+            f"{len(fabric.DEFECTS)} defect types, scored once at the end (best validation loss at step {best_step} of "
+            f"{steps or (history[-1]['step'] if history else 0)})."
         ),
         metrics=metrics,
         metric_notes={**METRIC_NOTES, "val_loss": "L1 + (1 - SSIM) on flawless validation swatches, used to choose the checkpoint"},
