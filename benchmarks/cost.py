@@ -42,7 +42,7 @@ def median_ms(fn: Callable[[], object], repeats: int = 3) -> float:
 
 
 def endpoints() -> dict[str, Callable[[str], object]]:
-    from apps import attack, classify, digits, horse2zebra, segment
+    from apps import attack, classify, digits, fabric, horse2zebra, segment
 
     return {
         "/classify_digit": lambda path: digits.classify_digit(path),
@@ -50,6 +50,8 @@ def endpoints() -> dict[str, Callable[[str], object]]:
         "/explain_image": lambda path: classify.explain_image(path),
         "/segment_digits": lambda path: segment.segment_digits(path, 0.5, segment.ANY_DIGIT),
         "/attack (photo, PGD-10)": lambda path: attack.attack(path, "photo", "pgd", 4, 10, 1, "none (any wrong answer)", 40, 20, 0),
+        "/detect_defects (autoencoder)": lambda path: fabric.detect_defects(path, fabric.AUTOENCODER),
+        "/detect_defects (features)": lambda path: fabric.detect_defects(path, fabric.FEATURES),
         "/horse_to_zebra (working size 256)": lambda path: horse2zebra.horse_to_zebra(path, "horse → zebra", 256),
         "/horse_to_zebra (working size = upload, cap 512)": lambda path: horse2zebra.horse_to_zebra(
             path, "horse → zebra", min(Image.open(path).size[0], horse2zebra.MAX_SIZE)

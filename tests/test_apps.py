@@ -157,3 +157,44 @@ def test_demo_builds_without_launching():
     demo = app.build_demo()
     names = {dep.get("api_name") for dep in demo.config["dependencies"] if dep.get("api_visibility", "public") == "public"}
     assert "classify_digit" in names
+
+
+def test_every_model_event_waits_in_one_shared_pool_of_workers():
+    import app
+
+    demo = app.build_demo()
+    api_names = {fn.api_name for fn in demo.fns.values()}
+    assert app.MODEL_EVENTS <= api_names  # a renamed endpoint must not silently leave the pool
+    pooled = [fn for fn in demo.fns.values() if fn.concurrency_id == "models"]
+    assert {fn.api_name for fn in pooled} >= app.MODEL_EVENTS
+    assert all(fn.concurrency_limit == app.MODEL_WORKERS for fn in pooled)
+    # Long jobs keep their own lanes, so a 35 s fit cannot take a shared worker.
+    assert {fn.api_name: fn.concurrency_id for fn in demo.fns.values()}["fit_fabric"] != "models"
+
+
+def test_a_picture_two_users_get_at_once_is_never_read_half_written(tmp_path):
+    import threading
+    import time
+
+    import app
+
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    path = app.save_pil_to_cache_atomically(picture, str(tmp_path))
+    with open(path, "rb") as file:
+        full = len(file.read())
+    stop, short = time.perf_counter() + 0.5, []
+
+    def second_user():
+        while time.perf_counter() < stop:
+            app.save_pil_to_cache_atomically(picture, str(tmp_path))
+
+    writer = threading.Thread(target=second_user)
+    writer.start()
+    while time.perf_counter() < stop:  # gradio's own save_pil_to_cache gave ~700 short reads a second here
+        with open(path, "rb") as file:
+            if len(file.read()) < full:
+                short.append(1)
+    writer.join()
+    assert not short
+    app.build_demo()
+    assert gr.processing_utils.save_pil_to_cache is app.save_pil_to_cache_atomically  # what every image output uses
