@@ -38,10 +38,9 @@ MAP_TOP = 3.0  # the colour scale ends at this multiple of the image threshold, 
 INTRO = """
 ### Find flaws it has never seen
 An **autoencoder** squeezes a picture of cloth into a few numbers and paints it back. It was trained **only on flawless fabric**, so it can
-redraw weave but not a hole, a stain or a broken thread: where its painting differs from the photo (in texture or in colour),
-something is wrong. The **features**
-detector needs no training at all: it remembers what flawless patches look like to an ImageNet network and flags patches unlike any it
-remembers. As on a factory line, each detector knows **three products** (linen, denim, satin) and has a calibrated scale and threshold for
+redraw weave but not a hole, a stain or a broken thread: where its painting differs from the photo, in texture or in colour, something
+is wrong. The **features** detector needs no training at all: it remembers what flawless patches look like to an ImageNet network and
+flags patches unlike any it remembers. As on a factory line, each detector knows **three products** (linen, denim, satin) and has a calibrated scale and threshold for
 each; pick the product you are inspecting, or fit the detectors to your own cloth below. The cloth is **procedural** (we wove it in code:
 no real defect photos exist offline), and so are the nine kinds of defect, which the detectors never saw. Heat maps share **one fixed
 scale** per product, from flawless cloth, so a flawless swatch stays cool.

@@ -275,12 +275,14 @@ def main(cfg: TrainConfig) -> None:
         reconstruction = net(x).float()
         return (reconstruction - x).abs().mean() + cfg.ssim_weight * (1 - ssim_map(x, reconstruction)).mean()
 
+    @torch.inference_mode()
+    def val_loss_of(net) -> float:
+        return float(np.mean([loss_of(net, val[i : i + 8].to(accelerator.device)).item() for i in range(0, len(val), 8)]))
+
     best_loss, best_step, best_state, running, seen = float("inf"), 0, None, 0.0, 0
     if steps == 0:
         unwrapped = accelerator.unwrap_model(model).eval()
-        with torch.inference_mode():
-            best_loss = float(np.mean([loss_of(unwrapped, val[i : i + 8].to(accelerator.device)).item() for i in range(0, len(val), 8)]))
-        best_state = copy.deepcopy(unwrapped.state_dict())
+        best_loss, best_state = val_loss_of(unwrapped), copy.deepcopy(unwrapped.state_dict())
         best_step = min(history, key=lambda row: row["val_loss"])["step"] if history else 0
     for step in progress(range(1, steps + 1), accelerator, desc=NAME):
         model.train()
@@ -294,8 +296,7 @@ def main(cfg: TrainConfig) -> None:
         running, seen = running + loss.item(), seen + 1
         if step % cfg.eval_every == 0 or step == steps:
             unwrapped = accelerator.unwrap_model(model).eval()
-            with torch.inference_mode():
-                val_loss = float(np.mean([loss_of(unwrapped, val[i : i + 8].to(accelerator.device)).item() for i in range(0, len(val), 8)]))
+            val_loss = val_loss_of(unwrapped)
             history.append({"step": step, "train_loss": running / seen, "val_loss": val_loss, "lr": scheduler.get_last_lr()[0]})
             accelerator.print(f"step {step}: train loss {running / seen:.4f}, val loss (flawless, whole swatches) {val_loss:.4f}")
             running, seen = 0.0, 0
