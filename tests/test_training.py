@@ -259,8 +259,8 @@ def test_segmenter_dry_run_compares_both_losses_in_the_card(tmp_path):
 def test_encoder_pretraining_names_the_digit_it_shows():
     from training.train_digit_segmenter import naming_batch
 
-    digits = torch.zeros(10, 28, 28, dtype=torch.uint8)
-    digits[:, 8:20, 12:16] = 255  # a bar each; only the labels tell them apart
+    digits = torch.zeros(10, 28, 28)
+    digits[:, 8:20, 12:16] = 1.0  # a bar each; only the labels tell them apart
     images, masks, names = naming_batch(digits, torch.arange(10), 64, torch.Generator().manual_seed(0))
     assert images.shape == (64, 1, 64, 64)
     for mask, name in zip(masks, names, strict=True):

@@ -37,6 +37,7 @@ from data.digit_scenes import (
     sample_scenes,
 )
 from data.mnist import load_splits
+from data.pen_digits import pen_digit_set
 from models.unet import UNet, UNetConfig, encode
 from training.common import (
     CardInfo,
@@ -74,6 +75,11 @@ class TrainConfig(RunOptions):
         [16, 32, 64, 128, 256],
         "channels per U-Net level; the last is the bottleneck (256 there, not 128: after 1,200 steps the pixels' digit identity "
         "was right 23 in 100 times instead of 15, for a tenth more time per step)",
+    )
+    pen_share: float = opt(
+        0.3,
+        "share of scene digits drawn with a constant-width pen (data/pen_digits.py) instead of MNIST: without them a mouse-drawn 1, "
+        "a straight bar, was called a stray stroke",
     )
     init_from: str = opt("", "start from this checkpoint folder's weights (to continue a run); the twin starts from it too")
 
@@ -133,10 +139,11 @@ def naming_batch(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n 64 px scenes of one digit each, with clutter -> (images (n, 1, 64, 64), masks (n, 64, 64), the digits (n,)).
 
+    digits (N, 28, 28) float ink in [0, 1], labels (N,).
     make_scenes, not sample_scenes: that one draws its own digits from the pool, and the names would not match."""
     index = torch.randint(len(labels), (n, 1), generator=generator)
     scene_cfg = SceneConfig(size=64, min_digits=1, max_digits=1)
-    images, masks = make_scenes(digits[index].float() / 255, labels[index], torch.ones(n, dtype=torch.long), scene_cfg, generator)
+    images, masks = make_scenes(digits[index], labels[index], torch.ones(n, dtype=torch.long), scene_cfg, generator)
     return images, masks, labels[index[:, 0]].long()
 
 
@@ -145,7 +152,7 @@ def pretrain_encoder(model: UNet, cfg: TrainConfig, digits: torch.Tensor, labels
 
     A linear head on the bottleneck's average reads the class; it is thrown away afterwards. Per-pixel
     losses teach identity slowly, because most pixels are background or stroke edges; one label per
-    picture teaches it fast. digits (N, 28, 28) uint8, labels (N,). Returns the log."""
+    picture teaches it fast. digits (N, 28, 28) float in [0, 1], labels (N,). Returns the log."""
     device = accelerator.device
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     namer = DigitNamer(model.encoder, cfg.channels[-1])  # shares the encoder's weights: training it trains the U-Net's
@@ -253,6 +260,17 @@ def next_batch(train_pool, cfg: TrainConfig, scene_cfg: SceneConfig, generator: 
     return images, masks
 
 
+def digit_pool(splits, pen_share: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training digits scenes are built from: MNIST's training digits plus pen-drawn ones, so that
+    pen_share of the pool is pen-drawn. -> ((N, 28, 28) float ink in [0, 1], (N,) labels)."""
+    x, y = torch.from_numpy(splits.train_x).float() / 255, torch.from_numpy(splits.train_y).long()
+    n_pen = round(len(y) * pen_share / (1 - pen_share)) if pen_share > 0 else 0
+    if n_pen == 0:
+        return x, y
+    pen_x, pen_y = pen_digit_set(n_pen, seed=seed)
+    return torch.cat([x, torch.from_numpy(pen_x)]), torch.cat([y, torch.from_numpy(pen_y)])
+
+
 def colours(n: int) -> list[str]:
     return [CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(n)]
 
@@ -271,7 +289,7 @@ def main(cfg: TrainConfig) -> None:
     else:
         splits = load_splits()
         class_names, source = list(CLASS_NAMES), "digit scenes"
-        train_pool = ("digits", torch.from_numpy(splits.train_x), torch.from_numpy(splits.train_y))
+        train_pool = ("digits", *digit_pool(splits, cfg.pen_share, cfg.seed))
         val, test = fixed_scenes("val", size=cfg.image_size), fixed_scenes("test", size=cfg.image_size)
         font = font_scenes(n=40 if cfg.dry_run else 300, size=cfg.image_size)
     if cfg.dry_run:
