@@ -125,3 +125,21 @@ def test_ssim_stays_finite_under_bf16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         s = ssim_map(x, y)
     assert s.dtype == torch.float32 and torch.isfinite(s).all() and 0.5 < float(s.mean()) <= 1.0
+
+
+def test_repair_training_damages_only_a_blob_and_never_draws_a_test_defect(monkeypatch):
+    from training.train_fabric_autoencoder import random_crops, synthetic_flaws
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("repair training must not use the test defects' code")
+
+    monkeypatch.setattr(fabric, "add_defect", forbidden)
+    monkeypatch.setattr(fabric, "defective_swatch", forbidden)
+    pool = torch.from_numpy((fabric.training_swatches(2, 1) * 255).round().astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
+    generator = torch.Generator().manual_seed(0)
+    clean = random_crops(pool, 16, 64, generator)
+    assert torch.equal(synthetic_flaws(clean, pool, 0.0, generator), clean)
+    damaged = synthetic_flaws(clean, pool, 1.0, generator)
+    changed = ((damaged - clean).abs().amax(1) > 0.02).float().mean((1, 2))  # share of each crop's pixels changed
+    assert (changed > 0.003).all() and (changed < 0.5).all()
+    assert damaged.min() >= 0 and damaged.max() <= 1

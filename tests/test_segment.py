@@ -105,3 +105,31 @@ def test_mask_folder_dataset_reads_pairs(tmp_path):
     assert data.train[0].shape == (3, 1, 32, 32) and data.test[1].shape == (3, 32, 32)
     assert set(data.train[1].unique().tolist()) == {0, 2}  # nearest-neighbour resizing keeps class indices intact
     assert data.class_names == ["background", "road", "person"]
+
+
+def test_pen_digits_come_in_mnist_format_for_every_way_of_writing_them():
+    from data.pen_digits import TEMPLATES, pen_digit_set, render_pen_digit
+
+    rng = np.random.default_rng(0)
+    for digit, ways in TEMPLATES.items():
+        for _ in range(3 * len(ways)):
+            ink = render_pen_digit(digit, rng)
+            assert ink.shape == (28, 28) and ink.min() >= 0 and ink.max() > 0.9
+            rows = np.flatnonzero(ink.max(1) > 0.3)
+            assert 17 <= rows[-1] - rows[0] + 1 <= 25  # MNIST's 20 px box, give or take pen width and jitter
+            assert ink[0].max() < 0.3 and ink[-1].max() < 0.3 and ink[:, 0].max() < 0.3  # never cut off by the frame
+    images, labels = pen_digit_set(20, seed=1)
+    assert images.shape == (20, 28, 28) and labels.tolist() == list(range(10)) * 2
+
+
+def test_segmenter_training_pool_mixes_in_pen_digits_but_no_test_digits():
+    from training.train_digit_segmenter import digit_pool
+
+    splits = load_splits()
+    x, y = digit_pool(splits, 0.3, seed=0)
+    n_mnist = len(splits.train_y)
+    assert len(y) - n_mnist == round(n_mnist * 0.3 / 0.7)
+    assert torch.equal(x[:n_mnist], torch.from_numpy(splits.train_x).float() / 255)  # the MNIST part is the training split
+    assert torch.bincount(y[n_mnist:], minlength=10).min() >= (len(y) - n_mnist) // 10
+    plain_x, _ = digit_pool(splits, 0.0, seed=0)
+    assert len(plain_x) == n_mnist

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from data import fabric
-from models.autoencoder import AutoencoderConfig, FabricAutoencoder, ssim_map
+from models.autoencoder import AutoencoderConfig, FabricAutoencoder, blur, ssim_map
 from training.common import (
     CardInfo,
     RunOptions,
@@ -59,6 +60,11 @@ class TrainConfig(RunOptions):
     latent: int = opt(32, "bottleneck channels (at 1/16 of the side): the squeeze that keeps defects out")
     eval_every: int = opt(250, "steps between validation checks (the lowest validation loss is kept)")
     init_from: str = opt("", "start from this checkpoint folder's weights; with --steps 0 it is only recalibrated and tested again")
+    repair_p: float = opt(
+        0.0,
+        "share of training crops given a synthetic flaw (a blob of another crop's texture, a colour field or smeared pixels) that "
+        "the network must paint over with clean cloth (0 = plain autoencoder)",
+    )
 
 
 # --- Shared evaluation ----------------------------------------------------------------------------
@@ -196,6 +202,43 @@ def random_crops(pool: torch.Tensor, batch_size: int, crop: int, generator: torc
     return crops
 
 
+def smooth_blobs(batch_size: int, side: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, 1, side, side) masks in [0, 1]: thresholded smooth noise, 2 to ~22% of the crop, soft-edged."""
+    cells = int(torch.randint(3, 9, (1,), generator=generator))
+    field = F.interpolate(
+        torch.randn(batch_size, 1, cells, cells, generator=generator), size=(side, side), mode="bicubic", align_corners=False
+    )
+    cut = torch.quantile(field.flatten(1), 1 - (0.02 + 0.2 * torch.rand(batch_size, generator=generator)), dim=1, keepdim=False)
+    cut = cut.diagonal()[:, None, None, None]  # quantile with per-row q returns (B, B); row i's own q is the diagonal
+    return ((field - cut) * 8).clamp(0, 1)
+
+
+def synthetic_flaws(clean: torch.Tensor, pool: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Damage a share of the crops (B, 3, S, S) in [0, 1] for repair training (as in DRAEM's reconstructive network).
+
+    The flaws are generic, written here without the test defects' code (data/fabric.py add_defect): inside a
+    smooth random blob, either another random crop of the pool (any product, any turn) shows through, or a
+    smooth random colour field is blended in, or the pixels are smeared (heavily blurred). The network learns
+    to redraw flawless cloth in their place, so a real flaw it has never seen is also painted over, and the
+    reconstruction error marks it more clearly."""
+    b, _, side, _ = clean.shape
+    damaged = clean.clone()
+    chosen = torch.rand(b, generator=generator) < share
+    if not chosen.any():
+        return damaged
+    n = int(chosen.sum())
+    mask = smooth_blobs(n, side, generator) * (0.5 + 0.5 * torch.rand(n, 1, 1, 1, generator=generator))
+    kind = torch.randint(3, (n,), generator=generator)
+    foreign = random_crops(pool, n, side, generator)
+    colour = torch.rand(n, 3, 1, 1, generator=generator) + 0.25 * F.interpolate(
+        torch.randn(n, 3, 4, 4, generator=generator), size=(side, side), mode="bilinear", align_corners=False
+    )
+    smear = blur(clean[chosen].reshape(n * 3, 1, side, side), 4.0).reshape(n, 3, side, side)
+    fill = torch.where((kind == 0)[:, None, None, None], foreign, torch.where((kind == 1)[:, None, None, None], colour.clamp(0, 1), smear))
+    damaged[chosen] = clean[chosen] * (1 - mask) + fill * mask
+    return damaged
+
+
 @dataclass
 class NormalImages:
     """Flawless swatches per product: what the detectors learn from and are calibrated on."""
@@ -254,6 +297,9 @@ def main(cfg: TrainConfig) -> None:
     steps, pool_size = (min(cfg.steps, 6), 4) if cfg.dry_run else (cfg.steps, cfg.pool)
     if cfg.dry_run:
         cfg.eval_every, cfg.batch_size = 3, 4
+    trained_on = pool_size  # the card's count; with --steps 0 the weights keep the training pool they came with
+    if steps == 0:
+        pool_size = 1  # recalibration needs only the validation swatches
     normal = normal_images(cfg.dataset, pool_size, cfg.seed, val_count=3 if cfg.dry_run else fabric.VAL_COUNT)
     train_np, val_np = np.concatenate(normal.train), np.concatenate(normal.val)  # every product in one pool
     pool = torch.from_numpy((train_np * 255).round().astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
@@ -271,8 +317,9 @@ def main(cfg: TrainConfig) -> None:
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     generator = torch.Generator().manual_seed(cfg.seed)
 
-    def loss_of(net, x):
-        reconstruction = net(x).float()
+    def loss_of(net, x, seen_input=None):
+        """Reconstruction loss against the clean x; the network sees seen_input (x with synthetic flaws) when given."""
+        reconstruction = net(x if seen_input is None else seen_input).float()
         return (reconstruction - x).abs().mean() + cfg.ssim_weight * (1 - ssim_map(x, reconstruction)).mean()
 
     @torch.inference_mode()
@@ -286,9 +333,11 @@ def main(cfg: TrainConfig) -> None:
         best_step = min(history, key=lambda row: row["val_loss"])["step"] if history else 0
     for step in progress(range(1, steps + 1), accelerator, desc=NAME):
         model.train()
-        x = random_crops(pool, cfg.batch_size, cfg.crop, generator).to(accelerator.device).contiguous(memory_format=torch.channels_last)
+        clean = random_crops(pool, cfg.batch_size, cfg.crop, generator)
+        damaged = synthetic_flaws(clean, pool, cfg.repair_p, generator) if cfg.repair_p > 0 else clean
+        x, seen = (t.to(accelerator.device).contiguous(memory_format=torch.channels_last) for t in (clean, damaged))
         with accelerator.autocast():
-            loss = loss_of(model, x)
+            loss = loss_of(model, x, seen)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
@@ -340,7 +389,7 @@ def main(cfg: TrainConfig) -> None:
         ),
         data=PROCEDURAL_DATA if not cfg.dataset else f"{normal.source} (see its own licence).",
         split=(
-            f"Per product: {pool_size} flawless training swatches (seeds from 0), {fabric.VAL_COUNT} flawless validation swatches "
+            f"Per product: {trained_on} flawless training swatches (seeds from 0), {fabric.VAL_COUNT} flawless validation swatches "
             "(seeds from 10,000,000) that pick the checkpoint and calibrate that product's scale and thresholds, and a test split "
             f"(seeds from 20,000,000) of {fabric.TEST_NORMAL} flawless swatches and {fabric.TEST_PER_DEFECT} of each of the "
             f"{len(fabric.DEFECTS)} defect types, scored once at the end (best validation loss at step {best_step} of "
