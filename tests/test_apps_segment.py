@@ -102,3 +102,30 @@ def test_scenes_at_the_learned_size_are_read_as_they_are():
     with torch.inference_mode():
         direct = tab.model()(images[index : index + 1]).softmax(1)[0].numpy()
     np.testing.assert_allclose(probs, direct, atol=1e-5)
+
+
+def pad_drawing(strokes: list[list[tuple[float, float]]], brush: int = 20) -> np.ndarray:
+    """Strokes (canvas fractions) drawn as on the tab's 512 x 384 sketchpad: a round black pen on white."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("L", (512, 384), 255)
+    pen = ImageDraw.Draw(canvas)
+    for stroke in strokes:
+        points = [(x * 512, y * 384) for x, y in stroke]
+        pen.line(points, fill=0, width=brush, joint="curve")
+        for x, y in (points[0], points[-1]):
+            pen.ellipse((x - brush / 2, y - brush / 2, x + brush / 2, y + brush / 2), fill=0)
+    return np.asarray(canvas, dtype=np.float32) / 255
+
+
+@pytest.mark.parametrize("drawn", [1.0, 0.7, 0.4])
+def test_a_big_seven_is_found_beside_a_one_still_being_drawn(drawn):
+    """The browser test's drawing (a 7 about 240 px tall, then a 1) at three moments of the 1's stroke: the live
+    reading must never lose the finished 7 (it did when the size guess was the median of the marks' heights)."""
+    seven = [(0.06, 0.26), (0.44, 0.26), (0.19, 0.86)]
+    one = [(0.88, 0.12), (0.88, 0.12 + 0.78 * drawn)]
+    (_, layers), _, text = tab.segment_digits(pad_drawing([seven, one]), 0.5, tab.ANY_DIGIT)
+    found = {name for _, name in layers}
+    assert "7" in found, text
+    if drawn == 1.0:
+        assert "1" in found, text

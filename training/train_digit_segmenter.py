@@ -376,7 +376,9 @@ def main(cfg: TrainConfig) -> None:
             "(MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0): 1 to 5 digits per 128 px canvas with random size (30-64 px box), "
             "rotation, pen thickness and position, overlapping (the top-most digit owns a pixel), on paper texture with shading, "
             "noise, blur, stray pen strokes and either polarity. No real segmentation photos exist offline; these scenes have true "
-            "masks and held-out digits, but are not photographs of the world."
+            "masks and held-out digits, but are not photographs of the world. "
+            f"{cfg.pen_share:.0%} of the training scenes' digits are pen-drawn instead (ours, `data/pen_digits.py`: constant-width "
+            "strokes from templates, as a mouse draws them); validation and test scenes hold only MNIST digits."
             if procedural
             else f"{source} (see its own licence)."
         ),
