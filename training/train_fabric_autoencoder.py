@@ -3,6 +3,8 @@
     python -m training.train_fabric_autoencoder                     # full run, ~25 min on 2 CPU cores
     python -m training.train_fabric_autoencoder --dry-run           # a few steps, into a temp folder
     python -m training.train_fabric_autoencoder --dataset path/to/mvtec/carpet   # MVTec AD layout
+    python -m training.train_fabric_autoencoder --init-from checkpoints/fabric-autoencoder --steps 1000 --lr 1e-3 --repair-p 0.5
+                  # repair training (the shipped weights: this on the 2026-11-28 checkpoint, then --steps 0)
 
 The network only ever sees flawless swatches (data/fabric.py; defects exist only in the test
 split). Loss: L1 plus (1 - SSIM), so it must get both the colours and the weave's structure right.
@@ -10,6 +12,11 @@ After training, the error on flawless validation swatches fixes the map's scale 
 deviation) and the thresholds: the image threshold sits just above the highest score of any
 flawless validation swatch, the pixel threshold where flawless pixels exceed it 1 time in 10,000.
 The test split (half flawless, half with one of nine defect types) is scored once, at the end.
+
+With --repair-p, a share of the crops carry generic synthetic flaws (`synthetic_flaws`) and the network
+learns to paint clean cloth over them. Measured, 1,000 such steps (p 0.5, lr 1e-3) on top of the
+3,000-step plain model: flawless validation loss 0.266 -> 0.248; test image AUROC 0.953 -> 0.962 and
+pixel AUROC 0.901 -> 0.918 (both with the 12 px border).
 
 `evaluate_detector` and `calibrate` are shared with `training/train_fabric_features.py` and the
 benchmark, so both detectors are judged the same way.
@@ -60,6 +67,7 @@ class TrainConfig(RunOptions):
     latent: int = opt(32, "bottleneck channels (at 1/16 of the side): the squeeze that keeps defects out")
     eval_every: int = opt(250, "steps between validation checks (the lowest validation loss is kept)")
     init_from: str = opt("", "start from this checkpoint folder's weights; with --steps 0 it is only recalibrated and tested again")
+    border: int = opt(12, "px along each edge left out of the defect map and its calibration (the network sees zero padding there)")
     repair_p: float = opt(
         0.0,
         "share of training crops given a synthetic flaw (a blob of another crop's texture, a colour field or smeared pixels) that "
@@ -286,8 +294,8 @@ def colour_weight_for(model: FabricAutoencoder, val: list[np.ndarray]) -> float:
         for start in range(0, len(images), 8):
             x = torch.from_numpy(images[start : start + 8]).permute(0, 3, 1, 2).contiguous()
             s, c = model.error_parts(x, model(x))
-            structural.append(s.flatten())
-            colour.append(c.flatten())
+            structural.append(model.interior(s).flatten())
+            colour.append(model.interior(c).flatten())
     return float(torch.cat(structural).std() / torch.cat(colour).std())
 
 
@@ -335,9 +343,9 @@ def main(cfg: TrainConfig) -> None:
         model.train()
         clean = random_crops(pool, cfg.batch_size, cfg.crop, generator)
         damaged = synthetic_flaws(clean, pool, cfg.repair_p, generator) if cfg.repair_p > 0 else clean
-        x, seen = (t.to(accelerator.device).contiguous(memory_format=torch.channels_last) for t in (clean, damaged))
+        x, shown = (t.to(accelerator.device).contiguous(memory_format=torch.channels_last) for t in (clean, damaged))
         with accelerator.autocast():
-            loss = loss_of(model, x, seen)
+            loss = loss_of(model, x, shown)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
@@ -360,8 +368,9 @@ def main(cfg: TrainConfig) -> None:
     model.load_state_dict(best_state)
     model = model.float().cpu().eval().to(memory_format=torch.contiguous_format)
 
+    model.config.border = cfg.border
     model.config.colour_weight = colour_weight_for(model, normal.val)
-    calibration = calibrate_products(lambda x, product: model.raw_error(x, model(x)), normal.val)
+    calibration = calibrate_products(lambda x, product: model.interior(model.raw_error(x, model(x))), normal.val)
     model.config.products = normal.products
     for key, value in calibration.items():
         setattr(model.config, key, value)
@@ -385,7 +394,14 @@ def main(cfg: TrainConfig) -> None:
             f"{cfg.latent}-channel bottleneck at 1/16 of the side, an upsample-then-convolve decoder). Trained only on flawless "
             "fabric with L1 + (1 - SSIM); the error between a swatch and its reconstruction (structural: L1 and SSIM; plus "
             "colour: the blurred RGB difference, weighted to the same spread), on a scale fixed by flawless validation swatches, "
-            "is the defect map. Thresholds are calibrated and stored in config.json."
+            f"is the defect map, leaving out a {cfg.border} px band along the edges (zero padding there makes even flawless cloth "
+            "look wrong). Thresholds are calibrated and stored in config.json."
+            + (
+                f" {cfg.repair_p:.0%} of its training crops carried a generic synthetic flaw (another crop's texture, a colour field or "
+                "smeared pixels inside a smooth blob; not the test defects' code) that it had to paint over with clean cloth."
+                if cfg.repair_p > 0
+                else ""
+            )
         ),
         data=PROCEDURAL_DATA if not cfg.dataset else f"{normal.source} (see its own licence).",
         split=(
