@@ -143,3 +143,17 @@ def test_repair_training_damages_only_a_blob_and_never_draws_a_test_defect(monke
     changed = ((damaged - clean).abs().amax(1) > 0.02).float().mean((1, 2))  # share of each crop's pixels changed
     assert (changed > 0.003).all() and (changed < 0.5).all()
     assert damaged.min() >= 0 and damaged.max() <= 1
+
+
+def test_autoencoder_map_leaves_its_edge_band_out():
+    from models.autoencoder import AutoencoderConfig, FabricAutoencoder
+
+    torch.manual_seed(0)
+    net = FabricAutoencoder(AutoencoderConfig(channels=[4, 8, 8, 8], latent=4, border=12, error_mean=[0.1], error_std=[0.05])).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        reconstruction, heat = net.anomaly_map(x)
+        standard = (net.raw_error(x, reconstruction) - 0.1) / 0.05
+    assert heat[..., :12, :].abs().max() == 0 and heat[..., :, -12:].abs().max() == 0  # the band: 0, the flawless average
+    torch.testing.assert_close(net.interior(heat), net.interior(standard))  # inside, the calibrated map itself
+    assert net.interior(heat).shape[-2:] == (40, 40)
