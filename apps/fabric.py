@@ -246,7 +246,7 @@ def fit_to_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa:
         progress(0.3 + 0.6 * min(1.0, (time.perf_counter() - started) / FIT_SECONDS), desc=f"Fine-tuning the autoencoder (step {steps})")
     net.eval()
     with torch.inference_mode():
-        raw = net.interior(net.raw_error(held, net(held))[:, 0])
+        raw = net.calibration_error(held)[:, 0]
     own_cloth(net.config, calibrate(raw))
     seconds = time.perf_counter() - started
     report = (

@@ -112,8 +112,9 @@ def probabilities(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 small, (sh, sw) = prepare_scene(picture.numpy(), net.multiple, scale=target / height)
                 shrunk = net(small.to(device)).float().softmax(1)[:, :, :sh, :sw]
                 shrunk = F.interpolate(shrunk, size=(h, w), mode="bilinear", align_corners=False)
-                if digit_evidence(shrunk) > best_evidence:
-                    best, best_evidence = shrunk, digit_evidence(shrunk)
+                evidence = digit_evidence(shrunk)
+                if evidence > best_evidence:
+                    best, best_evidence = shrunk, evidence
             probs = best
     return picture.numpy(), probs[0].cpu().numpy()
 

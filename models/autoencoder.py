@@ -149,6 +149,10 @@ class FabricAutoencoder(
         structural, colour = self.error_parts(images, reconstruction)
         return structural + self.config.colour_weight * colour
 
+    def calibration_error(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> the raw error inside the border, (B, 1, H - 2 border, W - 2 border): what calibration measures."""
+        return self.interior(self.raw_error(images, self(images)))
+
     def interior(self, maps: torch.Tensor) -> torch.Tensor:
         """(..., H, W) -> the part of the maps more than `border` px from every edge: what calibration looks at."""
         b = self.config.border
@@ -161,8 +165,5 @@ class FabricAutoencoder(
         reconstruction = self(images)
         error = self.raw_error(images, reconstruction)
         standard = (error - self.config.error_mean[product]) / self.config.error_std[product]
-        if self.config.border > 0:
-            trusted = torch.zeros_like(standard)
-            self.interior(trusted).fill_(1.0)
-            standard = standard * trusted
-        return reconstruction, standard
+        b = self.config.border
+        return reconstruction, F.pad(self.interior(standard), (b, b, b, b)) if b > 0 else standard

@@ -264,7 +264,7 @@ def digit_pool(splits, pen_share: float, seed: int) -> tuple[torch.Tensor, torch
     """The training digits scenes are built from: MNIST's training digits plus pen-drawn ones, so that
     pen_share of the pool is pen-drawn. -> ((N, 28, 28) float ink in [0, 1], (N,) labels)."""
     x, y = torch.from_numpy(splits.train_x).float() / 255, torch.from_numpy(splits.train_y).long()
-    n_pen = round(len(y) * pen_share / (1 - pen_share)) if pen_share > 0 else 0
+    n_pen = round(len(y) * pen_share / (1 - pen_share))
     if n_pen == 0:
         return x, y
     pen_x, pen_y = pen_digit_set(n_pen, seed=seed)

@@ -370,7 +370,7 @@ def main(cfg: TrainConfig) -> None:
 
     model.config.border = cfg.border
     model.config.colour_weight = colour_weight_for(model, normal.val)
-    calibration = calibrate_products(lambda x, product: model.interior(model.raw_error(x, model(x))), normal.val)
+    calibration = calibrate_products(lambda x, product: model.calibration_error(x), normal.val)
     model.config.products = normal.products
     for key, value in calibration.items():
         setattr(model.config, key, value)
