@@ -18,7 +18,9 @@ Each comes with its pixel mask.
 
 Splits are fixed by seed ranges: training swatches use seeds from 0, validation (normal only,
 for calibrating thresholds) from 10,000,000, test (half normal, half defective, every defect type
-equally often, for every product) from 20,000,000.
+equally often, for every product) from 20,000,000. A tuning split built like the test split, from
+30,000,000, chooses the autoencoder map's two scoring settings (blur and colour weight) so the test
+split is never looked at before the end; no network ever trains on it.
 """
 
 import math
@@ -29,8 +31,9 @@ import numpy as np
 WEAVES = ("plain", "twill", "satin")
 DEFECTS = ("hole", "cut", "stain", "oil_spot", "missing_thread", "broken_thread", "knot", "colour_bleeding", "fold")
 SIZE = 256
-TRAIN_SEED, VAL_SEED, TEST_SEED = 0, 10_000_000, 20_000_000
+TRAIN_SEED, VAL_SEED, TEST_SEED, TUNE_SEED = 0, 10_000_000, 20_000_000, 30_000_000
 VAL_COUNT, TEST_NORMAL, TEST_PER_DEFECT = 30, 45, 5  # per product
+TUNE_NORMAL, TUNE_PER_DEFECT = 30, 4  # per product
 PRODUCT_SEEDS = 1_000_000  # each product's seeds within a split: base + product * PRODUCT_SEEDS + k
 
 
@@ -336,14 +339,25 @@ def test_set(
     """One product's test swatches: (images (N, H, W, 3), masks (N, H, W) bool, kinds ("normal" or a defect)).
 
     Half normal, every defect equally often. Smaller counts give a prefix of each part of the full set."""
+    return labelled_set(TEST_SEED, product, size, normal, per_defect)
+
+
+def tuning_set(
+    product: int = 0, size: int = SIZE, normal: int = TUNE_NORMAL, per_defect: int = TUNE_PER_DEFECT
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Like test_set, from seeds the test split never uses: for choosing scoring settings, never for training weights."""
+    return labelled_set(TUNE_SEED, product, size, normal, per_defect)
+
+
+def labelled_set(split_base: int, product: int, size: int, normal: int, per_defect: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     images, masks, kinds = [], [], []
     for k in range(normal):
-        images.append(normal_swatch(_seed(TEST_SEED, product, k), product, size))
+        images.append(normal_swatch(_seed(split_base, product, k), product, size))
         masks.append(np.zeros((size, size), bool))
         kinds.append("normal")
     for d, kind in enumerate(DEFECTS):
         for k in range(per_defect):
-            image, mask = defective_swatch(_seed(TEST_SEED, product, 1000 + d * 100 + k), kind, product, size)
+            image, mask = defective_swatch(_seed(split_base, product, 1000 + d * 100 + k), kind, product, size)
             images.append(image)
             masks.append(mask)
             kinds.append(kind)

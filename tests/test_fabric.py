@@ -145,7 +145,7 @@ def test_repair_training_damages_only_a_blob_and_never_draws_a_test_defect(monke
     assert damaged.min() >= 0 and damaged.max() <= 1
 
 
-def test_autoencoder_map_leaves_its_edge_band_out():
+def test_autoencoder_map_fills_its_edge_band_from_inside():
     from models.autoencoder import AutoencoderConfig, FabricAutoencoder
 
     torch.manual_seed(0)
@@ -154,6 +154,9 @@ def test_autoencoder_map_leaves_its_edge_band_out():
     with torch.inference_mode():
         reconstruction, heat = net.anomaly_map(x)
         standard = (net.raw_error(x, reconstruction) - 0.1) / 0.05
-    assert heat[..., :12, :].abs().max() == 0 and heat[..., :, -12:].abs().max() == 0  # the band: 0, the flawless average
+    inside = net.interior(heat)
+    assert torch.equal(heat[..., :12, 12:-12], inside[..., :1, :].expand(-1, -1, 12, -1))  # the band repeats the nearest inside row
+    assert torch.equal(heat[..., 12:-12, -12:], inside[..., :, -1:].expand(-1, -1, -1, 12))  # ... and column
+    assert torch.equal(heat[..., :12, :12], inside[..., :1, :1].expand(-1, -1, 12, 12))  # the corners its nearest corner
     torch.testing.assert_close(net.interior(heat), net.interior(standard))  # inside, the calibrated map itself
     assert net.interior(heat).shape[-2:] == (40, 40)
