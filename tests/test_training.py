@@ -290,6 +290,7 @@ def test_segmenter_trains_on_a_mask_folder(tmp_path):
 
 def test_fabric_autoencoder_dry_run_calibrates_and_scores(tmp_path):
     from models.autoencoder import FabricAutoencoder
+    from training.train_fabric_autoencoder import TUNE_SIGMAS
 
     out = tmp_path / "fabric-ae"
     run_dry("training.train_fabric_autoencoder", out, "--repair-p", "0.5")  # every step's crops may carry synthetic flaws
@@ -301,6 +302,8 @@ def test_fabric_autoencoder_dry_run_calibrates_and_scores(tmp_path):
     assert {"image_auroc", "pixel_auroc", "false_positive_rate", "image_auroc_hole", "image_auroc_fold", "image_auroc_satin"} <= set(
         metrics
     )
+    # The map's blur and colour weight came from the tuning grid, and the card says what they scored there.
+    assert model.config.smooth_sigma in TUNE_SIGMAS and {"tuning_pixel_auroc", "tuning_image_auroc"} <= set(metrics)
     # --steps 0 only recalibrates: same weights, the same training curve, a fresh calibration.
     again = tmp_path / "fabric-ae-recalibrated"
     run_dry("training.train_fabric_autoencoder", again, "--init-from", str(out), "--steps", "0")

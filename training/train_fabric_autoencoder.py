@@ -312,7 +312,9 @@ TUNE_COLOUR_SHARES = (0.25, 0.5, 0.75, 1.0)  # of the spread ratio (colour_weigh
 
 
 @torch.inference_mode()
-def tune_scoring(model: FabricAutoencoder, normal: int, per_defect: int) -> tuple[float, float, list[dict[str, float]]]:
+def tune_scoring(
+    model: FabricAutoencoder, normal: int, per_defect: int, size: int = fabric.SIZE
+) -> tuple[float, float, list[dict[str, float]]]:
     """(smooth_sigma, colour_weight, table): the pair with the best mean of pixel and image AUROC on the tuning split.
 
     A wider blur lets the map cover a flaw's whole area (pixel AUROC up) but also lifts flawless weave's noisiest
@@ -322,7 +324,7 @@ def tune_scoring(model: FabricAutoencoder, normal: int, per_defect: int) -> tupl
     ratio, base_sigma = model.config.colour_weight, model.config.smooth_sigma
     sets = []
     for product in range(len(fabric.PRODUCTS)):
-        images, masks, kinds = fabric.tuning_set(product, fabric.SIZE, normal, per_defect)
+        images, masks, kinds = fabric.tuning_set(product, size, normal, per_defect)
         x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         sets.append(
             (x, torch.cat([model(x[i : i + 8]) for i in range(0, len(x), 8)]), torch.from_numpy(masks), np.asarray(kinds) != "normal")
@@ -424,7 +426,7 @@ def main(cfg: TrainConfig) -> None:
     model.config.colour_weight = colour_weight_for(model, normal.val)
     tuned = None
     if cfg.tune_scoring and not cfg.dataset:
-        sigma, weight, table = tune_scoring(model, *((3, 1) if cfg.dry_run else (fabric.TUNE_NORMAL, fabric.TUNE_PER_DEFECT)))
+        sigma, weight, table = tune_scoring(model, *((3, 1, 128) if cfg.dry_run else (fabric.TUNE_NORMAL, fabric.TUNE_PER_DEFECT)))
         for row in table:
             accelerator.print("tuning split: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
         tuned = next(row for row in table if (row["smooth_sigma"], row["colour_weight"]) == (sigma, weight))
