@@ -49,7 +49,7 @@ MODEL_EVENTS = {
     "detect_defects",
     "train_playground",
 }
-MODEL_WORKERS = max(1, min(4, os.cpu_count() or 1))
+MODEL_WORKERS = int(os.environ.get("MODEL_SHOW_WORKERS", 0)) or max(1, min(4, os.cpu_count() or 1))
 
 
 def tab_id(module) -> str:

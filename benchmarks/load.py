@@ -2,10 +2,12 @@
 
     python -m benchmarks.load                                       # 1, 4 and 16 clients, 30 s each
     python -m benchmarks.load --clients 16 --seconds 60 --json out.json
+    python -m benchmarks.load --clients 16 --seconds 60 --think 5   # users who look at each answer for ~5 s
 
 Each client is its own gradio_client session in its own thread; it walks the endpoint mix in a
 loop (starting at a different place than its neighbours) until time is up, and waits for each
-answer before sending the next request. Reported per client count: requests per second, p50 and
+answer before sending the next request (with --think, it then waits a random time, exponential with
+that mean, as a person looking at the result would). Reported per client count: requests per second, p50 and
 p95 latency per endpoint, errors, and the server's resident memory before and after. The JSON gets
 the totals of the largest run under `errors`, `requests`, `p95_ms`, `single_client_p50_ms` (the
 median of one client alone, for scale) and `rss_growth_mb`, plus every run in full under `runs`.
@@ -112,7 +114,7 @@ class RunResult:
         }
 
 
-def run_clients(url: str, server_pid: int, clients: int, seconds: float, mix: list[tuple[str, list]]) -> RunResult:
+def run_clients(url: str, server_pid: int, clients: int, seconds: float, mix: list[tuple[str, list]], think: float = 0.0) -> RunResult:
     from gradio_client import Client
 
     result = RunResult(clients=clients, seconds=seconds)
@@ -123,6 +125,7 @@ def run_clients(url: str, server_pid: int, clients: int, seconds: float, mix: li
     def user(index: int) -> None:
         client = Client(url, verbose=False)
         position = index * 3  # neighbours start on different endpoints
+        pauses = np.random.default_rng(index)
         while time.perf_counter() < deadline:
             name, args = mix[position % len(mix)]
             position += 1
@@ -134,6 +137,8 @@ def run_clients(url: str, server_pid: int, clients: int, seconds: float, mix: li
             except Exception as err:  # noqa: BLE001 - every failure is counted and reported, none may stop the run
                 with lock:
                     result.errors[name].append(f"{type(err).__name__}: {str(err)[:200]}")
+            if think > 0:
+                time.sleep(max(0.0, min(pauses.exponential(think), deadline - time.perf_counter())))
         client.close()
 
     threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(clients)]
@@ -180,6 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16], help="concurrent clients per run (1 is always run first)")
     parser.add_argument("--seconds", type=float, default=30, help="length of each run")
     parser.add_argument("--json", type=Path, help="write the totals and every run to this JSON file")
+    parser.add_argument("--think", type=float, default=0.0, help="mean seconds each client waits after an answer (0: none, the worst case)")
     args = parser.parse_args(argv)
     counts = sorted({1, *args.clients})
     mix = endpoint_mix()
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name, call_args in mix:  # warm-up: every model loaded once before anything is timed
             warm.predict(*call_args, api_name=name)
         warm.close()
-        runs = [run_clients(app.url, app.process.pid, n, args.seconds, mix).summary() for n in counts]
+        runs = [run_clients(app.url, app.process.pid, n, args.seconds, mix, args.think).summary() for n in counts]
     finally:
         app.close()
     single = runs[0]
@@ -199,6 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
     totals = {
         "clients": largest["clients"],
         "seconds": args.seconds,
+        "think_s": args.think,
         "requests": largest["requests"],
         "errors": largest["errors"],
         "p95_ms": largest["p95_ms"],
