@@ -8,6 +8,7 @@ Trace: upload -> `apps.common.open_image` -> `prepare_swatch` (centre square, 25
 
 import copy
 import dataclasses
+import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -274,6 +275,41 @@ def example_rows() -> list[list[str]]:
     return [[str(path), names[path.name.split("_")[0]]] for path in sorted(EXAMPLES_DIR.glob("*.png"))]
 
 
+METRIC_ROWS = [
+    ("image_auroc", "Image AUROC: flawed swatches ranked above flawless ones (1 = always)"),
+    ("pixel_auroc", "Pixel AUROC: defect pixels ranked above the rest"),
+    ("false_positive_rate", "Flawless swatches called defective at the calibrated threshold"),
+    ("detection_rate", "Flawed swatches caught at the calibrated threshold"),
+    *[(f"image_auroc_{p.key}", f"Image AUROC, {p.name} only") for p in fabric.PRODUCTS],
+    *[(f"image_auroc_{kind}", f"Image AUROC, {kind.replace('_', ' ')} vs flawless") for kind in fabric.DEFECTS],
+]
+
+
+def metrics_markdown() -> str:
+    """Both detectors' results on the held-out test swatches, side by side, from their checkpoints' metrics.json."""
+    found = {}
+    for detector, name in CHECKPOINTS.items():
+        path = hub.checkpoint_file(name, "metrics.json")
+        found[detector] = json.loads(path.read_text()) if path else {}
+    if not any(found.values()):
+        return f"*No metrics found: train the detectors with `{hub.training_command(CHECKPOINTS[AUTOENCODER])}`.*"
+
+    def cell(metrics: dict, key: str) -> str:
+        if key not in metrics:
+            return "-"
+        return f"{metrics[key]:.1%}" if key.endswith("_rate") else f"{metrics[key]:.3f}"
+
+    lines = [
+        f"Scored once on {fabric.TEST_NORMAL} flawless and {fabric.TEST_PER_DEFECT * len(fabric.DEFECTS)} flawed test swatches per product, none seen in "
+        "training or calibration. An AUROC of 0.5 is guessing.",
+        "",
+        "| held-out test swatches | autoencoder | features |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {label} | {cell(found[AUTOENCODER], key)} | {cell(found[FEATURES], key)} |" for key, label in METRIC_ROWS]
+    return "\n".join(lines)
+
+
 def build() -> None:
     """The Fabric defects tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
@@ -322,6 +358,8 @@ def build() -> None:
             with gr.Row():
                 reconstruction = gr.Image(label="The autoencoder's reconstruction", type="numpy", buttons=[], height=256)
                 truth = gr.Image(label="True defect (random swatches only)", type="numpy", buttons=[], height=256)
+    with gr.Accordion("How good are the detectors? (held-out test swatches)", open=False):
+        gr.Markdown(metrics_markdown())
     with gr.Accordion("Fit to your own fabric", open=False):
         gr.Markdown(
             f"Upload {MIN_FIT} to {MAX_FIT} photos of **flawless** product. The features detector memorises their patches; the autoencoder "

@@ -2,6 +2,7 @@
 cloth works, bad input gets a clear message."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import gradio as gr
@@ -11,6 +12,7 @@ from PIL import Image
 
 from apps import fabric as tab
 from data import fabric
+from models import hub
 from tests.conftest import needs_checkpoint
 
 pytestmark = [needs_checkpoint("fabric-autoencoder"), needs_checkpoint("fabric-features")]
@@ -113,3 +115,11 @@ def test_random_swatch_is_of_the_chosen_product_and_comes_with_its_true_outline(
     path, truth, note = tab.random_defective_swatch(SATIN)
     assert Image.open(path).size == (256, 256)
     assert (truth == (0, 255, 0)).all(-1).any() and "true region" in note and SATIN in note
+
+
+def test_metrics_table_shows_both_detectors_held_out_results():
+    table = tab.metrics_markdown()
+    for name in tab.CHECKPOINTS.values():
+        metrics = json.loads(hub.checkpoint_file(name, "metrics.json").read_text())
+        assert f"{metrics['image_auroc']:.3f}" in table and f"{metrics['false_positive_rate']:.1%}" in table
+    assert table.count("\n| ") == len(tab.METRIC_ROWS) + 2  # header, its rule and one row per metric
