@@ -11,9 +11,8 @@ errors, both blurred: a structural one (mean of L1 and 1 - SSIM), which weave ed
 colour one (the length of the blurred RGB difference), because an autoencoder redraws a stain's
 texture well and only its colour gives it away. The blur (`smooth_sigma`) and `colour_weight` were
 chosen by the training script on a tuning split of defective swatches that the test split never shares.
-The sum is standardised with its mean and standard
-deviation on flawless validation swatches (`error_mean`, `error_std`). Every image
-is scored on that one fixed scale; nothing is normalised per image. The pixel and image thresholds
+The sum is standardised with its mean and standard deviation on flawless validation swatches
+(`error_mean`, `error_std`). Every image is scored on that one fixed scale; nothing is normalised per image. The pixel and image thresholds
 were calibrated on the same flawless validation swatches and are stored in the config. One network
 redraws every product it was trained on, but each product (`products`) has its own scale and
 thresholds, as each line on a factory floor would: entry k of every calibration list is product k.

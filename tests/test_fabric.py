@@ -160,3 +160,10 @@ def test_autoencoder_map_fills_its_edge_band_from_inside():
     assert torch.equal(heat[..., :12, :12], inside[..., :1, :1].expand(-1, -1, 12, 12))  # the corners its nearest corner
     torch.testing.assert_close(net.interior(heat), net.interior(standard))  # inside, the calibrated map itself
     assert net.interior(heat).shape[-2:] == (40, 40)
+
+
+def test_tuning_split_shares_no_swatch_with_the_test_split():
+    tuning, tuning_masks, tuning_kinds = fabric.tuning_set(0, size=128, normal=2, per_defect=1)
+    test, _, test_kinds = fabric.test_set(0, size=128, normal=2, per_defect=1)
+    assert tuning_kinds == test_kinds and tuning_masks[2:].any((1, 2)).all()  # built alike, every defect marked
+    assert all(not np.allclose(a, b) for a in tuning for b in test)

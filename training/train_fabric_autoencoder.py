@@ -69,7 +69,10 @@ class TrainConfig(RunOptions):
     latent: int = opt(32, "bottleneck channels (at 1/16 of the side): the squeeze that keeps defects out")
     eval_every: int = opt(250, "steps between validation checks (the lowest validation loss is kept)")
     init_from: str = opt("", "start from this checkpoint folder's weights; with --steps 0 it is only recalibrated and tested again")
-    border: int = opt(12, "px along each edge left out of the defect map and its calibration (the network sees zero padding there)")
+    border: int = opt(
+        12,
+        "px along each edge whose own error is left out of calibration and replaced in the map by the nearest inside value (zero padding)",
+    )
     smooth_sigma: float = opt(3.0, "px blur of the error map when it is not tuned; the colour weight's unit is measured at it")
     tune_scoring: bool = opt(
         True,
