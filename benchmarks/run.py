@@ -282,7 +282,7 @@ def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
     from apps import segment
     from data.digit_scenes import fixed_scenes, font_scenes
     from tests.conftest import draw_digit
-    from training.train_digit_segmenter import confusion, scores
+    from training.train_digit_segmenter import confusion, scores, thicker_truth_miou
 
     net = segment.model()
     n_classes = len(net.config.class_names)
@@ -307,6 +307,7 @@ def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
         "dice": round(test["dice"], 4),
         "pixel_accuracy": round(test["pixel_accuracy"], 4),
         "font_scene_miou": round(font["miou"], 4),
+        "miou_true_masks_1px_thicker": round(thicker_truth_miou(fixed_scenes("test")[1], n_classes), 4),  # a yardstick, see its docstring
         "latency_ms_p50": round(p50, 2),
         "latency_ms_p95": round(p95, 2),
         "api_ms_p50": round(api, 1),

@@ -129,3 +129,10 @@ def test_a_big_seven_is_found_beside_a_one_still_being_drawn(drawn):
     assert "7" in found, text
     if drawn == 1.0:
         assert "1" in found, text
+
+
+def test_metrics_text_quotes_the_card_and_the_one_pixel_yardstick():
+    metrics = json.loads((CHECKPOINT / "metrics.json").read_text())
+    text = tab.metrics_markdown()
+    assert f"{metrics['miou']:.3f}" in text and f"{metrics['font_scene_miou']:.3f}" in text
+    assert f"{metrics['miou_true_masks_1px_thicker']:.3f}" in text

@@ -10,7 +10,7 @@ from data import digit_scenes
 from data.digit_scenes import SceneConfig, make_scenes, sample_scenes
 from data.mnist import load_splits
 from models.unet import UNet, UNetConfig
-from training.train_digit_segmenter import scores, soft_dice_loss
+from training.train_digit_segmenter import scores, soft_dice_loss, thicker_truth_miou
 
 CLEAN = SceneConfig(min_digits=1, max_digits=1, stray_strokes=(0, 0), invert_p=0.0, noise=0.0, blur_p=0.0, thickness_p=0.0)
 
@@ -133,3 +133,10 @@ def test_segmenter_training_pool_mixes_in_pen_digits_but_no_test_digits():
     assert torch.bincount(y[n_mnist:], minlength=10).min() >= (len(y) - n_mnist) // 10
     plain_x, _ = digit_pool(splits, 0.0, seed=0)
     assert len(plain_x) == n_mnist
+
+
+def test_thicker_truth_miou_counts_a_one_pixel_edge_error():
+    masks = torch.zeros(1, 11, 11, dtype=torch.long)
+    masks[0, 1:10, 5] = 1  # a 1 px wide stroke of 9 pixels; grown 1 px it covers rows 0-10, columns 4-6 (33 pixels)
+    background_iou, stroke_iou = 88 / 112, 9 / 33
+    assert thicker_truth_miou(masks, 2) == pytest.approx((background_iou + stroke_iou) / 2)
