@@ -286,10 +286,11 @@ def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
 
     net = segment.model()
     n_classes = len(net.config.class_names)
-    test = scores(confusion(net, *fixed_scenes("test"), n_classes))
+    test_images, test_masks = fixed_scenes("test")
+    test = scores(confusion(net, test_images, test_masks, n_classes))
     font = scores(confusion(net, *font_scenes(), n_classes))
     device = next(net.parameters()).device
-    one = fixed_scenes("test")[0][:1].to(device)
+    one = test_images[:1].to(device)
 
     def single():
         with torch.inference_mode():
@@ -307,7 +308,7 @@ def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
         "dice": round(test["dice"], 4),
         "pixel_accuracy": round(test["pixel_accuracy"], 4),
         "font_scene_miou": round(font["miou"], 4),
-        "miou_true_masks_1px_thicker": round(thicker_truth_miou(fixed_scenes("test")[1], n_classes), 4),  # a yardstick, see its docstring
+        "miou_true_masks_1px_thicker": round(thicker_truth_miou(test_masks, n_classes), 4),  # a yardstick, see its docstring
         "latency_ms_p50": round(p50, 2),
         "latency_ms_p95": round(p95, 2),
         "api_ms_p50": round(api, 1),

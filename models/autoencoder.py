@@ -12,8 +12,9 @@ colour one (the length of the blurred RGB difference), because an autoencoder re
 texture well and only its colour gives it away. The blur (`smooth_sigma`) and `colour_weight` were
 chosen by the training script on a tuning split of defective swatches that the test split never shares.
 The sum is standardised with its mean and standard deviation on flawless validation swatches
-(`error_mean`, `error_std`). Every image is scored on that one fixed scale; nothing is normalised per image. The pixel and image thresholds
-were calibrated on the same flawless validation swatches and are stored in the config. One network
+(`error_mean`, `error_std`). Every image is scored on that one fixed scale; nothing is normalised per
+image. The pixel and image thresholds were calibrated on the same flawless validation swatches and
+are stored in the config. One network
 redraws every product it was trained on, but each product (`products`) has its own scale and
 thresholds, as each line on a factory floor would: entry k of every calibration list is product k.
 
@@ -133,12 +134,14 @@ class FabricAutoencoder(
         channels_last inside: a 256 px swatch took 29-45 ms in the default layout and 13.5 ms this way (2-core CPU)."""
         return self.decoder(self.encoder(images.contiguous(memory_format=torch.channels_last)))
 
-    def error_parts(self, images: torch.Tensor, reconstruction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(structural, colour) per-pixel errors, both blurred, each (B, 1, H, W).
+    def error_parts(
+        self, images: torch.Tensor, reconstruction: torch.Tensor, sigma: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(structural, colour) per-pixel errors, both blurred (sigma px; default the config's), each (B, 1, H, W).
 
         structural: mean of L1 (over colours) and (1 - SSIM) / 2. colour: length of the blurred RGB difference, which
         stays near 0 on flawless cloth (the weave's small errors cancel out) and grows over a patch of wrong colour."""
-        sigma = self.config.smooth_sigma
+        sigma = self.config.smooth_sigma if sigma is None else sigma
         difference = images - reconstruction
         structural = blur((difference.abs().mean(1, keepdim=True) + (1 - ssim_map(images, reconstruction)) / 2) / 2, sigma)
         b, c, h, w = difference.shape
@@ -162,9 +165,12 @@ class FabricAutoencoder(
     def anomaly_map(self, images: torch.Tensor, product: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, H, W) -> (reconstruction, standardised anomaly map (B, 1, H, W)) on product's fixed scale from normal data.
 
-        The `border` band repeats the nearest value inside it: its own error measures the zero padding, not the cloth."""
+        The `border` band repeats the nearest value inside it (`fill_border`): its own error measures the zero padding, not the cloth."""
         reconstruction = self(images)
         error = self.raw_error(images, reconstruction)
-        standard = (error - self.config.error_mean[product]) / self.config.error_std[product]
+        return reconstruction, self.fill_border((error - self.config.error_mean[product]) / self.config.error_std[product])
+
+    def fill_border(self, maps: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) maps -> the same, with the `border` band repeating the nearest value inside it."""
         b = self.config.border
-        return reconstruction, F.pad(self.interior(standard), (b, b, b, b), mode="replicate") if b > 0 else standard
+        return F.pad(self.interior(maps), (b, b, b, b), mode="replicate") if b > 0 else maps

@@ -104,9 +104,13 @@ def confusion(model: UNet, images: torch.Tensor, masks: torch.Tensor, n_classes:
     counts = torch.zeros(n_classes, n_classes, dtype=torch.long)
     for start in range(0, len(images), batch_size):
         predicted = model(images[start : start + batch_size].to(device)).argmax(1).cpu()
-        truth = masks[start : start + batch_size]
-        counts += torch.bincount(truth.flatten() * n_classes + predicted.flatten(), minlength=n_classes**2).view(n_classes, n_classes)
+        counts += pixel_counts(masks[start : start + batch_size], predicted, n_classes)
     return counts
+
+
+def pixel_counts(truth: torch.Tensor, predicted: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Label maps of the same shape -> (n_classes, n_classes) pixel counts, rows = truth, columns = prediction."""
+    return torch.bincount(truth.flatten() * n_classes + predicted.flatten(), minlength=n_classes**2).view(n_classes, n_classes)
 
 
 def scores(counts: torch.Tensor) -> dict[str, float]:
@@ -131,9 +135,7 @@ def thicker_truth_miou(masks: torch.Tensor, n_classes: int) -> float:
     grown = F.max_pool2d(digits, 3, stride=1, padding=1)
     # Highest class id among the grown digits covering a pixel, background (0) where none does.
     ids = torch.arange(1, n_classes, dtype=torch.float32).view(1, -1, 1, 1)
-    predicted = (grown * ids).amax(1).long()
-    counts = torch.bincount(masks.flatten() * n_classes + predicted.flatten(), minlength=n_classes**2).view(n_classes, n_classes)
-    return scores(counts)["miou"]
+    return scores(pixel_counts(masks, (grown * ids).amax(1).long(), n_classes))["miou"]
 
 
 class DigitNamer(torch.nn.Module):

@@ -315,16 +315,15 @@ TUNE_COLOUR_SHARES = (0.25, 0.5, 0.75, 1.0)  # of the spread ratio (colour_weigh
 
 
 @torch.inference_mode()
-def tune_scoring(
-    model: FabricAutoencoder, normal: int, per_defect: int, size: int = fabric.SIZE
-) -> tuple[float, float, list[dict[str, float]]]:
-    """(smooth_sigma, colour_weight, table): the pair with the best mean of pixel and image AUROC on the tuning split.
+def tune_scoring(model: FabricAutoencoder, normal: int, per_defect: int, size: int = fabric.SIZE) -> tuple[dict, list[dict]]:
+    """(best row, table): every (smooth_sigma, colour_weight) pair with its mean pixel and image AUROC on the tuning
+    split; the best has the highest sum of the two.
 
     A wider blur lets the map cover a flaw's whole area (pixel AUROC up) but also lifts flawless weave's noisiest
     spots (image AUROC down); the colour error finds stains but is noisy on satin. The trade-off is measured on
     swatches the test split never shares. The model's colour_weight must hold the spread ratio; AUROC needs no
     standardisation (it is the same within a product)."""
-    ratio, base_sigma = model.config.colour_weight, model.config.smooth_sigma
+    ratio = model.config.colour_weight
     sets = []
     for product in range(len(fabric.PRODUCTS)):
         images, masks, kinds = fabric.tuning_set(product, size, normal, per_defect)
@@ -334,13 +333,11 @@ def tune_scoring(
         )
     table = []
     for sigma in TUNE_SIGMAS:
-        model.config.smooth_sigma = sigma
-        parts = [model.error_parts(x, reconstruction) for x, reconstruction, _, _ in sets]
+        parts = [model.error_parts(x, reconstruction, sigma) for x, reconstruction, _, _ in sets]
         for share in TUNE_COLOUR_SHARES:
             pixel, image = [], []
             for (structural, colour), (_, _, masks, defective) in zip(parts, sets, strict=True):
-                b = model.config.border
-                maps = F.pad(model.interior(structural + share * ratio * colour), (b, b, b, b), mode="replicate")[:, 0]
+                maps = model.fill_border(structural + share * ratio * colour)[:, 0]
                 pixel.append(auroc(maps[:, ::2, ::2], masks[:, ::2, ::2]))
                 image.append(auroc(image_scores(maps), torch.from_numpy(defective)))
             table.append(
@@ -351,9 +348,7 @@ def tune_scoring(
                     "image_auroc": float(np.mean(image)),
                 }
             )
-    model.config.smooth_sigma = base_sigma
-    best = max(table, key=lambda row: row["pixel_auroc"] + row["image_auroc"])
-    return best["smooth_sigma"], best["colour_weight"], table
+    return max(table, key=lambda row: row["pixel_auroc"] + row["image_auroc"]), table
 
 
 def main(cfg: TrainConfig) -> None:
@@ -429,11 +424,10 @@ def main(cfg: TrainConfig) -> None:
     model.config.colour_weight = colour_weight_for(model, normal.val)
     tuned = None
     if cfg.tune_scoring and not cfg.dataset:
-        sigma, weight, table = tune_scoring(model, *((3, 1, 128) if cfg.dry_run else (fabric.TUNE_NORMAL, fabric.TUNE_PER_DEFECT)))
+        tuned, table = tune_scoring(model, *((3, 1, 128) if cfg.dry_run else (fabric.TUNE_NORMAL, fabric.TUNE_PER_DEFECT)))
         for row in table:
             accelerator.print("tuning split: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
-        tuned = next(row for row in table if (row["smooth_sigma"], row["colour_weight"]) == (sigma, weight))
-        model.config.smooth_sigma, model.config.colour_weight = sigma, weight
+        model.config.smooth_sigma, model.config.colour_weight = tuned["smooth_sigma"], tuned["colour_weight"]
     calibration = calibrate_products(lambda x, product: model.calibration_error(x), normal.val)
     model.config.products = normal.products
     for key, value in calibration.items():
