@@ -43,6 +43,21 @@ def page(running_app):
         browser.close()
 
 
+def type_into(textarea, text: str) -> None:
+    """Fill a Gradio textbox so that the next click sends the new text.
+
+    A tab's components mount when the tab is first opened; text typed before the textbox holds its initial
+    value can be overwritten by it (CI once drew the default '7' for the prompt 'a 2'). So wait for the mount,
+    type, leave the box, and check the browser kept the text.
+    """
+    from playwright.sync_api import expect
+
+    expect(textarea).not_to_have_value("", timeout=10000)
+    textarea.fill(text)
+    textarea.blur()
+    expect(textarea).to_have_value(text)
+
+
 def no_error_toast(page) -> None:
     errors = page.locator(".toast-body.error, [data-testid='toast-body'].error")
     assert errors.count() == 0, errors.first.inner_text()
@@ -144,7 +159,7 @@ def test_digit_gan_draws_and_replays_its_training(page):
 
 def test_digit_diffusion_draws_beside_the_gan_with_timings(page):
     page.get_by_role("tab", name="Digit diffusion").click()
-    page.locator("#diffusion-prompt textarea").fill("a 2")
+    type_into(page.locator("#diffusion-prompt textarea"), "a 2")
     page.locator("#diffusion-draw").click()
     page.locator("#diffusion-grid img").wait_for(timeout=60000)
     page.get_by_text("one pass through its generator").wait_for(timeout=30000)
@@ -212,7 +227,7 @@ def test_drawing_two_digits_gives_two_coloured_regions(page):
 def test_text_tab_writes_on_from_the_prompt(page):
     page.get_by_role("tab", name="Text").click()
     prompt = page.locator("#text-prompt textarea")
-    prompt.fill("Emma could not")
+    type_into(prompt, "Emma could not")
     page.locator("#text-write").click()
     output = page.locator("#text-output textarea")
     page.wait_for_function(
