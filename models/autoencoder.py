@@ -61,11 +61,17 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
 
 
 def blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(B, 1, H, W) -> the same, Gaussian-blurred (separable, reflect padding)."""
+    """(N, 1, H, W) -> the same, Gaussian-blurred (separable, reflect padding).
+
+    The N maps go through as the channels of one depthwise convolution: as a batch of N one-channel images, oneDNN's
+    time on 2 CPU cores jumped about (1.6 to 18 ms for six 256 px maps); as channels it stays near 2 ms."""
+    n, _, h, w = maps.shape
     k = gaussian_kernel(sigma).to(maps)
     r = len(k) // 2
-    maps = F.conv2d(F.pad(maps, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(maps, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+    x = maps.reshape(1, n, h, w)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
+    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
+    return x.reshape(n, 1, h, w)
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
@@ -78,11 +84,12 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Tens
 
 def _ssim_map(x: torch.Tensor, y: torch.Tensor, sigma: float, c1: float, c2: float) -> torch.Tensor:
     b, c, h, w = x.shape
-    flat = lambda t: t.reshape(b * c, 1, h, w)  # noqa: E731
-    mu_x, mu_y = blur(flat(x), sigma), blur(flat(y), sigma)
-    var_x = blur(flat(x * x), sigma) - mu_x**2
-    var_y = blur(flat(y * y), sigma) - mu_y**2
-    cov = blur(flat(x * y), sigma) - mu_x * mu_y
+    # The five local statistics in one blur: (5 * B * C, 1, H, W).
+    stats = blur(torch.stack([x, y, x * x, y * y, x * y]).reshape(5 * b * c, 1, h, w), sigma).view(5, b * c, 1, h, w)
+    mu_x, mu_y = stats[0], stats[1]
+    var_x = stats[2] - mu_x**2
+    var_y = stats[3] - mu_y**2
+    cov = stats[4] - mu_x * mu_y
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return s.view(b, c, h, w).mean(1, keepdim=True)
 
@@ -145,7 +152,9 @@ class FabricAutoencoder(
         difference = images - reconstruction
         structural = blur((difference.abs().mean(1, keepdim=True) + (1 - ssim_map(images, reconstruction)) / 2) / 2, sigma)
         b, c, h, w = difference.shape
-        colour = blur(difference.reshape(b * c, 1, h, w), sigma).reshape(b, c, h, w).norm(dim=1, keepdim=True)
+        blurred = blur(difference.reshape(b * c, 1, h, w), sigma).reshape(b, c, h, w)
+        # The length over colours, spelled out: torch 2.13's CPU norm(dim=1) took 13 ms here, this takes 0.06 ms.
+        colour = blurred.square().sum(1, keepdim=True).sqrt()
         return structural, colour
 
     def raw_error(self, images: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
