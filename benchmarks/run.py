@@ -282,12 +282,13 @@ def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
     from apps import segment
     from data.digit_scenes import fixed_scenes, font_scenes
     from tests.conftest import draw_digit
-    from training.train_digit_segmenter import confusion, scores, thicker_truth_miou
+    from training.train_digit_segmenter import confusion, error_split, scores, thicker_truth_miou
 
     net = segment.model()
     n_classes = len(net.config.class_names)
     test_images, test_masks = fixed_scenes("test")
-    test = scores(confusion(net, test_images, test_masks, n_classes))
+    test_counts = confusion(net, test_images, test_masks, n_classes)
+    test = scores(test_counts)
     font = scores(confusion(net, *font_scenes(), n_classes))
     device = next(net.parameters()).device
     one = test_images[:1].to(device)
@@ -309,6 +310,7 @@ def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
         "pixel_accuracy": round(test["pixel_accuracy"], 4),
         "font_scene_miou": round(font["miou"], 4),
         "miou_true_masks_1px_thicker": round(thicker_truth_miou(test_masks, n_classes), 4),  # a yardstick, see its docstring
+        **{k: round(v, 4) for k, v in error_split(test_counts).items()},  # finding the ink vs naming it
         "latency_ms_p50": round(p50, 2),
         "latency_ms_p95": round(p95, 2),
         "api_ms_p50": round(api, 1),

@@ -10,7 +10,7 @@ from data import digit_scenes
 from data.digit_scenes import SceneConfig, make_scenes, sample_scenes
 from data.mnist import load_splits
 from models.unet import UNet, UNetConfig
-from training.train_digit_segmenter import scores, soft_dice_loss, thicker_truth_miou
+from training.train_digit_segmenter import error_split, pixel_counts, scores, soft_dice_loss, thicker_truth_miou
 
 CLEAN = SceneConfig(min_digits=1, max_digits=1, stray_strokes=(0, 0), invert_p=0.0, noise=0.0, blur_p=0.0, thickness_p=0.0)
 
@@ -140,3 +140,20 @@ def test_thicker_truth_miou_counts_a_one_pixel_edge_error():
     masks[0, 1:10, 5] = 1  # a 1 px wide stroke of 9 pixels; grown 1 px it covers rows 0-10, columns 4-6 (33 pixels)
     background_iou, stroke_iou = 88 / 112, 9 / 33
     assert thicker_truth_miou(masks, 2) == pytest.approx((background_iou + stroke_iou) / 2)
+
+
+def test_error_split_tells_finding_the_ink_from_naming_it():
+    truth = torch.zeros(1, 4, 4, dtype=torch.long)
+    truth[0, 0, :] = 3  # a '2' (class 3), 4 pixels
+    truth[0, 2, :] = 8  # a '7' (class 8), 4 pixels
+    predicted = truth.clone()
+    predicted[0, 2, :2] = 2  # half of the 7 called a 1
+    predicted[0, 3, 0] = 3  # one background pixel called a 2
+    counts = pixel_counts(truth, predicted, 11)
+    split = error_split(counts)
+    assert split["foreground_iou"] == pytest.approx(8 / 9)  # every digit pixel found, one extra
+    assert split["naming_accuracy"] == pytest.approx(6 / 8)
+    # Named right, the only error left is the extra pixel: background 7/8, the 2 4/5, the 7 4/4; the 8 other classes
+    # (the 1 included, now never predicted) have no pixels and count 0, as in `scores`.
+    assert split["miou_if_named_right"] == pytest.approx((7 / 8 + 4 / 5 + 1.0) / 11)
+    assert split["miou_if_named_right"] > scores(counts)["miou"]

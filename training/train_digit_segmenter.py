@@ -125,6 +125,24 @@ def scores(counts: torch.Tensor) -> dict[str, float]:
     return out
 
 
+def error_split(counts: torch.Tensor) -> dict[str, float]:
+    """Where the mIoU goes, from (n_classes, n_classes) pixel counts (rows truth, columns prediction; class 0 the background).
+
+    foreground_iou: IoU of "some digit" against background, whichever digit each side names (finding the ink).
+    naming_accuracy: of the pixels that are a digit in both truth and prediction, the share given the right digit.
+    miou_if_named_right: the mIoU of the same prediction with every such pixel given the right digit: what perfect naming
+    alone would reach, so what is left below 1 is the ink's outline."""
+    counts = counts.double()
+    found = counts[1:, 1:].sum()
+    named_right = counts.clone()
+    named_right[1:, 1:] = torch.diag(counts[1:, 1:].sum(1))  # each true digit's found pixels, all given its own class
+    return {
+        "foreground_iou": float(found / (counts[1:].sum() + counts[:, 1:].sum() - found).clamp(min=1)),
+        "naming_accuracy": float(counts[1:, 1:].diag().sum() / found.clamp(min=1)),
+        "miou_if_named_right": scores(named_right)["miou"],
+    }
+
+
 def thicker_truth_miou(masks: torch.Tensor, n_classes: int) -> float:
     """mIoU that the true masks (N, H, W) themselves score when every digit is drawn 1 px thicker (3 x 3 growth, each
     digit keeps its class; where two grow into each other the higher class id wins).
@@ -330,7 +348,8 @@ def main(cfg: TrainConfig) -> None:
     )
     if not accelerator.is_main_process:
         return
-    test_scores = scores(confusion(model, *test, n_classes))
+    test_counts = confusion(model, *test, n_classes)
+    test_scores = scores(test_counts)
     metrics = {
         "miou": round(test_scores["miou"], 4),
         "dice": round(test_scores["dice"], 4),
@@ -339,6 +358,7 @@ def main(cfg: TrainConfig) -> None:
     if font is not None:
         metrics["font_scene_miou"] = round(scores(confusion(model, *font, n_classes))["miou"], 4)
     metrics["miou_true_masks_1px_thicker"] = round(thicker_truth_miou(test[1], n_classes), 4)
+    metrics |= {k: round(v, 4) for k, v in error_split(test_counts).items()}
     metrics["val_miou"] = round(best_val, 4)
     accelerator.print(f"{cfg.loss}: {metrics}")
     if not cfg.dry_run:
@@ -416,6 +436,9 @@ def main(cfg: TrainConfig) -> None:
             "font_scene_miou": "mIoU on 300 scenes of font-rendered digits",
             "miou_true_masks_1px_thicker": "a yardstick, not the model: mIoU of the true test masks with every digit drawn 1 px "
             "thicker (each edge 1 px out, every digit named right)",
+            "foreground_iou": "IoU of 'some digit' against background on the test scenes, whichever digit is named: finding the ink",
+            "naming_accuracy": "of the test pixels that are a digit in truth and in prediction, the share given the right digit",
+            "miou_if_named_right": "test mIoU had every pixel found as a digit been given the right one: the outlines' ceiling",
             "val_miou": "best validation mIoU, used to choose the checkpoint",
             "ce_miou": "test mIoU of the cross-entropy-only twin (same seed and budget)",
             "ce_dice": "test Dice of the cross-entropy-only twin",
