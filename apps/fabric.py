@@ -35,10 +35,10 @@ CHECKPOINTS = {AUTOENCODER: "fabric-autoencoder", FEATURES: "fabric-features"}
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "fabric"
 SIZE = fabric.SIZE
 MIN_FIT, MAX_FIT = 5, 50  # photos for "fit to your own fabric"
-# The autoencoder's fine-tuning budget in seconds (MODEL_SHOW_FIT_SECONDS: a faster Space can afford more, the test
-# server less) ...
+# The autoencoder fine-tunes for FIT_SECONDS or FIT_MAX_STEPS, whichever ends first (2 quiet CPU cores reach ~290 steps
+# in 35 s). MODEL_SHOW_FIT_SECONDS sets the seconds: a faster Space can afford more, the test server less.
 FIT_SECONDS = float(os.environ.get("MODEL_SHOW_FIT_SECONDS", 35))
-FIT_MAX_STEPS = 400  # ... or this many steps, whichever ends first (2 quiet CPU cores reach ~290 steps in 35 s)
+FIT_MAX_STEPS = 400
 MAP_TOP = 3.0  # the colour scale ends at this multiple of the image threshold, the same for every picture
 INTRO = """
 ### Find flaws it has never seen
