@@ -26,8 +26,8 @@ from data import fabric
 from models import hub
 from models.autoencoder import FabricAutoencoder, ssim_map
 from models.efficientnet_lite import EfficientNetLite
+from models.fabric_scoring import calibrate, image_scores
 from models.patch_memory import PatchMemory, build_bank, patch_features
-from training.train_fabric_autoencoder import calibrate, image_scores
 
 TITLE = "Fabric defects"
 AUTOENCODER, FEATURES = "autoencoder", "features"

@@ -323,7 +323,7 @@ def bench_fabric(app: LaunchedApp) -> dict[str, float]:
 
     from apps import fabric as tab
     from data import fabric
-    from training.train_fabric_autoencoder import evaluate_detector
+    from models.fabric_scoring import evaluate_detector
 
     results = {}
     example, product = EXAMPLES / "fabric" / "linen_hole_40000010.png", fabric.PRODUCT_NAMES[0]

@@ -1,7 +1,7 @@
 """Horses and zebras: two unpaired procedural domains for the CycleGAN, and readers for the real ones.
 
 No horse or zebra photos exist offline (no horse2zebra), so both domains are painted here from one
-body: the horse silhouette bundled with scikit-image (`skimage.data.horse`, public domain). Every
+body: the horse silhouette from scikit-image's sample data (`skimage.data.horse`, CC0). Every
 animal gets its own pose (scale, slight rotation, mirror, a smooth elastic warp that bends the neck
 and legs), a light direction, and a ground and sky behind it. Only the coat differs:
 
@@ -17,6 +17,10 @@ animal: horses and zebras use disjoint seeds.
 Splits are fixed by seed ranges: training from 0, validation from 1,000,000, test from 2,000,000;
 zebras add 500,000 to a horse's seed range.
 
+The silhouette and the two ground textures (`skimage.data.grass` and `gravel`, both CC0) ship as lossless PNGs in
+`data/assets/`, pixel for pixel the arrays scikit-image returns (a test checks it), so the app paints held-out animals
+with nothing but Pillow: scikit-image is not in requirements.txt, which is all a Space installs.
+
 `image_folder_pair` and `hub_pair` read the real horse2zebra (trainA = horses, trainB = zebras)
 for anyone who has it.
 """
@@ -30,6 +34,7 @@ import numpy as np
 
 from data.fabric import hsv_to_rgb, smooth_noise
 
+ASSETS = Path(__file__).resolve().parent / "assets"
 SIZE = 256
 DOMAINS = ("horse", "zebra")
 SPLIT_SEEDS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
@@ -64,6 +69,16 @@ class Body:
     hooves: np.ndarray  # bool
 
 
+@cache
+def asset(name: str) -> np.ndarray:
+    """One of scikit-image's sample arrays, as shipped in data/assets/: "horse" (328, 400) bool, where True is the
+    white background; "grass" and "gravel" (512, 512) uint8 grey."""
+    from PIL import Image
+
+    with Image.open(ASSETS / f"{name}.png") as im:
+        return np.asarray(im)
+
+
 def smoothstep(a: float, b: float, x: np.ndarray) -> np.ndarray:
     t = np.clip((x - a) / (b - a), 0, 1)
     return t * t * (3 - 2 * t)
@@ -71,11 +86,10 @@ def smoothstep(a: float, b: float, x: np.ndarray) -> np.ndarray:
 
 @cache
 def body() -> Body:
-    """Parts of `skimage.data.horse()` (a 400x328 side view facing right), measured once by hand."""
-    import skimage.data
+    """Parts of the horse silhouette (a 400x328 side view facing right), measured once by hand."""
     from scipy import ndimage
 
-    mask = ~skimage.data.horse()
+    mask = ~asset("horse")
     h, w = mask.shape
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
     dist = ndimage.distance_transform_edt(mask)
@@ -143,8 +157,6 @@ def coat(domain: str, b: Body, rng: np.random.Generator) -> np.ndarray:
 
 def background(rng: np.random.Generator, size: int, horizon: float) -> np.ndarray:
     """(size, size, 3) in [0, 1]: sky above `horizon` (a share of the height), ground below."""
-    import skimage.data
-
     y = np.linspace(0, 1, size)[:, None, None]
     sky_top = hsv_to_rgb(rng.uniform(0.55, 0.62), rng.uniform(0.35, 0.65), rng.uniform(0.7, 0.95))
     sky_low = np.clip(sky_top + rng.uniform(0.1, 0.25), 0, 1)
@@ -153,7 +165,7 @@ def background(rng: np.random.Generator, size: int, horizon: float) -> np.ndarra
     sky = np.clip(sky + clouds, 0, 1) * np.ones((1, size, 3))
 
     kind = str(rng.choice(GROUNDS))
-    source = skimage.data.grass() if kind in ("grass", "savanna") else skimage.data.gravel()
+    source = asset("grass") if kind in ("grass", "savanna") else asset("gravel")
     scale = rng.uniform(0.4, 1.0)
     crop = int(512 * scale)
     top, left = rng.integers(0, 512 - crop + 1, 2)

@@ -7,8 +7,9 @@ import torch
 
 from data import fabric
 from models.autoencoder import AutoencoderConfig, FabricAutoencoder
+from models.fabric_scoring import auroc, calibrate
 from models.patch_memory import PatchMemory, PatchMemoryConfig, build_bank
-from training.train_fabric_autoencoder import auroc, calibrate, normal_images
+from training.train_fabric_autoencoder import normal_images
 
 
 def test_swatches_are_repeatable_and_in_range():

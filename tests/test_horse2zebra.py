@@ -206,3 +206,17 @@ def test_round_trip_through_gradio_client(running_app, tmp_path):
     assert len(before["confidences"]) == 5 and "The judge" in summary
     with pytest.raises(Exception, match="Nothing was uploaded"):
         client.predict(None, "horse → zebra", 256, api_name="/horse_to_zebra")
+
+
+def test_shipped_assets_are_scikit_images_own_arrays():
+    """The app paints animals from data/assets/ (scikit-image is not in requirements.txt); those PNGs must hold exactly
+    what skimage.data returns, so the app and the training scripts draw the same animals."""
+    import skimage.data
+
+    from data.horses import asset
+
+    for name in ("horse", "grass", "gravel"):
+        expected = getattr(skimage.data, name)()
+        shipped = asset(name)
+        assert shipped.dtype == expected.dtype and shipped.shape == expected.shape, name
+        assert np.array_equal(shipped, expected), name

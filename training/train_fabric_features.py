@@ -19,9 +19,10 @@ import torch
 from data import fabric
 from models import hub
 from models.efficientnet_lite import EfficientNetLite
+from models.fabric_scoring import METRIC_NOTES, evaluate_detector
 from models.patch_memory import PatchMemory, PatchMemoryConfig, build_bank, patch_features
 from training.common import CardInfo, RunOptions, Timer, command, hardware, opt, parse_config, push_checkpoint, save_checkpoint, setup
-from training.train_fabric_autoencoder import METRIC_NOTES, PROCEDURAL_DATA, calibrate_products, evaluate_detector, normal_images
+from training.train_fabric_autoencoder import PROCEDURAL_DATA, calibrate_products, normal_images
 
 NAME = "fabric-features"
 
