@@ -8,13 +8,12 @@ Nothing heavy happens at import: models load on first use and stay cached (model
 import ctypes
 import os
 import sys
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 from gradio import processing_utils
 
 import apps
+from apps.common import cache_file
 
 TITLE = "Model Show"
 DESCRIPTION = """
@@ -50,6 +49,7 @@ MODEL_EVENTS = {
     "train_playground",
 }
 MODEL_WORKERS = int(os.environ.get("MODEL_SHOW_WORKERS", 0)) or max(1, min(4, os.cpu_count() or 1))
+DELETE_CACHE = (600, 3600)  # s: sweep Gradio's cache every 10 minutes for files older than an hour
 
 
 def tab_id(module) -> str:
@@ -64,7 +64,7 @@ def select_tab_from_url(request: gr.Request):
 
 def build_demo() -> gr.Blocks:
     """All tabs, built without launching (tests and benchmarks build it too)."""
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=delete_cache_setting()) as demo:
         gr.Markdown(DESCRIPTION)
         with gr.Tabs() as tabs:
             for module in apps.TABS:
@@ -94,23 +94,21 @@ def save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", forma
     gradio names a cached output by the hash of its bytes and rewrites it in place on every request, so two users
     who get the same picture at once (the same example, the same seed) race: one download found the file truncated
     mid-rewrite and the connection closed with 0 bytes sent (seen once in 281 requests of the 16-client load test).
-    gradio's own save_file_to_cache already stages and renames; this does the same for the images tabs return."""
-    data = processing_utils.encode_pil_to_bytes(img, format)
-    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
-    folder.mkdir(exist_ok=True, parents=True)
-    path = (folder / f"{name}.{format}").resolve()
-    if path.exists():
-        os.utime(path)  # same bytes already there; refresh its age for gradio's delete_cache
-        return str(path)
-    fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+    gradio's own save_file_to_cache already stages and renames; apps.common.cache_file does the same for the
+    images tabs return, and for the files they hand back."""
+    return cache_file(processing_utils.encode_pil_to_bytes(img, format), f"{name}.{format}", cache_dir)
+
+
+def delete_cache_setting() -> tuple[int, int]:
+    """(how often, how old) in seconds for gr.Blocks(delete_cache=...): every file the app hands out, and every upload,
+    lives in Gradio's cache and is deleted once older than the age. MODEL_SHOW_DELETE_CACHE="frequency,age" overrides
+    the default of a sweep every 10 minutes for files older than an hour (long enough to download a GIF you made)."""
+    text = os.environ.get("MODEL_SHOW_DELETE_CACHE", "")
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-    return str(path)
+        frequency, age = (int(part) for part in text.split(","))
+    except ValueError:
+        return DELETE_CACHE
+    return max(1, frequency), max(1, age)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

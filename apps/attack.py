@@ -7,7 +7,6 @@ the amplified difference, its size, and the top-5 answers before and after.
 
 import functools
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from apps.common import check_number, drawing_pad, on_gpu, open_image, to_gray, to_rgb, upscale
+from apps.common import check_number, drawing_pad, image_file, on_gpu, open_image, to_gray, to_rgb, upscale
 from data.mnist import load_splits, sketch_to_mnist
 from data.photos import EXAMPLES_DIR as PHOTO_EXAMPLES
 from data.photos import to_model_input
@@ -332,9 +331,7 @@ def transfer_report(kind: str, adversarial: torch.Tensor, label: int) -> str:
 
 def png_file(adversarial: torch.Tensor) -> str:
     """The exact adversarial image (model resolution, 8-bit PNG) for download."""
-    path = Path(tempfile.mkdtemp(prefix="adversarial-")) / "adversarial.png"
-    Image.fromarray(to_picture(adversarial, 1)).save(path)
-    return str(path)
+    return image_file(Image.fromarray(to_picture(adversarial, 1)), "adversarial.png")
 
 
 # --- Robustness curve -------------------------------------------------------------------------------
@@ -479,10 +476,9 @@ def random_test_digit(kind: str):
     """A random held-out test digit as a 28x28 PNG; switches a photo model to the standard digit model."""
     splits = load_splits()
     index = int(np.random.default_rng().integers(len(splits.test_y)))
-    path = Path(tempfile.mkdtemp(prefix="test-digit-")) / f"test_digit_{index}_label_{splits.test_y[index]}.png"
-    Image.fromarray(splits.test_x[index]).save(path)
+    path = image_file(Image.fromarray(splits.test_x[index]), f"test_digit_{index}_label_{splits.test_y[index]}.png")
     return (
-        str(path),
+        path,
         (DIGIT if kind == PHOTO else kind),
         f"Test digit #{index} (true label **{splits.test_y[index]}**), never seen in training.",
     )
@@ -494,9 +490,7 @@ def use_drawing(sketch, kind: str):
     gray = to_gray(open_image(sketch, "a drawing"))
     if gray.max() - gray.min() < 0.1:
         raise gr.Error("The drawing pad is empty: draw a digit first.")
-    path = Path(tempfile.mkdtemp(prefix="drawing-")) / "drawing.png"
-    Image.fromarray((gray * 255).astype(np.uint8)).save(path)
-    return str(path), (DIGIT if kind == PHOTO else kind)
+    return image_file(Image.fromarray((gray * 255).astype(np.uint8)), "drawing.png"), (DIGIT if kind == PHOTO else kind)
 
 
 def build() -> None:

@@ -4,18 +4,16 @@ Trace: upload -> `apps.common.open_image` -> `data.photos.to_model_input` -> `mo
 -> top-5 labels; Grad-CAM on the last feature maps; a linear head on pooled features for your classes.
 """
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import save
 
-from apps.common import heat_colours, on_gpu, open_image, to_rgb
+from apps.common import cache_file, heat_colours, on_gpu, open_image, to_rgb
 from data.photos import EXAMPLES_DIR, held_out_split, to_model_input
 from models import hub
 from models.efficientnet_lite import EfficientNetLite
@@ -275,13 +273,11 @@ def head_file(head: TaughtHead | None) -> str:
     """The session's head as a safetensors file (labels in its metadata), for download."""
     if head is None:
         raise gr.Error("There is no taught head yet: teach it some classes first.")
-    path = Path(tempfile.mkdtemp(prefix="taught-head-")) / "taught_head.safetensors"
-    save_file(
+    data = save(
         {"weight": head.weight.contiguous(), "bias": head.bias.contiguous()},
-        str(path),
         metadata={"labels": "\n".join(head.labels), "backbone": CHECKPOINT, "features": "pooled 1280-d EfficientNet-Lite0 features"},
     )
-    return str(path)
+    return cache_file(data, "taught_head.safetensors")
 
 
 def example_files() -> list[str]:

@@ -3,15 +3,26 @@
 Events that take uploads run with `preprocess=False`, so the raw upload reaches `open_image`
 before anything decodes it: size caps are checked on the file and on the image header first,
 and a corrupt or unreadable file becomes a `gr.Error` a person can act on, not a stack trace.
+
+With `preprocess=False` the payload is the client's word, not a trusted path: Gradio checks that a
+file was uploaded only for FileData that carries its `meta`, so a bare {"path": "/etc/..."} would
+reach us unchecked. `uploaded_file` therefore opens a path only if it resolves (symlinks followed)
+inside Gradio's upload folder or our own examples/, and refuses everything else (other paths, `..`,
+`file://` and web URLs) with the same message a missing upload gets, so a refusal never tells a
+client whether some path exists on the server.
 """
 
 import base64
 import binascii
+import hashlib
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.utils import get_upload_folder
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 try:  # On a Hugging Face ZeroGPU Space, GPU work must run inside @spaces.GPU; elsewhere this is a no-op.
@@ -29,6 +40,7 @@ MAX_FILE_MB = 20  # bigger uploads are refused before they are read
 MAX_SIDE = 6000  # px, either side
 MAX_PIXELS = 24_000_000  # px in total (6000 x 4000), checked from the header before decoding
 MIN_SIDE = 8  # px; smaller than this holds no picture worth classifying
+EXAMPLES_ROOT = Path(__file__).resolve().parent.parent / "examples"  # clicked examples may point here
 
 
 def _error(message: str) -> gr.Error:
@@ -46,27 +58,83 @@ def open_image(value, what: str = "an image") -> Image.Image:
     if isinstance(value, dict):
         if "composite" in value:  # an ImageEditor / Sketchpad value
             return open_image(value.get("composite"), what)
-        if value.get("path"):
-            value = value["path"]
-        elif str(value.get("url") or "").startswith("data:"):
+        if str(value.get("url") or "").startswith("data:") and not value.get("path"):
             return _open_data_url(value["url"], what)
-        else:
+        if not value.get("path") and not value.get("url"):
             raise _error(f"Nothing was uploaded. Please add {what} (PNG or JPEG) and try again.")
+        value = value.get("path") or value.get("url")
     if isinstance(value, np.ndarray):
         return _from_array(value)
     if isinstance(value, Image.Image):
         _check_size(value.size)
         return value
+    if isinstance(value, str) and value.startswith("data:"):
+        return _open_data_url(value, what)
     if isinstance(value, (str, Path)):
-        path = Path(value)
-        if not path.is_file():
-            raise _error(f"The upload could not be found on the server. Please upload {what} again.")
+        path = uploaded_file(value, what)
         if path.stat().st_size > MAX_FILE_MB * 1024 * 1024:
             raise _error(
                 f"That file is {path.stat().st_size / 2**20:.0f} MB; the limit is {MAX_FILE_MB} MB. Please upload a smaller image."
             )
         return _decode(path, what)
     raise _error(f"Expected {what}, but got a {type(value).__name__}. Please upload a PNG or JPEG file.")
+
+
+def allowed_roots() -> tuple[Path, ...]:
+    """Where a client's file reference may point: Gradio's upload folder (read now, as Gradio reads
+    GRADIO_TEMP_DIR) and our examples/."""
+    return Path(get_upload_folder()).resolve(), EXAMPLES_ROOT
+
+
+def uploaded_file(value: str | Path, what: str = "an image") -> Path:
+    """A client's file reference -> the real path of a file it uploaded, or one refusal for everything else.
+
+    The path is resolved first (`..` and symlinks followed to their target), then must lie inside an allowed root
+    and be a regular file. URLs are never fetched. Missing, outside, a folder, a URL: the same message, so the
+    answer leaks nothing about what exists on the server."""
+    refusal = _error(f"The upload could not be found on the server. Please upload {what} again.")
+    text = str(value)
+    if "://" in text or "\0" in text:
+        raise refusal
+    try:
+        path = Path(text).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, a name the OS refuses
+        raise refusal from None
+    if not any(path.is_relative_to(root) for root in allowed_roots()) or not path.is_file():
+        raise refusal
+    return path
+
+
+def cache_file(data: bytes, name: str, cache_dir: str | None = None) -> str:
+    """Bytes the app hands back as a file -> a path inside Gradio's cache, where `delete_cache` removes it by age.
+
+    Gradio registers a returned path that already lies in its cache as it is (it copies any other path in and
+    leaves the original behind, which is how temp folders once piled up). The file is named by its content,
+    `<cache>/<sha256>/<name>`, and staged under a temporary name then renamed into place, so two users who get the
+    same bytes at once share one complete file; handing out the same bytes again refreshes its age."""
+    folder = Path(cache_dir or get_upload_folder()) / hashlib.sha256(data).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = (folder / Path(name).name).resolve()
+    if path.exists():
+        os.utime(path)  # delete_cache ages files by their ctime, which this refreshes
+        return str(path)
+    fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return str(path)
+
+
+def image_file(picture: Image.Image, name: str, **save_options) -> str:
+    """A PIL image (or the first frame of an animation: save_all=True, append_images=[...]) saved losslessly in the
+    format its name says (.png, .gif), into Gradio's cache (cache_file)."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format=Path(name).suffix.lstrip(".").upper(), **save_options)
+    return cache_file(buffer.getvalue(), name)
 
 
 def _open_data_url(url: str, what: str) -> Image.Image:

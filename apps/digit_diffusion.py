@@ -7,9 +7,7 @@ animation and the time it took; the GAN's grid for the same digit comes from `ap
 
 import functools
 import json
-import tempfile
 import time
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -18,7 +16,7 @@ import torch
 from PIL import Image
 
 from apps import digit_gan
-from apps.common import check_number, on_gpu
+from apps.common import check_number, image_file, on_gpu
 from apps.digit_gan import grid_image
 from models import hub
 from models.digit_diffusion import (
@@ -97,9 +95,9 @@ def denoising_gif(frames: list[torch.Tensor], columns: int, digit: int, most: in
     picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), most)).round().astype(int))
     scale = 3 if len(frames[0]) <= 16 else 2
     pictures = [Image.fromarray(grid_image(frames[i], columns=columns, scale=scale)) for i in picks]
-    path = Path(tempfile.mkdtemp(prefix="digit-diffusion-")) / f"denoising_{digit}.gif"
-    pictures[0].save(path, save_all=True, append_images=pictures[1:] + [pictures[-1]] * 8, duration=90, loop=0)
-    return str(path)
+    return image_file(
+        pictures[0], f"denoising_{digit}.gif", save_all=True, append_images=pictures[1:] + [pictures[-1]] * 8, duration=90, loop=0
+    )
 
 
 @on_gpu

@@ -5,9 +5,8 @@ the training history is `training_frames.safetensors` + `training_log.json` in t
 """
 
 import functools
+import io
 import json
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -16,7 +15,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from apps.common import check_number, on_gpu
+from apps.common import cache_file, check_number, image_file, on_gpu
 from models import hub
 from models.dcgan import DigitGenerator
 
@@ -104,9 +103,8 @@ def interpolate_digits(from_digit=3, from_seed=0, to_digit=8, to_seed=1, steps=1
     images = net.from_class_vectors(z, class_vectors)
     frames = [Image.fromarray(grid_image(images[i : i + 1], 1, scale=6)) for i in range(steps)]
     frames += frames[::-1][1:-1]  # there and back again, so the GIF loops smoothly
-    path = Path(tempfile.mkdtemp(prefix="digit-morph-")) / f"morph_{a_digit}_{b_digit}.gif"
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=120, loop=0)
-    return grid_image(images, columns=steps), str(path)
+    gif = image_file(frames[0], f"morph_{a_digit}_{b_digit}.gif", save_all=True, append_images=frames[1:], duration=120, loop=0)
+    return grid_image(images, columns=steps), gif
 
 
 # --- Training history ---------------------------------------------------------------------------
@@ -138,16 +136,22 @@ def history_frame(index=0) -> tuple[np.ndarray | None, str]:
     return grid_image(images, columns=10, scale=2), caption
 
 
-@functools.cache
 def history_gif() -> str | None:
-    """Every snapshot as one animated GIF (made once per process)."""
+    """Every snapshot as one animated GIF in Gradio's cache (its bytes are made once per process; the file is written
+    again whenever delete_cache has removed it)."""
+    data = history_gif_bytes()
+    return None if data is None else cache_file(data, "digit_gan_training.gif")
+
+
+@functools.cache
+def history_gif_bytes() -> bytes | None:
     h = history()
     if h is None:
         return None
     frames = [Image.fromarray(history_frame(i)[0]) for i in range(len(h[0]))]
-    path = Path(tempfile.mkdtemp(prefix="digit-gan-history-")) / "digit_gan_training.gif"
-    frames[0].save(path, save_all=True, append_images=frames[1:] + [frames[-1]] * 4, duration=250, loop=0)
-    return str(path)
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:] + [frames[-1]] * 4, duration=250, loop=0)
+    return buffer.getvalue()
 
 
 def loss_curves() -> pd.DataFrame | None:

@@ -10,7 +10,6 @@ import copy
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from apps.common import check_number, heat_colours, on_gpu, open_image, to_rgb
+from apps.common import check_number, heat_colours, image_file, on_gpu, open_image, to_rgb
 from data import fabric
 from models import hub
 from models.autoencoder import FabricAutoencoder, ssim_map
@@ -189,12 +188,11 @@ def random_defective_swatch(product: str | None = None):
     rng = np.random.default_rng()
     kind = str(rng.choice(fabric.DEFECTS))
     image, mask = fabric.defective_swatch(int(rng.integers(30_000_000, 2**31 - 1)), kind, index)
-    path = Path(tempfile.mkdtemp(prefix="swatch-")) / f"swatch_{kind}.png"
-    Image.fromarray((image * 255).round().astype(np.uint8)).save(path)
+    path = image_file(Image.fromarray((image * 255).round().astype(np.uint8)), f"swatch_{kind}.png")
     truth = (image * 255).round().astype(np.uint8)
     truth[outline(mask)] = (0, 255, 0)
     return (
-        str(path),
+        path,
         truth,
         f"A new swatch of **{fabric.PRODUCT_NAMES[index]}** with a **{kind.replace('_', ' ')}** (true region outlined in green).",
     )

@@ -7,7 +7,6 @@ its error; both pictures -> the ImageNet classifier (`models.efficientnet_lite`)
 """
 
 import json
-import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from apps.common import check_number, heat_colours, on_gpu, open_image, to_rgb
+from apps.common import check_number, heat_colours, image_file, on_gpu, open_image, to_rgb
 from data.horses import animals
 from data.photos import to_model_input
 from models import hub
@@ -164,9 +163,7 @@ def random_held_out(direction: str):
     domain = "zebra" if DIRECTIONS.get(direction) == "zebra_to_horse" else "horse"
     index = int(np.random.default_rng().integers(300))
     picture = animals(domain, "test", 1, size=DEFAULT_SIZE, start=index)[0]
-    path = Path(tempfile.mkdtemp(prefix="held-out-")) / f"test_{domain}_{index}.png"
-    Image.fromarray(picture).save(path)
-    return str(path)
+    return image_file(Image.fromarray(picture), f"test_{domain}_{index}.png")
 
 
 def example_files() -> list[list[str]]:

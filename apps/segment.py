@@ -5,8 +5,6 @@ to a multiple of 16) -> `models.unet` -> per-pixel probabilities -> coloured mas
 """
 
 import json
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -16,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
-from apps.common import check_number, drawing_pad, heat_colours, on_gpu, open_image, to_gray
+from apps.common import check_number, drawing_pad, heat_colours, image_file, on_gpu, open_image, to_gray
 from data.digit_scenes import fixed_scenes
 from models import hub
 from models.unet import UNet
@@ -193,13 +191,12 @@ def random_test_scene():
     images, masks = fixed_scenes("test")
     index = int(np.random.default_rng().integers(len(images)))
     picture = images[index, 0].numpy()
-    path = Path(tempfile.mkdtemp(prefix="test-scene-")) / f"test_scene_{index}.png"
-    Image.fromarray((picture * 255).round().astype(np.uint8)).save(path)
+    path = image_file(Image.fromarray((picture * 255).round().astype(np.uint8)), f"test_scene_{index}.png")
     names = model().config.class_names
     truth = masks[index].numpy()
     layers = [((truth == i).astype(np.float32), names[i]) for i in range(1, len(names)) if (truth == i).any()]
     base = (np.stack([picture] * 3, -1) * 255).round().astype(np.uint8)
-    return str(path), (base, layers), f"Test scene #{index} of 500: built from held-out test digits only."
+    return path, (base, layers), f"Test scene #{index} of 500: built from held-out test digits only."
 
 
 def colour_map() -> dict[str, str] | None:
