@@ -7,6 +7,7 @@ the amplified difference, its size, and the top-5 answers before and after.
 
 import functools
 import json
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from apps.common import check_number, drawing_pad, image_file, on_gpu, open_image, to_gray, to_rgb, upscale
+from apps.common import check_number, drawing_pad, image_file, lease_number, on_gpu, open_image, to_gray, to_rgb, upscale
 from data.mnist import load_splits, sketch_to_mnist
 from data.photos import EXAMPLES_DIR as PHOTO_EXAMPLES
 from data.photos import to_model_input
@@ -220,7 +221,21 @@ def perturbation_picture(x: torch.Tensor, adversarial: torch.Tensor, scale: int)
     return to_picture(shown[None], scale), gain
 
 
-@on_gpu
+def attack_lease_seconds(
+    image, model_choice, attack_choice, epsilon, steps, pixels, target, population, iterations, seed, progress=None
+) -> int:
+    """ZeroGPU lease for one attack: FGSM is one gradient; PGD one per step; the one-pixel search one batched pass
+    over its population per generation. 0.2 s each (the photo model's gradient is the slowest), plus 10 s."""
+    if attack_choice == "pgd":
+        passes = lease_number(steps, 10, 1, 100)
+    elif attack_choice == "one-pixel":
+        passes = lease_number(iterations, 20, 1, 200) * (1 + lease_number(population, 40, 10, 400) / 400)
+    else:
+        passes = 1
+    return int(10 + 0.2 * passes)
+
+
+@on_gpu(duration=attack_lease_seconds)
 def attack(
     image,
     model_choice: str,
@@ -381,14 +396,19 @@ def curve_caption() -> str:
     return f"Precomputed by the benchmark: PGD-{data['steps']} with a random start, on {data['n_digits']:,} held-out test digits (all classes equally)."
 
 
-@on_gpu
+# Test digits in the live curve, a multiple of 10 (each class equally). MODEL_SHOW_CURVE_DIGITS lowers it for a test server.
+LIVE_CURVE_DIGITS = max(10, int(os.environ.get("MODEL_SHOW_CURVE_DIGITS", 200)) // 10 * 10)
+
+
+@on_gpu(duration=int(20 + 0.1 * LIVE_CURVE_DIGITS))  # 18 PGD-10 runs over the digits, plus loading both models
 def recompute_curve(progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
-    """Both digit models' accuracy against eps, PGD-10 on 200 test digits, live."""
+    """Both digit models' accuracy against eps, PGD-10 on LIVE_CURVE_DIGITS test digits, live."""
     started = time.perf_counter()
-    frame = robustness_curve(200, 10, progress=progress)
+    frame = robustness_curve(LIVE_CURVE_DIGITS, 10, progress=progress)
     return (
         frame,
-        f"Recomputed live: PGD-10 with a random start on 200 held-out test digits (20 per class), in {time.perf_counter() - started:.0f} s.",
+        f"Recomputed live: PGD-10 with a random start on {LIVE_CURVE_DIGITS} held-out test digits ({LIVE_CURVE_DIGITS // 10} per class), "
+        f"in {time.perf_counter() - started:.0f} s.",
     )
 
 
@@ -560,7 +580,7 @@ def build() -> None:
             label="accuracy under PGD (blue: standard model, orange: robust model)",
         )
         curve_note = gr.Markdown(curve_caption())
-        recompute = gr.Button("Recompute live on 200 test digits (about half a minute)")
+        recompute = gr.Button(f"Recompute live on {LIVE_CURVE_DIGITS} test digits (about {max(1, LIVE_CURVE_DIGITS * 30 // 200)} s)")
     with gr.Accordion("How the robust model learned", open=False):
         gr.Markdown(robust_training_note())
         gr.LinePlot(

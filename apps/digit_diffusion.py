@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from apps import digit_gan
-from apps.common import check_number, image_file, on_gpu
+from apps.common import check_number, image_file, lease_number, on_gpu
 from apps.digit_gan import grid_image
 from models import hub
 from models.digit_diffusion import (
@@ -100,7 +100,16 @@ def denoising_gif(frames: list[torch.Tensor], columns: int, digit: int, most: in
     )
 
 
-@on_gpu
+def diffusion_lease_seconds(prompt="seven", count=16, steps=None, guidance=None, seed=0, sampler=None) -> int:
+    """ZeroGPU lease for one call: the U-Net runs once per step, twice with guidance (not 0 or 1), on batches of up
+    to 64 digits; budget 0.1 s a pass plus 10 s to move the model and the frames."""
+    defaults = sampling_defaults()
+    guided = lease_number(guidance, defaults["guidance"], 0, 10) not in (0, 1)
+    passes = lease_number(steps, defaults["steps"], MIN_STEPS, MAX_STEPS) * (2 if guided else 1)
+    return int(10 + 0.1 * passes * (1 + lease_number(count, 16, 1, 64) / 64))
+
+
+@on_gpu(duration=diffusion_lease_seconds)
 @torch.inference_mode()
 def generate_digits_diffusion(prompt="seven", count=16, steps=None, guidance=None, seed=0, sampler=None):
     """(grid of `count` digits, denoising GIF path, one digit's path from noise, timing in markdown).

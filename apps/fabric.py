@@ -201,7 +201,7 @@ def random_defective_swatch(product: str | None = None):
 # --- Fit to your own fabric ---------------------------------------------------------------------
 
 
-@on_gpu
+@on_gpu(duration=int(FIT_SECONDS + 30))  # the fine-tuning budget, plus features, the memory bank and calibration
 def fit_to_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa: B008 (Gradio injects it)
     """5-50 photos of flawless product -> detectors fitted to it, for this session only.
 

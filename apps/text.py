@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 import torch
 
-from apps.common import check_number, on_gpu
+from apps.common import check_number, lease_number, on_gpu
 from data.austen import EOS, SPACE, UNK
 from models import hub
 from models.word_lstm import NextWord, WordLSTM, filter_logits
@@ -137,7 +137,12 @@ def next_words(choice="LSTM (recurrent network)", prompt="") -> tuple[dict[str, 
     return top_words(logits), "\n\n".join(notes)
 
 
-@on_gpu
+def text_lease_seconds(choice="LSTM (recurrent network)", prompt="", temperature=0.8, top_k=40, top_p=0.95, words=60, seed=0) -> int:
+    """ZeroGPU lease for one piece of writing: one forward pass per word (0.05 s with the stream's overhead), plus 10 s."""
+    return int(10 + 0.05 * lease_number(words, 60, 1, MAX_WORDS))
+
+
+@on_gpu(duration=text_lease_seconds)
 def generate_text(
     choice="LSTM (recurrent network)",
     prompt="It is a truth universally acknowledged",

@@ -1,5 +1,6 @@
 """The same app.py runs on a Hugging Face Space: ZeroGPU wrapping and the README's Space front matter."""
 
+import json
 import subprocess
 import sys
 
@@ -29,25 +30,56 @@ MODEL_ENDPOINTS = {
 }
 
 
-def test_model_endpoints_are_wrapped_with_spaces_gpu_when_spaces_is_installed(tmp_path):
-    """A stand-in `spaces` package records what spaces.GPU wraps while the whole app is built."""
+def built_with_fake_spaces(tmp_path, code: str) -> str:
+    """Run `code` after building the app with a stand-in `spaces` package that records what spaces.GPU wraps, and
+    the duration it was given (WRAPPED: function name -> duration or None)."""
     fake = tmp_path / "spaces.py"
     fake.write_text(
-        "WRAPPED = []\n"
+        "WRAPPED = {}\n"
         "def GPU(fn=None, **settings):\n"
         "    def wrap(f):\n"
-        "        WRAPPED.append(f.__name__)\n"
+        "        WRAPPED[f.__name__] = settings.get('duration')\n"
         "        return f\n"
         "    return wrap(fn) if fn is not None else wrap\n"
     )
-    code = "import spaces, app\napp.build_demo()\nprint(' '.join(sorted(set(spaces.WRAPPED))))\n"
     env_path = f"{tmp_path}:{REPO_ROOT}"
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": env_path, "PATH": ""}
+        [sys.executable, "-c", "import spaces, app\napp.build_demo()\n" + code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": env_path, "PATH": "", "MODEL_SHOW_FIT_SECONDS": "35", "MODEL_SHOW_CURVE_DIGITS": "200"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    wrapped = set(result.stdout.split())
+    return result.stdout
+
+
+def test_model_endpoints_are_wrapped_with_spaces_gpu_when_spaces_is_installed(tmp_path):
+    wrapped = set(built_with_fake_spaces(tmp_path, "print(' '.join(sorted(spaces.WRAPPED)))").split())
     assert MODEL_ENDPOINTS <= wrapped, f"not wrapped: {sorted(MODEL_ENDPOINTS - wrapped)}"
+
+
+def test_gpu_leases_are_sized_to_the_call(tmp_path):
+    """Where a call's cost depends on its settings, the lease is computed from them (ZeroGPU calls the duration with
+    the request's own arguments, before the tab checks them); fixed-cost long jobs get a fixed, longer lease."""
+    code = """
+import json
+d = spaces.WRAPPED
+few, many = d["generate_digits_diffusion"]("seven", 1, 5, 1.0, 0, "DDIM"), d["generate_digits_diffusion"]("seven", 64, 100, 3.0, 0, "DDIM")
+fgsm = d["attack"](None, "digit", "fgsm", 8, 10, 1, "none", 40, 20, 0)
+pgd = d["attack"](None, "photo", "pgd", 8, 100, 1, "none", 40, 20, 0)
+pixel = d["attack"](None, "photo", "one-pixel", 8, 10, 1, "none", 400, 200, 0)
+hostile = d["attack"](None, "photo", "pgd", 8, float("nan"), 1, "none", "lots", None, 0)
+print(json.dumps(dict(few=few, many=many, fgsm=fgsm, pgd=pgd, pixel=pixel, hostile=hostile,
+    short=d["generate_text"]("LSTM", "Emma", 0.8, 40, 0.95, 1, 0), long=d["generate_text"]("LSTM", "Emma", 0.8, 40, 0.95, 10**9, 0),
+    fit=d["fit_to_fabric"], curve=d["recompute_curve"])))
+"""
+    leases = json.loads(built_with_fake_spaces(tmp_path, code).strip().splitlines()[-1])
+    assert all(isinstance(v, int) and 5 <= v <= 120 for v in leases.values()), leases
+    assert leases["few"] < leases["many"] and leases["fgsm"] < leases["pgd"] and leases["fgsm"] < leases["pixel"]
+    assert leases["short"] < leases["long"]  # a huge request is sized by the cap it will be held to
+    assert leases["fit"] >= 35 + 10 and leases["curve"] > leases["fgsm"]
 
 
 def test_readme_front_matter_is_a_valid_space_config():
