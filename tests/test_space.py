@@ -91,3 +91,6 @@ def test_readme_front_matter_is_a_valid_space_config():
     assert meta["sdk_version"] == gradio.__version__, "the Space would run another Gradio than the one we test"
     assert (REPO_ROOT / meta["app_file"]).is_file()
     assert len(meta["short_description"]) <= 60  # the Hub's limit
+    # ZeroGPU runs only the Python its docs list (3.10.13); the free CPU hardware is this machine's size.
+    assert meta["python_version"] == "3.10.13" and meta["suggested_hardware"] == "cpu-basic"
+    assert "education" in meta["tags"]
