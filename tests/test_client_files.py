@@ -113,7 +113,15 @@ def client(running_app):
 
 def test_every_file_endpoint_is_in_the_table(client):
     found = file_endpoints(client)
-    assert {"/classify_digit", "/classify_image", "/explain_image", "/segment_digits", "/detect_defects", "/horse_to_zebra", "/attack"} <= set(found)
+    assert {
+        "/classify_digit",
+        "/classify_image",
+        "/explain_image",
+        "/segment_digits",
+        "/detect_defects",
+        "/horse_to_zebra",
+        "/attack",
+    } <= set(found)
     assert set(found) <= set(ENDPOINTS), f"add {sorted(set(found) - set(ENDPOINTS))} to tests/test_bad_input.ENDPOINTS"
 
 

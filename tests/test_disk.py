@@ -1,0 +1,99 @@
+"""The disk stays bounded: every file the app hands out lives in Gradio's cache, and the cache is cleaned by age.
+
+A server of its own, with a short cache age (MODEL_SHOW_DELETE_CACHE="2,15": sweep every 2 s, files older than 15 s
+go), gets 50 different requests to every endpoint whose answer holds a file (found in its API description). Then:
+nothing new lies outside the cache (not in the server's TMPDIR, not in the repository), and once the age has passed
+the cache holds nothing but what it held at start-up (the copies of the examples Gradio keeps for the UI).
+"""
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from tests.conftest import REPO_ROOT, draw_digit, launch_app, needs_checkpoint
+from tests.test_bad_input import ENDPOINTS, IMAGE, put
+
+REQUESTS = 50
+FREQUENCY_S, AGE_S = 2, 15
+SEED_ARGUMENT = {"/train_playground": 4, "/generate_digits": 1, "/interpolate_digits": 1, "/generate_digits_diffusion": 4, "/attack": 9}
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def repo_leftovers() -> set[str]:
+    """Untracked and ignored files in the repository, bytecode aside."""
+    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "-uall"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    return {line[3:] for line in out.splitlines() if "__pycache__" not in line and not line.endswith(".pyc")}
+
+
+def pictures(folder: Path, count: int) -> list[str]:
+    """`count` different pictures of a 7 (one pixel moves), so every request uploads and gets back new files."""
+    paths = []
+    for i in range(count):
+        picture = draw_digit(7).convert("RGB")
+        picture.putpixel((5 + i, 5), (0, 0, 0))
+        path = folder / f"seven_{i}.png"
+        picture.save(path)
+        paths.append(str(path))
+    return paths
+
+
+def file_endpoints(client: Client) -> list[str]:
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    return [name for name, spec in api.items() if any("filepath" in r["python_type"]["type"] for r in spec["returns"])]
+
+
+@pytest.fixture(scope="module")
+def short_lived_app(tmp_path_factory):
+    app = launch_app(tmp_path_factory.mktemp("disk"), MODEL_SHOW_DELETE_CACHE=f"{FREQUENCY_S},{AGE_S}")
+    yield app
+    app.stop()
+
+
+@needs_checkpoint("digit-classifier")
+def test_files_live_only_in_the_cache_and_leave_it_by_age(short_lived_app, tmp_path):
+    app = short_lived_app
+    at_start = files_under(app.cache_dir)
+    repo_before = repo_leftovers()
+    client = Client(app.url, verbose=False)
+    endpoints = file_endpoints(client)
+    assert {"/classify_digit", "/generate_digits_diffusion", "/download_head", "/attack", "/horse_to_zebra"} <= set(endpoints)
+    assert set(endpoints) <= set(ENDPOINTS), f"add {sorted(set(endpoints) - set(ENDPOINTS))} to tests/test_bad_input.ENDPOINTS"
+
+    photos = pictures(tmp_path, REQUESTS)
+    cats = [handle_file(p) for p in photos[:3]]
+    client.predict("cats", cats, "sevens", [handle_file(p) for p in photos[3:6]], "", [], "", [], "", [], api_name="/teach_classes")
+
+    def arguments(api: str, i: int) -> list:
+        args = [put(a, handle_file(photos[i])) for a in ENDPOINTS[api][0]]
+        if api in SEED_ARGUMENT:
+            args[SEED_ARGUMENT[api]] = i
+        return args
+
+    jobs = [(api, arguments(api, i)) for api in endpoints for i in range(REQUESTS)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:  # as busy as the server's workers allow
+        futures = [pool.submit(client.predict, *args, api_name=api) for api, args in jobs]
+        errors = [f"{api}: {f.exception()!r}" for (api, _), f in zip(jobs, futures, strict=True) if f.exception() is not None]
+    took = time.perf_counter() - started
+    assert not errors, errors[:5]
+
+    written = files_under(app.cache_dir) - at_start
+    assert len(written) >= REQUESTS * len(endpoints) // 2, f"only {len(written)} files for {len(jobs)} requests"
+    assert not files_under(app.temp_dir), f"written outside Gradio's cache: {sorted(files_under(app.temp_dir))[:10]}"
+    assert repo_leftovers() == repo_before, f"written into the repository: {sorted(repo_leftovers() - repo_before)}"
+
+    deadline = time.time() + AGE_S + 3 * FREQUENCY_S + 30
+    while time.time() < deadline and files_under(app.cache_dir) - at_start:
+        time.sleep(1)
+    left = files_under(app.cache_dir) - at_start
+    assert not left, f"{len(left)} of {len(written)} files outlived the cache age, e.g. {sorted(left)[:5]}"
+    print(f"{len(jobs)} requests to {len(endpoints)} endpoints in {took:.0f} s wrote {len(written)} files; all gone after the age")
+    Image.open(photos[0]).close()  # the client's own inputs are untouched
