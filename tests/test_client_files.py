@@ -20,7 +20,7 @@ from gradio_client import Client, handle_file
 from PIL import Image, ImageDraw
 
 from tests.conftest import draw_digit, needs_checkpoint
-from tests.test_bad_input import ENDPOINTS, IMAGE, put
+from tests.test_bad_input import ENDPOINTS, put
 
 FILE_COMPONENTS = {"Image", "File", "Gallery", "ImageEditor", "Sketchpad", "Video", "Audio"}
 SECRET_TEXT = "SECRET-7f3a"

@@ -16,7 +16,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from tests.conftest import REPO_ROOT, draw_digit, launch_app, needs_checkpoint
-from tests.test_bad_input import ENDPOINTS, IMAGE, put
+from tests.test_bad_input import ENDPOINTS, put
 
 REQUESTS = 50
 FREQUENCY_S, AGE_S = 2, 15
