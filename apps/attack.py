@@ -549,7 +549,7 @@ def build() -> None:
                 label="Examples: photos for the photo classifier, digits for the digit classifiers",
             )
             with gr.Accordion("Draw a digit", open=False):
-                sketch = drawing_pad("Draw one digit", 280, 280, 18)
+                sketch = drawing_pad("Draw one digit", 280, 280, 18, "attack-sketchpad")
                 use_sketch = gr.Button("Use this drawing")
         with gr.Column():
             with gr.Row():

@@ -319,12 +319,16 @@ def build() -> None:
         with gr.Row():
             for k in range(MAX_CLASSES):
                 with gr.Column(min_width=160):
-                    slots.append(gr.Textbox(label=f"Class {k + 1} name", max_length=40))
-                    slots.append(gr.File(label=f"Class {k + 1} images", file_count="multiple", file_types=["image"]))
+                    slots.append(gr.Textbox(label=f"Class {k + 1} name", max_length=40, elem_id=f"teach-name-{k}"))
+                    slots.append(
+                        gr.File(label=f"Class {k + 1} images", file_count="multiple", file_types=["image"], elem_id=f"teach-images-{k}")
+                    )
         teach_button = gr.Button("Teach", variant="primary")
         report = gr.Markdown()
         with gr.Row():
-            new_photo = gr.Image(label="Try a new image", type="filepath", sources=["upload", "webcam", "clipboard"], height=240)
+            new_photo = gr.Image(
+                label="Try a new image", type="filepath", sources=["upload", "webcam", "clipboard"], height=240, elem_id="taught-photo"
+            )
             taught_label = gr.Label(label="Your classes")
         with gr.Row():
             try_button = gr.Button("Classify with my classes")

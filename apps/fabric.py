@@ -367,7 +367,7 @@ def build() -> None:
             f"Upload {MIN_FIT} to {MAX_FIT} photos of **flawless** product. The features detector memorises their patches; the autoencoder "
             f"fine-tunes on them for up to {FIT_SECONDS:.0f} seconds. A fifth are held back to calibrate. Stays in your session only."
         )
-        fit_files = gr.File(file_count="multiple", file_types=["image"], label="Flawless photos")
+        fit_files = gr.File(file_count="multiple", file_types=["image"], label="Flawless photos", elem_id="fabric-fit-files")
         with gr.Row():
             fit_button = gr.Button("Fit", variant="primary")
             forget_button = gr.Button("Forget my fit")

@@ -9,6 +9,7 @@ every run is seeded, and the same settings give the same numbers, live or throug
 
 import dataclasses
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -152,6 +153,11 @@ class Run:
     optimizer: torch.optim.Optimizer | None
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    # One visitor can start a second stream on the same run (a preset's Play while Play still streams; two Play
+    # clicks). The lock keeps two of them from stepping the model at once (autograd refuses weights changed under
+    # it); the newest stream owns the run and older ones end at their next frame.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    stream: int = 0
 
 
 def new_run(settings: PlaygroundSettings) -> Run:
@@ -455,6 +461,39 @@ def _same(run: Run | None, s: PlaygroundSettings) -> bool:
     return run is not None and run.settings == s
 
 
+def play_frames(run: Run | None, *values):
+    """Stream frames of `run` (a new one when the settings changed or it has finished) until its epochs are done."""
+    s = validate(settings_from(*values))
+    if not _same(run, s) or run.epoch >= s.epochs:
+        run = new_run(s)
+    per_frame = epochs_per_frame(s)
+    with run.lock:
+        run.stream += 1
+        mine = run.stream
+        picture = frame(run)
+    yield (*picture, run)
+    while run.epoch < s.epochs:
+        started = time.perf_counter()
+        with run.lock:
+            if run.stream != mine:  # a newer stream took this run over
+                return
+            train_epochs(run, per_frame)
+            picture = frame(run)
+        yield (*picture, run)
+        time.sleep(max(0.0, 0.05 - (time.perf_counter() - started)))  # at most ~20 frames a second
+
+
+def step_once(run: Run | None, *values):
+    """One frame's worth of epochs."""
+    s = validate(settings_from(*values))
+    if not _same(run, s):
+        run = new_run(s)
+    with run.lock:
+        run.stream += 1  # a Step ends any stream still playing this run
+        train_epochs(run, epochs_per_frame(s))
+        return (*frame(run), run)
+
+
 def build() -> None:
     """The Neurons tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
@@ -532,25 +571,6 @@ def build() -> None:
 
     def start(*values):
         run = new_run(settings_from(*values))
-        return (*frame(run), run)
-
-    def play_frames(run, *values):
-        s = validate(settings_from(*values))
-        if not _same(run, s) or run.epoch >= s.epochs:
-            run = new_run(s)
-        per_frame = epochs_per_frame(s)
-        yield (*frame(run), run)
-        while run.epoch < s.epochs:
-            started = time.perf_counter()
-            train_epochs(run, per_frame)
-            yield (*frame(run), run)
-            time.sleep(max(0.0, 0.05 - (time.perf_counter() - started)))  # at most ~20 frames a second
-
-    def step_once(run, *values):
-        s = validate(settings_from(*values))
-        if not _same(run, s):
-            run = new_run(s)
-        train_epochs(run, epochs_per_frame(s))
         return (*frame(run), run)
 
     def load_preset(name):

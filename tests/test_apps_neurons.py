@@ -152,3 +152,33 @@ def test_live_training_keeps_at_least_ten_frames_a_second():
             encoder.postprocess(picture)
         times.append(time.perf_counter() - start)
     assert 1.0 / float(np.median(times)) >= 10
+
+
+def test_two_streams_on_one_run_never_train_at_once_and_the_newest_owns_it():
+    """A preset's Play starting while Play still streams the same run (the browser test found autograd refusing
+    weights changed under it): both streams run in threads, nothing raises, and the older one ends."""
+    import threading
+
+    s = PlaygroundSettings(layout="curved", hidden_layers=3, neurons=32, epochs=400, seed=1)
+    values = list(dataclasses.asdict(s).values())
+    run = new_run(s)
+    frames, errors = {"old": 0, "new": 0}, []
+
+    def consume(name, stream):
+        try:
+            for *_, state in stream:
+                frames[name] += 1
+                assert state is run
+        except Exception as err:  # noqa: BLE001 (reported below)
+            errors.append(repr(err))
+
+    old = neurons.play_frames(run, *values)
+    next(old)  # the old stream has started and owns the run
+    first = threading.Thread(target=consume, args=("old", old))
+    first.start()
+    second = threading.Thread(target=consume, args=("new", neurons.play_frames(run, *values)))
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert not errors, errors
+    assert run.epoch == s.epochs and frames["new"] > frames["old"] >= 0

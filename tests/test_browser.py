@@ -264,3 +264,158 @@ def test_a_random_fabric_swatch_is_inspected(page):
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "fabric.png"), full_page=True)
+
+
+# --- Every button of every tab ------------------------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PHOTOS = [str(EXAMPLES / "photos" / f"{name}.jpg") for name in ("chelsea", "astronaut", "rocket", "coffee", "china", "flower")]
+
+
+def app_buttons(url: str) -> list[tuple[tuple[str, ...], str]]:
+    """Every visible button of the launched app, as (tab path, label), read from its own /config."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url + "config", timeout=30) as response:
+        config = json.load(response)
+    components = {c["id"]: c for c in config["components"]}
+    found = []
+
+    def walk(node, tabs):
+        component = components.get(node["id"], {})
+        if component.get("type") == "tabitem":
+            tabs = (*tabs, component["props"]["label"])
+        if component.get("type") == "button" and component["props"].get("visible", True) is not False:
+            found.append((tabs, component["props"]["value"]))
+        for child in node.get("children", []):
+            walk(child, tabs)
+
+    walk(config["layout"], ())
+    return found
+
+
+def wait_idle(page, timeout: int = 90000) -> None:
+    """Until every event the click set off has finished: no output shows Gradio's pending or progress state."""
+    page.wait_for_timeout(400)
+    page.wait_for_function(
+        "() => !document.querySelector('.wrap.pending, .wrap.generating, .progress-text, .eta-bar')", timeout=timeout, polling=200
+    )
+
+
+def open_accordions(page) -> None:
+    for closed in page.locator(".tabitem:visible button.label-wrap:not(.open)").all():
+        if closed.is_visible():
+            closed.click()
+            page.wait_for_timeout(200)
+
+
+def draw(page, canvas_selector: str, points: list[tuple[float, float]]) -> None:
+    canvas = page.locator(f"{canvas_selector} canvas").first
+    canvas.wait_for(state="visible")
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+    page.mouse.down()
+    for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
+        for t in [i / 10 for i in range(1, 11)]:
+            page.mouse.move(box["x"] + (ax + (bx - ax) * t) * box["width"], box["y"] + (ay + (by - ay) * t) * box["height"])
+    page.mouse.up()
+
+
+def flawless_fabric(folder: Path, count: int = 5) -> list[str]:
+    from PIL import Image
+
+    from data import fabric
+
+    paths = []
+    for seed in range(count):
+        path = folder / f"flawless_{seed}.png"
+        Image.fromarray((fabric.normal_swatch(40_000_100 + seed) * 255).round().astype("uint8")).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def recipes(folder: Path) -> dict[tuple[str, str], object]:
+    """(top tab, button label) -> what a person does just before pressing it (None: nothing), in the order pressed."""
+    seven = str(EXAMPLES / "digits" / "mnist_test_7.png")
+    return {
+        **{("Neurons", label): None for label in ("Perceptron: separable", "Perceptron: curved (underfits)", "MLP: curved")},
+        ("Neurons", "Overfitting: huge MLP, few samples"): None,
+        ("Neurons", "Rescued by dropout"): None,
+        ("Neurons", "▶ Play"): None,
+        ("Neurons", "Pause"): lambda p: p.wait_for_timeout(1500),
+        ("Neurons", "Step"): None,
+        ("Neurons", "Reset"): None,
+        ("Digits", "Classify"): lambda p: p.locator("#digit-upload input[type=file]").set_input_files(seven),
+        ("Classify", "Classify"): lambda p: p.locator("#classify-photo input[type=file]").set_input_files(PHOTOS[3]),
+        ("Classify", "Where did it look?"): None,
+        ("Classify", "Teach"): lambda p: [
+            p.locator("#teach-name-0 textarea, #teach-name-0 input").first.fill("animals and spaceflight"),
+            p.locator("#teach-images-0 input[type=file]").set_input_files(PHOTOS[:3]),
+            p.locator("#teach-name-1 textarea, #teach-name-1 input").first.fill("cups and scenery"),
+            p.locator("#teach-images-1 input[type=file]").set_input_files(PHOTOS[3:]),
+            p.wait_for_timeout(1500),
+        ],
+        ("Classify", "Classify with my classes"): lambda p: p.locator("#taught-photo input[type=file]").set_input_files(PHOTOS[0]),
+        ("Classify", "Download my head (.safetensors)"): None,
+        ("Segment", "Random test scene"): None,
+        ("Segment", "Segment"): None,
+        ("Fabric defects", "Random swatch with a defect"): None,
+        ("Fabric defects", "Find defects"): None,
+        ("Fabric defects", "Fit"): lambda p: [
+            p.locator("#fabric-fit-files input[type=file]").set_input_files(flawless_fabric(folder)),
+            p.wait_for_timeout(1500),
+        ],
+        ("Fabric defects", "Forget my fit"): None,
+        ("Digit GAN", "Draw"): None,
+        ("Digit GAN", "Morph"): None,
+        ("Digit GAN", "Make a GIF of the whole history"): None,
+        ("Digit diffusion", "Draw"): None,
+        ("Horse to zebra", "Random held-out animal"): None,
+        ("Horse to zebra", "Translate"): None,
+        ("Attack", "Random test digit"): None,
+        ("Attack", "Attack"): None,
+        ("Attack", "Use this drawing"): lambda p: draw(p, "#attack-sketchpad", [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]),
+        ("Attack", "Recompute live"): None,
+        ("Text", "Write"): None,
+        ("Text", "What comes next?"): None,
+        ("Text", "Show it on the text above"): None,
+    }
+
+
+def recipe_key(tabs: tuple[str, ...], label: str, known) -> tuple[str, str] | None:
+    for tab, start in known:
+        if tab == tabs[0] and label.startswith(start):
+            return tab, start
+    return None
+
+
+def test_every_button_of_every_tab_works(page, running_app, tmp_path):
+    """Press every visible button the app has (read from its /config, so a new button without a recipe fails here),
+    after doing what a person would do first; no error toast may appear and the server may log no exception."""
+    log_start = running_app.log_path.stat().st_size
+    steps = recipes(tmp_path)
+    buttons = app_buttons(running_app.url)
+    unknown = [f"{' / '.join(tabs)}: {label}" for tabs, label in buttons if recipe_key(tabs, label, steps) is None]
+    assert not unknown, f"buttons with no recipe in tests/test_browser.recipes: {unknown}"
+    pressed = []
+    for tab, start in steps:
+        matches = [(tabs, label) for tabs, label in buttons if recipe_key(tabs, label, [(tab, start)])]
+        assert matches, f"the recipe names a button the app no longer has: {tab}: {start}"
+        for tabs, label in matches:
+            page.get_by_role("tab", name=tabs[0], exact=True).click()
+            for inner in tabs[1:]:
+                page.get_by_role("tab", name=inner, exact=True).click()
+            open_accordions(page)
+            if steps[(tab, start)] is not None:
+                steps[(tab, start)](page)
+                wait_idle(page)
+            button = page.locator(".tabitem:visible button", has_text=label).filter(visible=True).first
+            button.click()
+            wait_idle(page)
+            errors = page.locator(".toast-body.error, [data-testid='toast-body'].error")
+            assert errors.count() == 0, f"{' / '.join(tabs)}: {label}: {errors.first.inner_text()}"
+            pressed.append(f"{' / '.join(tabs)}: {label}")
+    assert len(pressed) == len(buttons)
+    log = running_app.log_path.read_text(errors="replace")[log_start:]
+    assert "Traceback" not in log, log[log.index("Traceback") :][:3000]
