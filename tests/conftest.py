@@ -60,6 +60,8 @@ def launch_app(folder: Path, **env_overrides: str) -> RunningApp:
         # Fitting to your own fabric fine-tunes for 35 s by default; the API and bad-input tests fit 6 times and check
         # the answer, not the fit's quality (tests/test_apps_fabric.py does that, by step count).
         "MODEL_SHOW_FIT_SECONDS": "2",
+        # The live robustness curve attacks 200 digits (about 30 s); the tests check that it answers, on 20.
+        "MODEL_SHOW_CURVE_DIGITS": "20",
         **env_overrides,
     }
     start = time.perf_counter()
