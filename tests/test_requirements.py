@@ -135,3 +135,20 @@ def test_the_check_notices_a_missing_requirement(tmp_path):
     reqs.write_text((REPO_ROOT / "requirements.txt").read_text().replace("torch>=", "# torch>="))
     missing, _ = problems(requirements=reqs)
     assert "torch" in missing
+
+
+def test_ci_launches_the_app_from_a_venv_holding_only_requirements_txt():
+    """In CI every launched-app test must run the Space's install: MODEL_SHOW_APP_PYTHON points at a venv built from
+    requirements.txt alone, which has none of the training or test packages."""
+    import os
+    import subprocess
+
+    from tests.conftest import APP_PYTHON
+
+    if os.environ.get("CI") == "true":
+        assert os.environ.get("MODEL_SHOW_APP_PYTHON"), ".ci/run must build the Space venv and export MODEL_SHOW_APP_PYTHON"
+    if not os.environ.get("MODEL_SHOW_APP_PYTHON"):
+        return  # a developer's run: the app runs in the dev venv, which holds everything
+    code = "import importlib.util as u; print(' '.join(m for m in ('accelerate', 'datasets', 'skimage', 'pytest', 'playwright') if u.find_spec(m)))"
+    extra = subprocess.run([APP_PYTHON, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert not extra, f"the Space venv holds packages requirements.txt does not list: {extra}"
