@@ -30,7 +30,7 @@ def files_under(folder: Path) -> set[Path]:
 def repo_leftovers() -> set[str]:
     """Untracked and ignored files in the repository, bytecode aside."""
     out = subprocess.run(["git", "status", "--porcelain", "--ignored", "-uall"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
-    return {line[3:] for line in out.splitlines() if "__pycache__" not in line and not line.endswith(".pyc")}
+    return {line[3:] for line in out.splitlines() if line[:2] in ("??", "!!") and "__pycache__" not in line and not line.endswith(".pyc")}
 
 
 def pictures(folder: Path, count: int) -> list[str]:
