@@ -204,3 +204,33 @@ def test_memory_does_not_grow_across_200_bad_requests(client, running_app, tmp_p
     after = rss_mb(running_app.process.pid)
     assert after - before < 50, f"RSS grew from {before:.0f} to {after:.0f} MB over 200 bad requests ({time.perf_counter() - start:.0f} s)"
     assert running_app.process.poll() is None
+
+
+@needs_checkpoint("digit-classifier")
+def test_every_named_endpoint_answers_a_valid_request(client, running_app, tmp_path):
+    """Each endpoint the API lists, called once with a valid request, answers (in CI from the Space's own install,
+    tests/conftest.APP_PYTHON). The taught-head endpoints come after teaching, in the same session, as a person uses them;
+    fitting gets five flawless swatches of cloth."""
+    from PIL import Image as PILImage
+
+    from data import fabric
+
+    listed = list(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    photos = [handle_file(str(Path(__file__).resolve().parent.parent / "examples" / "photos" / f"{n}.jpg")) for n in ("chelsea", "coffee")]
+    draw_digit(7).convert("RGB").save(tmp_path / "seven.png")
+    swatches = []
+    for seed in range(5):
+        PILImage.fromarray((fabric.normal_swatch(40_000_200 + seed) * 255).round().astype(np.uint8)).save(tmp_path / f"cloth_{seed}.png")
+        swatches.append(handle_file(str(tmp_path / f"cloth_{seed}.png")))
+    special = {
+        "/teach_classes": ["cats", [photos[0]] * 3, "coffee", [photos[1]] * 3, "", [], "", [], "", []],
+        "/fit_fabric": [swatches],
+    }
+    order = ["/teach_classes"] + [api for api in listed if api != "/teach_classes"]
+    answers = {}
+    for api in order:
+        args = special.get(api) or [put(a, handle_file(str(tmp_path / "seven.png"))) for a in ENDPOINTS[api][0]]
+        answers[api] = outcome(client, api, args)
+    failed = {api: message for api, message in answers.items() if message != "ok"}
+    assert not failed, failed
+    assert set(answers) == set(listed)

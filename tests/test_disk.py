@@ -1,6 +1,6 @@
 """The disk stays bounded: every file the app hands out lives in Gradio's cache, and the cache is cleaned by age.
 
-A server of its own, with a short cache age (MODEL_SHOW_DELETE_CACHE="2,15": sweep every 2 s, files older than 15 s
+A server of its own, with a short cache age (MODEL_SHOW_DELETE_CACHE="1,8": sweep every second, files older than 8 s
 go), gets 50 different requests to every endpoint whose answer holds a file (found in its API description). Then:
 nothing new lies outside the cache (not in the server's TMPDIR, not in the repository), and once the age has passed
 the cache holds nothing but what it held at start-up (the copies of the examples Gradio keeps for the UI).
@@ -19,7 +19,7 @@ from tests.conftest import REPO_ROOT, draw_digit, launch_app, needs_checkpoint
 from tests.test_bad_input import ENDPOINTS, put
 
 REQUESTS = 50
-FREQUENCY_S, AGE_S = 2, 15
+FREQUENCY_S, AGE_S = 1, 8
 SEED_ARGUMENT = {"/train_playground": 4, "/generate_digits": 1, "/interpolate_digits": 1, "/generate_digits_diffusion": 4, "/attack": 9}
 
 
