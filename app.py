@@ -8,9 +8,10 @@ Nothing heavy happens at import: models load on first use and stay cached (model
 import ctypes
 import os
 import sys
+import time
 
 import gradio as gr
-from gradio import processing_utils
+from gradio import processing_utils, route_utils
 
 import apps
 from apps.common import cache_file
@@ -76,6 +77,7 @@ def build_demo() -> gr.Blocks:
     demo.queue(default_concurrency_limit=4, max_size=64)
     share_model_workers(demo)
     processing_utils.save_pil_to_cache = save_pil_to_cache_atomically  # see its docstring
+    route_utils.delete_files_created_by_app = delete_old_cache_files  # see its docstring
     return demo
 
 
@@ -97,6 +99,32 @@ def save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", forma
     gradio's own save_file_to_cache already stages and renames; apps.common.cache_file does the same for the
     images tabs return, and for the files they hand back."""
     return cache_file(processing_utils.encode_pil_to_bytes(img, format), f"{name}.{format}", cache_dir)
+
+
+def delete_old_cache_files(blocks: gr.Blocks, age: float | None) -> None:
+    """gradio's delete_files_created_by_app (what delete_cache runs on its schedule), over copies of the file sets.
+
+    gradio walks each component's live set of cached files while request threads add to it. The first sweep that a
+    request lands in raises "Set changed size during iteration", which silently ends gradio's cleaning task for good,
+    and the cache then grows for as long as the server runs (tests/test_disk.py: with a sweep every second under load,
+    all 293 files outlived their 8 s age). Same rule otherwise: files older than `age` (by ctime) go, except the ones
+    gradio keeps for the UI (examples, default values); age None deletes all."""
+    keep = set()
+    for component in list(blocks.blocks.values()):
+        keep.update(list(getattr(component, "keep_in_cache", ())))
+    now = time.time()
+    for files in list(blocks.temp_file_sets):
+        for name in list(files):
+            if name in keep:
+                continue
+            try:
+                if age is None or now - os.lstat(name).st_ctime > age:
+                    os.remove(name)
+                    files.discard(name)
+            except FileNotFoundError:
+                files.discard(name)
+            except OSError:  # not ours to delete after all (permissions): leave it, keep sweeping
+                continue
 
 
 def delete_cache_setting() -> tuple[int, int]:

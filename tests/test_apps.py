@@ -9,6 +9,9 @@ from PIL import Image
 from apps import common, digits
 from tests.conftest import draw_digit
 
+# gradio's own cache sweep, taken at import, before any test's build_demo() replaces it with app.delete_old_cache_files.
+GRADIO_SWEEP = gr.route_utils.delete_files_created_by_app
+
 
 def png_bytes(im: Image.Image) -> bytes:
     import io
@@ -198,3 +201,41 @@ def test_a_picture_two_users_get_at_once_is_never_read_half_written(tmp_path):
     assert not short
     app.build_demo()
     assert gr.processing_utils.save_pil_to_cache is app.save_pil_to_cache_atomically  # what every image output uses
+
+
+def test_the_cache_sweep_survives_a_request_that_lands_mid_sweep(tmp_path, monkeypatch):
+    """A request adds a file to a component's set while the sweep walks it (here, deterministically, on the sweep's
+    first look at a file). gradio's own sweep raises and its cleaning task ends for good; ours deletes the old files,
+    keeps the example gradio holds for the UI and the new one, and keeps going."""
+    import os
+    import time
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import app
+
+    old, kept = tmp_path / "old.webp", tmp_path / "example.png"
+    for path in (old, kept):
+        path.write_bytes(b"x")
+    files = {str(old), str(kept)}
+    blocks = SimpleNamespace(blocks={1: SimpleNamespace(keep_in_cache={str(kept)})}, temp_file_sets=[files])
+    real_stat = os.stat
+
+    def stat_while_a_request_lands(name, *args, **kwargs):
+        if str(name) in files:  # the sweep looks at one of its files: a request adds a new one right then
+            fresh = tmp_path / f"new_{len(files)}.webp"
+            fresh.write_bytes(b"y")
+            files.add(str(fresh))
+        result = real_stat(name, *args, **kwargs)
+        return os.stat_result((*result[:9], time.time() - 100)) if str(name) == str(old) else result  # old: 100 s old
+
+    monkeypatch.setattr(os, "stat", stat_while_a_request_lands)  # Path.lstat() calls os.stat
+    monkeypatch.setattr(os, "lstat", lambda name: stat_while_a_request_lands(name, follow_symlinks=False))
+    with pytest.raises(RuntimeError, match="changed size"):
+        GRADIO_SWEEP(blocks, 10)  # gradio's own: what ended the cleaning under load
+    app.delete_old_cache_files(blocks, 10)
+    monkeypatch.undo()
+    assert not old.exists() and kept.exists() and str(kept) in files
+    assert all(Path(name).exists() for name in files) and len(files) >= 3  # the files that landed stay, younger than the age
+    app.build_demo()
+    assert gr.route_utils.delete_files_created_by_app is app.delete_old_cache_files  # what delete_cache runs on its schedule
