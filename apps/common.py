@@ -125,9 +125,11 @@ def cache_file(data: bytes, name: str, cache_dir: str | None = None) -> str:
     folder = Path(cache_dir or get_upload_folder()) / hashlib.sha256(data).hexdigest()
     folder.mkdir(parents=True, exist_ok=True)
     path = (folder / Path(name).name).resolve()
-    if path.exists():
-        os.utime(path)  # delete_cache ages files by their ctime, which this refreshes
+    try:
+        os.utime(path)  # the same bytes are there already: delete_cache ages files by their ctime, which this refreshes
         return str(path)
+    except FileNotFoundError:  # not there yet, or the sweep just took it: write it
+        pass
     fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as file:

@@ -350,7 +350,9 @@ def recipes(folder: Path) -> dict[tuple[str, str], object]:
     A label ending in * stands for every label that starts with the rest (the curve's button names its digit count)."""
     seven = str(EXAMPLES / "digits" / "mnist_test_7.png")
     return {
-        **{("Neurons", label): None for label in ("Perceptron: separable", "Perceptron: curved (underfits)", "MLP: curved")},
+        ("Neurons", "Perceptron: separable"): None,
+        ("Neurons", "Perceptron: curved (underfits)"): None,
+        ("Neurons", "MLP: curved"): None,
         ("Neurons", "Overfitting: huge MLP, few samples"): None,
         ("Neurons", "Rescued by dropout"): None,
         ("Neurons", "▶ Play"): None,
@@ -396,10 +398,10 @@ def recipes(folder: Path) -> dict[tuple[str, str], object]:
 
 # Buttons that start a stream of frames (a preset plays its training from the first epoch): the test moves on after a
 # moment instead of watching hundreds of epochs, so the next press lands while the stream still runs, as a person's does.
-STREAMS = {("Neurons", name) for name in ("Perceptron: separable", "Perceptron: curved (underfits)", "MLP: curved")} | {
-    ("Neurons", "Overfitting: huge MLP, few samples"),
-    ("Neurons", "Rescued by dropout"),
-    ("Neurons", "▶ Play"),
+STREAMS = {
+    ("Neurons", name)
+    for name in ("Perceptron: separable", "Perceptron: curved (underfits)", "MLP: curved", "Overfitting: huge MLP, few samples")
+    + ("Rescued by dropout", "▶ Play")
 }
 
 
