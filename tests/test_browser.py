@@ -398,11 +398,8 @@ def recipes(folder: Path) -> dict[tuple[str, str], object]:
 
 # Buttons that start a stream of frames (a preset plays its training from the first epoch): the test moves on after a
 # moment instead of watching hundreds of epochs, so the next press lands while the stream still runs, as a person's does.
-STREAMS = {
-    ("Neurons", name)
-    for name in ("Perceptron: separable", "Perceptron: curved (underfits)", "MLP: curved", "Overfitting: huge MLP, few samples")
-    + ("Rescued by dropout", "▶ Play")
-}
+PLAYING = ("Perceptron: separable", "Perceptron: curved (underfits)", "MLP: curved", "Overfitting: huge MLP, few samples")
+STREAMS = {("Neurons", name) for name in (*PLAYING, "Rescued by dropout", "▶ Play")}
 
 
 def recipe_key(tabs: tuple[str, ...], label: str, known) -> tuple[str, str] | None:
