@@ -36,16 +36,6 @@ except ImportError:
         return fn if fn is not None else (lambda f: f)
 
 
-def lease_number(value, default: float, low: float, high: float) -> float:
-    """A request's setting, read only to size a ZeroGPU lease (spaces.GPU calls the duration function with the raw
-    arguments, before the tab checks them): unreadable -> the default, then clipped to [low, high]."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = default
-    return float(np.clip(number if np.isfinite(number) else default, low, high))
-
-
 MAX_FILE_MB = 20  # bigger uploads are refused before they are read
 MAX_SIDE = 6000  # px, either side
 MAX_PIXELS = 24_000_000  # px in total (6000 x 4000), checked from the header before decoding
@@ -248,6 +238,16 @@ def check_number(value, name: str, low: float, high: float, integer: bool = Fals
     if integer and number != int(number):
         raise _error(f"{name} must be a whole number (got {value}).")
     return int(number) if integer else number
+
+
+def lease_number(value, default: float, low: float, high: float) -> float:
+    """A request's setting, read only to size a ZeroGPU lease (spaces.GPU calls the duration function with the raw
+    arguments, before the tab checks them): unreadable -> the default, then clipped to [low, high]."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = default
+    return float(np.clip(number if np.isfinite(number) else default, low, high))
 
 
 def upscale(img01: np.ndarray, factor: int) -> np.ndarray:
