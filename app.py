@@ -27,29 +27,6 @@ CSS = """
 #digit-seen img, #digit-seen canvas { image-rendering: pixelated; }
 """
 
-# Every event that runs a network, by API name. They share one pool of workers, as many as the machine has cores
-# (at most 4). Measured with 16 load-test clients on 2 cores: with a queue per event, 13 kinds of model call ran at
-# once and fought for the cores (p95 18.9 s; diffusion starved at 23 s); one shared pool of 2 served the same
-# 4.7 requests/s with p95 5.9 s, and every endpoint waited its fair turn (benchmarks/load.py).
-MODEL_EVENTS = {
-    "classify_digit",
-    "classify_image",
-    "explain_image",
-    "teach_classes",
-    "classify_taught",
-    "segment_digits",
-    "generate_digits",
-    "interpolate_digits",
-    "generate_digits_diffusion",
-    "gan_for_comparison",
-    "attack",
-    "generate_text",
-    "next_words",
-    "horse_to_zebra",
-    "detect_defects",
-    "train_playground",
-}
-MODEL_WORKERS = int(os.environ.get("MODEL_SHOW_WORKERS", 0)) or max(1, min(4, os.cpu_count() or 1))
 DELETE_CACHE = (600, 3600)  # s: sweep Gradio's cache every 10 minutes for files older than an hour
 
 
@@ -73,29 +50,20 @@ def build_demo() -> gr.Blocks:
                     module.build()
         # A shared link such as ?tab=neurons&... opens on that tab.
         demo.load(select_tab_from_url, None, tabs, api_visibility="private", queue=False)
-    # One queue for everyone: at most 4 requests run at once per event; the rest wait in line.
+    # One queue for everyone. Events that run a network share one pool of workers (apps.common.RUNS_MODEL, declared
+    # where each event is wired); any other event runs at most 4 at once; the rest wait in line.
     demo.queue(default_concurrency_limit=4, max_size=64)
-    share_model_workers(demo)
     processing_utils.save_pil_to_cache = save_pil_to_cache_atomically  # see its docstring
     route_utils.delete_files_created_by_app = delete_old_cache_files  # see its docstring
     return demo
-
-
-def share_model_workers(demo: gr.Blocks) -> None:
-    """Put every event that runs a network (MODEL_EVENTS, and the other triggers of the same functions) in one
-    concurrency group of MODEL_WORKERS. Long jobs with their own limit (fitting, the robustness curve) keep it."""
-    runs_model = {fn.fn for fn in demo.fns.values() if fn.api_name in MODEL_EVENTS}
-    for fn in demo.fns.values():
-        if fn.fn in runs_model:
-            fn.concurrency_id, fn.concurrency_limit = "models", MODEL_WORKERS
 
 
 def save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
     """gradio's save_pil_to_cache, written to a temporary name and renamed into place, once per content.
 
     gradio names a cached output by the hash of its bytes and rewrites it in place on every request, so two users
-    who get the same picture at once (the same example, the same seed) race: one download found the file truncated
-    mid-rewrite and the connection closed with 0 bytes sent (seen once in 281 requests of the 16-client load test).
+    who get the same picture at once (the same example, the same seed) race: a download can find the file truncated
+    mid-rewrite and the connection closes with 0 bytes sent (the 16-client load test, benchmarks/load.py, hit it).
     gradio's own save_file_to_cache already stages and renames; apps.common.cache_file does the same for the
     images tabs return, and for the files they hand back."""
     return cache_file(processing_utils.encode_pil_to_bytes(img, format), f"{name}.{format}", cache_dir)
@@ -106,8 +74,8 @@ def delete_old_cache_files(blocks: gr.Blocks, age: float | None) -> None:
 
     gradio walks each component's live set of cached files while request threads add to it. The first sweep that a
     request lands in raises "Set changed size during iteration", which silently ends gradio's cleaning task for good,
-    and the cache then grows for as long as the server runs (tests/test_disk.py: with a sweep every second under load,
-    all 293 files outlived their 8 s age). Same rule otherwise: files older than `age` (by ctime) go, except the ones
+    and the cache then grows for as long as the server runs (tests/test_disk.py sweeps every second under load and
+    checks that every file leaves by its age). Same rule otherwise: files older than `age` (by ctime) go, except the ones
     gradio keeps for the UI (examples, default values); age None deletes all."""
     keep = set()
     for component in list(blocks.blocks.values()):
@@ -140,8 +108,9 @@ def delete_cache_setting() -> tuple[int, int]:
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives each busy thread its own heap ("arena") and seldom returns their memory. Measured with 16 load-test
-    clients: server memory grew 686 MB in 30 s with the default (8 per core), 262 MB with 2. Other platforms: no-op."""
+    """glibc gives each busy thread its own heap ("arena") and seldom returns their memory: under the 16-client load
+    test (benchmarks/load.py) the default of 8 per core let server memory grow several times faster than 2 do.
+    Other platforms: no-op."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8 = M_ARENA_MAX

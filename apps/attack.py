@@ -5,10 +5,12 @@ Trace: upload -> `apps.common.open_image` -> the chosen model's own preprocessin
 the amplified difference, its size, and the top-5 answers before and after.
 """
 
+import copy
 import functools
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -17,7 +19,19 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from apps.common import check_number, drawing_pad, image_file, lease_number, on_gpu, open_image, to_gray, to_rgb, upscale
+from apps.common import (
+    RUNS_MODEL,
+    check_number,
+    drawing_pad,
+    image_file,
+    lease_number,
+    load_model,
+    on_gpu,
+    open_image,
+    to_gray,
+    to_rgb,
+    upscale,
+)
 from data.mnist import load_splits, sketch_to_mnist
 from data.photos import EXAMPLES_DIR as PHOTO_EXAMPLES
 from data.photos import to_model_input
@@ -28,7 +42,6 @@ from models.efficientnet_lite import EfficientNetLite
 TITLE = "Attack"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DIGIT_EXAMPLES = REPO_ROOT / "examples" / "digits"
-CURVE_FILE = REPO_ROOT / "benchmarks" / "robustness_curve.json"
 
 PHOTO, DIGIT, ROBUST = "photo", "digit", "digit-robust"
 MODELS = [
@@ -37,6 +50,8 @@ MODELS = [
     ("Digit classifier (robust: adversarially trained)", ROBUST),
 ]
 CHECKPOINTS = {PHOTO: "imagenet-classifier", DIGIT: "digit-classifier", ROBUST: "digit-classifier-robust"}
+# Measured by `python -m benchmarks.run --only attack`, kept beside the robust model (so they travel to the Hub with it).
+CURVE_FILE, RATES_FILE = "robustness_curve.json", "attack_metrics.json"
 ATTACKS = [
     ("FGSM: one step along the gradient's sign", "fgsm"),
     ("PGD: many small steps, kept inside the budget", "pgd"),
@@ -70,15 +85,13 @@ all: it evolves a few pixel changes by trial and error. The twist: the **robust*
 
 @functools.cache
 def model(kind: str) -> torch.nn.Module:
-    """The cached classifier for a model choice, in channels_last memory layout (faster convolutions on CPU)."""
+    """This tab's own copy of the classifier for a model choice, in channels_last memory layout (faster convolutions on
+    CPU for the many forward and backward passes of an attack). A copy: the cached model is the one the Digits and
+    Classify tabs use too, and one tab never changes another's model."""
     if kind not in CHECKPOINTS:
         raise gr.Error(f"Unknown model {kind!r}. Choose one of: {', '.join(CHECKPOINTS)}.")
-    cls = EfficientNetLite if kind == PHOTO else DigitClassifier
-    try:
-        net = hub.load(cls, CHECKPOINTS[kind])
-    except hub.CheckpointError as err:
-        raise gr.Error(str(err), title="Model not available") from None
-    return net.to(memory_format=torch.channels_last)
+    net = load_model(hub.load, EfficientNetLite if kind == PHOTO else DigitClassifier, CHECKPOINTS[kind])
+    return copy.deepcopy(net).to(memory_format=torch.channels_last)
 
 
 @functools.cache
@@ -153,46 +166,47 @@ def top5(net: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
     return {net.config.labels[i]: float(p) for p, i in zip(top.values, top.indices, strict=True)}
 
 
-def run_attack(
-    net: torch.nn.Module,
-    x: torch.Tensor,
-    kind: str,
-    attack: str,
-    eps: float,
-    steps: int,
-    pixels: int,
-    target: int | None,
-    population: int,
-    iterations: int,
-    seed: int,
-    progress=None,
-) -> tuple[torch.Tensor, int, int]:
-    """Attack one image. x (1, C, H, W) in [0, 1]; eps in [0, 1] units.
+@dataclass
+class AttackSettings:
+    """One request's attack, checked (`attack` checks the raw request and builds it)."""
+
+    attack: str  # "fgsm", "pgd" or "one-pixel"
+    eps: float  # largest change per pixel, in [0, 1] units (FGSM, PGD)
+    steps: int = 10  # PGD steps
+    pixels: int = 1  # one-pixel: pixels to change
+    target: int | None = None  # a class to turn it into, or None for any wrong answer
+    population: int = 40  # one-pixel: candidates per generation
+    iterations: int = 20  # one-pixel: generations
+    seed: int = 0
+
+
+def run_attack(net: torch.nn.Module, x: torch.Tensor, kind: str, s: AttackSettings, progress=None) -> tuple[torch.Tensor, int, int]:
+    """Attack one image x (1, C, H, W) in [0, 1] as `s` says.
 
     Returns (adversarial image on the whole-grey-level grid, the label attacked, queries)."""
     with torch.no_grad():
         label = net(x).argmax(-1)  # untargeted = move away from the model's own current answer
-    goal = None if target is None else torch.tensor([target], device=x.device)
-    if attack == "fgsm":
-        result = attacks.fgsm(net, x, label, eps, target=goal)
-    elif attack == "pgd":
-        result = attacks.pgd(net, x, label, eps, steps=steps, target=goal, seed=seed, progress=progress)
-    elif attack == "one-pixel":
+    goal = None if s.target is None else torch.tensor([s.target], device=x.device)
+    if s.attack == "fgsm":
+        result = attacks.fgsm(net, x, label, s.eps, target=goal)
+    elif s.attack == "pgd":
+        result = attacks.pgd(net, x, label, s.eps, steps=s.steps, target=goal, seed=s.seed, progress=progress)
+    elif s.attack == "one-pixel":
         chunk = 64 if kind == PHOTO else 4096
         result = attacks.one_pixel(
             net,
             x,
             label,
-            pixels=pixels,
-            population=population,
-            iterations=iterations,
+            pixels=s.pixels,
+            population=s.population,
+            iterations=s.iterations,
             target=goal,
-            seed=seed,
+            seed=s.seed,
             chunk=chunk,
             progress=progress,
         )
     else:
-        raise gr.Error(f"Unknown attack {attack!r}. Choose fgsm, pgd or one-pixel.")
+        raise gr.Error(f"Unknown attack {s.attack!r}. Choose fgsm, pgd or one-pixel.")
     # Round the change toward zero to whole grey levels: the result is a real 8-bit image and
     # still inside the eps-ball (x itself is on the grid).
     delta = torch.trunc((result.adversarial - x) * 255) / 255
@@ -278,9 +292,10 @@ def attack(
         report_progress = lambda done, total: progress((done, total), desc=f"{what} {done} of {total}")  # noqa: E731
 
     started = time.perf_counter()
-    adversarial, label, queries = run_attack(
-        net, x, kind, attack_choice, eps_levels / 255, n_steps, n_pixels, goal, n_population, n_iterations, seed, report_progress
+    settings = AttackSettings(
+        attack_choice, eps_levels / 255, n_steps, pixels=n_pixels, target=goal, population=n_population, iterations=n_iterations, seed=seed
     )
+    adversarial, label, queries = run_attack(net, x, kind, settings, report_progress)
     seconds = time.perf_counter() - started
 
     scale = 1 if kind == PHOTO else 8
@@ -382,17 +397,21 @@ def test_digits(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(splits.test_x[pick]).float().div(255).unsqueeze(1), torch.from_numpy(splits.test_y[pick]).long()
 
 
+def measured(filename: str) -> dict | None:
+    """A measurement file that travels with the robust checkpoint (models.hub: the local folder or the Hub), or None."""
+    path = hub.checkpoint_file(CHECKPOINTS[ROBUST], filename)
+    return json.loads(path.read_text()) if path is not None else None
+
+
 def precomputed_curve() -> pd.DataFrame | None:
-    if not CURVE_FILE.is_file():
-        return None
-    data = json.loads(CURVE_FILE.read_text())
-    return pd.DataFrame(data["points"])
+    data = measured(CURVE_FILE)
+    return pd.DataFrame(data["points"]) if data else None
 
 
 def curve_caption() -> str:
-    if not CURVE_FILE.is_file():
+    data = measured(CURVE_FILE)
+    if not data:
         return "*No precomputed curve yet: run `python -m benchmarks.run --only attack`, or press the button.*"
-    data = json.loads(CURVE_FILE.read_text())
     return f"Precomputed by the benchmark: PGD-{data['steps']} with a random start, on {data['n_digits']:,} held-out test digits (all classes equally)."
 
 
@@ -413,9 +432,8 @@ def recompute_curve(progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
 
 
 def measured_rates() -> str:
-    """The benchmark's attack numbers (benchmarks/latest.json), as a table a learner can trust."""
-    path = REPO_ROOT / "benchmarks" / "latest.json"
-    m = json.loads(path.read_text()).get("attack") if path.is_file() else None
+    """The benchmark's attack numbers (attack_metrics.json beside the robust model), as a table a learner can trust."""
+    m = measured(RATES_FILE)
     if not m:
         return "*No measurements yet: run `python -m benchmarks.run --only attack`.*"
     needed = ["fgsm_success_eps0.3", "pgd_success_eps0.3", "onepixel_success_1px", "onepixel_success_3px", "robust_pgd_accuracy_eps0.3"]
@@ -604,9 +622,11 @@ def build() -> None:
         outputs=outputs,
         api_name="attack",
         preprocess=False,
-        concurrency_limit=2,
+        **RUNS_MODEL,
     )
     model_choice.change(model_changed, model_choice, [epsilon, steps, population, iterations, target], api_visibility="private")
     random_digit.click(random_test_digit, model_choice, [picture, model_choice, digit_note], api_visibility="private")
     use_sketch.click(use_drawing, [sketch, model_choice], [picture, model_choice], api_visibility="private")
-    recompute.click(recompute_curve, None, [curve_plot, curve_note], api_name="robustness_curve", concurrency_limit=1)
+    recompute.click(
+        recompute_curve, None, [curve_plot, curve_note], api_name="robustness_curve", concurrency_id="robustness_curve", concurrency_limit=1
+    )

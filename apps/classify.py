@@ -4,8 +4,6 @@ Trace: upload -> `apps.common.open_image` -> `data.photos.to_model_input` -> `mo
 -> top-5 labels; Grad-CAM on the last feature maps; a linear head on pooled features for your classes.
 """
 
-from dataclasses import dataclass
-
 import gradio as gr
 import numpy as np
 import torch
@@ -13,10 +11,11 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save
 
-from apps.common import cache_file, heat_colours, on_gpu, open_image, to_rgb
-from data.photos import EXAMPLES_DIR, held_out_split, to_model_input
-from models import hub
+from apps.common import RUNS_MODEL, cache_file, heat_colours, load_model, on_gpu, open_image, to_rgb
+from data.photos import EXAMPLES_DIR, to_model_input
+from models import hub, taught_head
 from models.efficientnet_lite import EfficientNetLite
+from models.taught_head import TaughtHead
 
 TITLE = "Classify"
 CHECKPOINT = "imagenet-classifier"
@@ -31,10 +30,7 @@ Then **teach it your own classes**: it reuses what it already sees and learns on
 
 
 def model() -> EfficientNetLite:
-    try:
-        return hub.load(EfficientNetLite, CHECKPOINT)
-    except hub.CheckpointError as err:
-        raise gr.Error(str(err), title="Model not available") from None
+    return load_model(hub.load, EfficientNetLite, CHECKPOINT)
 
 
 def prepare_photo(image) -> tuple[np.ndarray, torch.Tensor]:
@@ -158,30 +154,6 @@ def describe_photo(image):
 # --- Teach it your own classes --------------------------------------------------------------------
 
 
-@dataclass
-class TaughtHead:
-    """A linear layer on EfficientNet's 1,280 pooled features, for the visitor's own classes. Lives in
-    that visitor's session state only."""
-
-    labels: list[str]
-    weight: torch.Tensor  # (C, 1280)
-    bias: torch.Tensor  # (C,)
-    held_out_accuracy: float
-    n_train: int
-    n_held_out: int
-
-
-def pooled_features(images: list[np.ndarray], flip: bool = False) -> torch.Tensor:
-    """RGB photos -> (N, 1280) features from the frozen network (mirrored when flip is set)."""
-    net = model()
-    device = next(net.parameters()).device
-    x = torch.stack([to_model_input(rgb, net.config.image_size) for rgb in images]).to(device)
-    if flip:
-        x = x.flip(-1)
-    with torch.inference_mode():
-        return torch.cat([net.pooled_features(x[i : i + 16]).float().cpu() for i in range(0, len(x), 16)])
-
-
 def check_classes(names: list[str | None], files: list[list | None]) -> tuple[list[str], list[list]]:
     """The filled-in class slots, or a gr.Error saying what is missing."""
     labels, groups = [], []
@@ -208,33 +180,8 @@ def check_classes(names: list[str | None], files: list[list | None]) -> tuple[li
 
 
 def train_head(labels: list[str], images: list[np.ndarray], targets: np.ndarray, progress=None, seed: int = 0) -> TaughtHead:
-    """Hold out ~30% of each class, learn a linear head on the rest (plus mirrored copies), score the held-out part."""
-    train_idx, held_idx = held_out_split(targets, fraction=0.3, seed=seed)
-    feats = pooled_features(images)
-    feats_flipped = pooled_features([images[i] for i in train_idx], flip=True)
-    x_train = torch.cat([feats[train_idx], feats_flipped])  # (2 * n_train, 1280)
-    y_train = torch.from_numpy(np.concatenate([targets[train_idx], targets[train_idx]]))
-    generator = torch.Generator().manual_seed(seed)
-    head = torch.nn.Linear(feats.shape[1], len(labels))
-    with torch.no_grad():
-        head.weight.normal_(0, 0.01, generator=generator)
-        head.bias.zero_()
-    optimizer = torch.optim.Adam(head.parameters(), lr=0.01, weight_decay=1e-3)
-    steps = 150
-    for step in range(steps):  # full-batch: a few dozen images fit in one step
-        loss = F.cross_entropy(head(x_train), y_train)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if progress is not None and step % 15 == 0:
-            progress(0.5 + 0.5 * step / steps, desc="Learning the new last layer")
-    with torch.no_grad():
-        held_acc = (
-            float((head(feats[held_idx]).argmax(-1) == torch.from_numpy(targets[held_idx])).float().mean())
-            if len(held_idx)
-            else float("nan")
-        )
-    return TaughtHead(labels, head.weight.detach().clone(), head.bias.detach().clone(), held_acc, len(train_idx), len(held_idx))
+    """models.taught_head.train_head on the shipped photo classifier, with its default settings."""
+    return taught_head.train_head(model(), labels, images, targets, progress=progress, seed=seed)
 
 
 @on_gpu
@@ -264,8 +211,7 @@ def classify_taught(head: TaughtHead | None, image) -> dict[str, float]:
     if head is None:
         raise gr.Error("Teach it some classes first: name 2 or more classes, add 3+ images to each, and press 'Teach'.")
     rgb = to_rgb(open_image(image, "a photo"))
-    feats = pooled_features([rgb])
-    probs = (feats @ head.weight.T + head.bias).softmax(-1)[0]
+    probs = head.probabilities(taught_head.pooled_features(model(), [rgb]))[0]
     return {label: float(p) for label, p in zip(head.labels, probs, strict=True)}
 
 
@@ -336,9 +282,11 @@ def build() -> None:
             download = gr.File(label="Your head", interactive=False)
     head_state = gr.State(None)
 
-    classify_button.click(classify_image, photo, top5_label, api_name="classify_image", preprocess=False)
-    explain_button.click(explain_image, photo, [heat, heat_caption], api_name="explain_image", preprocess=False)
-    photo.change(describe_photo, photo, [top5_label, heat, heat_caption, filters, maps], api_visibility="private", preprocess=False)
-    teach_button.click(teach_classes, slots, [head_state, report], api_name="teach_classes", preprocess=False)
-    try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False)
-    download_button.click(head_file, head_state, download, api_name="download_head")
+    classify_button.click(classify_image, photo, top5_label, api_name="classify_image", preprocess=False, **RUNS_MODEL)
+    explain_button.click(explain_image, photo, [heat, heat_caption], api_name="explain_image", preprocess=False, **RUNS_MODEL)
+    photo.change(
+        describe_photo, photo, [top5_label, heat, heat_caption, filters, maps], api_visibility="private", preprocess=False, **RUNS_MODEL
+    )
+    teach_button.click(teach_classes, slots, [head_state, report], api_name="teach_classes", preprocess=False, **RUNS_MODEL)
+    try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False, **RUNS_MODEL)
+    download_button.click(head_file, head_state, download, api_name="download_head", concurrency_id="downloads")

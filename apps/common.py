@@ -25,6 +25,8 @@ import numpy as np
 from gradio.utils import get_upload_folder
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from models import hub
+
 try:  # On a Hugging Face ZeroGPU Space, GPU work must run inside @spaces.GPU; elsewhere this is a no-op.
     import spaces
 
@@ -34,6 +36,24 @@ except ImportError:
     def on_gpu(fn=None, **_settings):
         """Stand-in for spaces.GPU where the `spaces` package is absent: returns the function unchanged."""
         return fn if fn is not None else (lambda f: f)
+
+
+# Every event that runs a network is wired with **RUNS_MODEL: they share one pool of workers, as many as the machine
+# has cores (at most 4; MODEL_SHOW_WORKERS overrides). With a queue per event, a dozen kinds of model call would run
+# at once and fight over the cores, and the slowest kind would starve; one pool serves them in turn
+# (benchmarks/load.py measures it). Long jobs with a fixed budget (fitting, the live robustness curve) get a lane of
+# their own instead, so they never hold a shared worker for half a minute.
+MODEL_WORKERS = int(os.environ.get("MODEL_SHOW_WORKERS", 0)) or max(1, min(4, os.cpu_count() or 1))
+RUNS_MODEL = {"concurrency_id": "models", "concurrency_limit": MODEL_WORKERS}
+
+
+def load_model(loader, *args, title: str = "Model not available"):
+    """loader(*args) (hub.load and friends), with a missing or broken checkpoint turned into a gr.Error that says
+    how to get it, instead of a stack trace."""
+    try:
+        return loader(*args)
+    except hub.CheckpointError as err:
+        raise gr.Error(str(err), title=title) from None
 
 
 MAX_FILE_MB = 20  # bigger uploads are refused before they are read

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from apps import digit_gan
-from apps.common import check_number, image_file, lease_number, on_gpu
+from apps.common import RUNS_MODEL, check_number, image_file, lease_number, load_model, on_gpu
 from apps.digit_gan import grid_image
 from models import hub
 from models.digit_diffusion import (
@@ -61,10 +61,7 @@ def sampling_defaults() -> dict:
 
 
 def model():
-    try:
-        return hub.load_diffusion_unet(CHECKPOINT)
-    except hub.CheckpointError as err:
-        raise gr.Error(str(err), title="Model not available") from None
+    return load_model(hub.load_diffusion_unet, CHECKPOINT)
 
 
 def digit_from_prompt(prompt) -> int:
@@ -230,4 +227,5 @@ def build() -> None:
         [grid, animation, strip, info],
         api_name="generate_digits_diffusion",
         preprocess=False,
-    ).success(gan_for_comparison, [prompt, count, seed], [gan_grid, gan_info], api_visibility="private", preprocess=False)
+        **RUNS_MODEL,
+    ).success(gan_for_comparison, [prompt, count, seed], [gan_grid, gan_info], api_visibility="private", preprocess=False, **RUNS_MODEL)

@@ -6,8 +6,6 @@ Trace: upload -> `apps.common.open_image` -> `prepare_swatch` (centre square, 25
 -> a map on the scale fixed by flawless validation swatches -> outlines, score, verdict.
 """
 
-import copy
-import dataclasses
 import json
 import os
 import time
@@ -20,13 +18,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from apps.common import check_number, heat_colours, image_file, on_gpu, open_image, to_rgb
+from apps.common import RUNS_MODEL, check_number, heat_colours, image_file, load_model, on_gpu, open_image, to_rgb
 from data import fabric
 from models import hub
-from models.autoencoder import FabricAutoencoder, ssim_map
+from models.autoencoder import FabricAutoencoder
 from models.efficientnet_lite import EfficientNetLite
-from models.fabric_scoring import calibrate, image_scores
-from models.patch_memory import PatchMemory, build_bank, patch_features
+from models.fabric_fit import FitSettings, fit_detectors
+from models.fabric_scoring import image_scores
+from models.patch_memory import PatchMemory
 
 TITLE = "Fabric defects"
 AUTOENCODER, FEATURES = "autoencoder", "features"
@@ -34,10 +33,9 @@ CHECKPOINTS = {AUTOENCODER: "fabric-autoencoder", FEATURES: "fabric-features"}
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "fabric"
 SIZE = fabric.SIZE
 MIN_FIT, MAX_FIT = 5, 50  # photos for "fit to your own fabric"
-# The autoencoder fine-tunes for FIT_SECONDS or FIT_MAX_STEPS, whichever ends first (2 quiet CPU cores reach ~290 steps
-# in 35 s). MODEL_SHOW_FIT_SECONDS sets the seconds: a faster Space can afford more, the test server less.
-FIT_SECONDS = float(os.environ.get("MODEL_SHOW_FIT_SECONDS", 35))
-FIT_MAX_STEPS = 400
+# How "fit to your own fabric" fits (models.fabric_fit). MODEL_SHOW_FIT_SECONDS sets its time budget: a faster Space can
+# afford more, the test server less.
+FIT = FitSettings(seconds=float(os.environ.get("MODEL_SHOW_FIT_SECONDS", FitSettings.seconds)))
 MAP_TOP = 3.0  # the colour scale ends at this multiple of the image threshold, the same for every picture
 INTRO = """
 ### Find flaws it has never seen
@@ -74,10 +72,7 @@ def backbone() -> EfficientNetLite:
 
 
 def _load(cls, kind: str):
-    try:
-        return hub.load(cls, CHECKPOINTS.get(kind, kind))
-    except hub.CheckpointError as err:
-        raise gr.Error(str(err), title="Model not available") from None
+    return load_model(hub.load, cls, CHECKPOINTS.get(kind, kind))
 
 
 def prepare_swatch(image) -> torch.Tensor:
@@ -201,70 +196,26 @@ def random_defective_swatch(product: str | None = None):
 # --- Fit to your own fabric ---------------------------------------------------------------------
 
 
-@on_gpu(duration=int(FIT_SECONDS + 30))  # the fine-tuning budget, plus features, the memory bank and calibration
+@on_gpu(duration=int(FIT.seconds + 30))  # the fine-tuning budget, plus features, the memory bank and calibration
 def fit_to_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa: B008 (Gradio injects it)
-    """5-50 photos of flawless product -> detectors fitted to it, for this session only.
+    """5-50 photos of flawless product -> detectors fitted to it, for this session only (models.fabric_fit).
 
     A fifth of the photos (at least 2) are held back to calibrate; the features detector's memory
-    bank comes from the rest, and the autoencoder fine-tunes on them for at most FIT_SECONDS (35 by default)."""
+    bank comes from the rest, and the autoencoder fine-tunes on them for at most FIT.seconds."""
     files = [f for f in (files or []) if f]
     if not MIN_FIT <= len(files) <= MAX_FIT:
         raise gr.Error(f"Upload {MIN_FIT} to {MAX_FIT} photos of flawless fabric (got {len(files)}).")
     started = time.perf_counter()
     progress(0.02, desc="Reading your photos")
     swatches = torch.cat([prepare_swatch(f) for f in files])
-    n_hold = max(2, len(files) // 5)
-    generator = torch.Generator().manual_seed(0)
-    order = torch.randperm(len(files), generator=generator)
-    held, train = swatches[order[:n_hold]], swatches[order[n_hold:]]
-
-    progress(0.1, desc="Remembering flawless patches")
-    features_net = backbone()
-    with torch.inference_mode():
-        feats = patch_features(features_net, train)
-    feats = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
-    base_memory = memory()
-    bank_size = min(4096, len(feats))
-    fitted_memory = PatchMemory(dataclasses.replace(base_memory.config, products=["your own fabric"], bank_size=bank_size))
-    fitted_memory.bank[0].copy_(build_bank(feats, bank_size).half())
-    with torch.inference_mode():
-        raw = fitted_memory.raw_map(features_net, held)[:, 0]
-    own_cloth(fitted_memory.config, calibrate(raw))
-
-    progress(0.3, desc="Fine-tuning the autoencoder")
-    net = copy.deepcopy(autoencoder()).cpu().train()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=5e-4)
-    steps = 0
-    budget = started + FIT_SECONDS
-    while time.perf_counter() < budget and steps < FIT_MAX_STEPS:
-        index = torch.randint(len(train), (8,), generator=generator)
-        top, left = (int(v) for v in torch.randint(0, SIZE - 128 + 1, (2,), generator=generator))
-        crops = train[index, :, top : top + 128, left : left + 128]
-        reconstruction = net(crops)
-        loss = (reconstruction - crops).abs().mean() + (1 - ssim_map(crops, reconstruction)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        steps += 1
-        progress(0.3 + 0.6 * min(1.0, (time.perf_counter() - started) / FIT_SECONDS), desc=f"Fine-tuning the autoencoder (step {steps})")
-    net.eval()
-    with torch.inference_mode():
-        raw = net.calibration_error(held)[:, 0]
-    own_cloth(net.config, calibrate(raw))
-    seconds = time.perf_counter() - started
+    fit = fit_detectors(autoencoder(), memory(), backbone(), swatches, FIT, progress)
     report = (
-        f"Fitted to **{len(files)} photos** in {seconds:.0f} s: the features detector remembers {bank_size:,} patches from "
-        f"{len(train)} of them; the autoencoder fine-tuned for {steps} steps. {n_hold} photos were held back to set the scale "
-        "and the thresholds. Detection in this session now uses your detectors; it lasts until you reload the page."
+        f"Fitted to **{len(files)} photos** in {time.perf_counter() - started:.0f} s: the features detector remembers "
+        f"{fit.memory.config.bank_size:,} patches from {fit.n_train} of them; the autoencoder fine-tuned for {fit.steps} steps. "
+        f"{fit.n_held} photos were held back to set the scale and the thresholds. Detection in this session now uses your "
+        "detectors; it lasts until you reload the page."
     )
-    return Fitted(net, fitted_memory, len(files), report), report
-
-
-def own_cloth(config, calibration: dict[str, float]) -> None:
-    """Make a fitted detector's config describe one product, the visitor's cloth, with this calibration."""
-    config.products = ["your own fabric"]
-    for key, value in calibration.items():
-        setattr(config, key, [value])
+    return Fitted(fit.autoencoder, fit.memory, len(files), report), report
 
 
 def forget_fit():
@@ -365,7 +316,7 @@ def build() -> None:
     with gr.Accordion("Fit to your own fabric", open=False):
         gr.Markdown(
             f"Upload {MIN_FIT} to {MAX_FIT} photos of **flawless** product. The features detector memorises their patches; the autoencoder "
-            f"fine-tunes on them for up to {FIT_SECONDS:.0f} seconds. A fifth are held back to calibrate. Stays in your session only."
+            f"fine-tunes on them for up to {FIT.seconds:.0f} seconds. A fifth are held back to calibrate. Stays in your session only."
         )
         fit_files = gr.File(file_count="multiple", file_types=["image"], label="Flawless photos", elem_id="fabric-fit-files")
         with gr.Row():
@@ -376,13 +327,15 @@ def build() -> None:
     outputs = [reconstruction, heat, marked, verdict]
     new_picture = [photo, detector, product, fitted]
     detect_inputs = [photo, detector, threshold, product, fitted]
-    detect_button.click(detect_defects, detect_inputs, outputs, api_name="detect_defects", preprocess=False)
-    photo.upload(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False)
-    detector.change(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False)
-    product.input(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False)
-    threshold.release(detect_defects, detect_inputs, outputs, api_visibility="private", preprocess=False)
+    detect_button.click(detect_defects, detect_inputs, outputs, api_name="detect_defects", preprocess=False, **RUNS_MODEL)
+    photo.upload(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **RUNS_MODEL)
+    detector.change(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **RUNS_MODEL)
+    product.input(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **RUNS_MODEL)
+    threshold.release(detect_defects, detect_inputs, outputs, api_visibility="private", preprocess=False, **RUNS_MODEL)
     random_button.click(random_defective_swatch, product, [photo, truth, truth_note], api_visibility="private").then(
-        detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False
+        detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **RUNS_MODEL
     )
-    fit_button.click(fit_to_fabric, fit_files, [fitted, fit_report], api_name="fit_fabric", concurrency_limit=1)
+    fit_button.click(
+        fit_to_fabric, fit_files, [fitted, fit_report], api_name="fit_fabric", concurrency_id="fit_fabric", concurrency_limit=1
+    )
     forget_button.click(forget_fit, None, [fitted, fit_report], api_visibility="private")

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from apps.common import check_number, heat_colours, image_file, on_gpu, open_image, to_rgb
+from apps.common import RUNS_MODEL, check_number, heat_colours, image_file, load_model, on_gpu, open_image, to_rgb
 from data.horses import animals
 from data.photos import to_model_input
 from models import hub
@@ -41,17 +41,11 @@ keeps it honest (horse → zebra → horse must give back the same horse). It le
 
 
 def generators() -> CycleGenerators:
-    try:
-        return hub.load(CycleGenerators, CHECKPOINT)
-    except hub.CheckpointError as err:
-        raise gr.Error(str(err), title="Model not available") from None
+    return load_model(hub.load, CycleGenerators, CHECKPOINT)
 
 
 def judge() -> EfficientNetLite:
-    try:
-        return hub.load(EfficientNetLite, JUDGE)
-    except hub.CheckpointError as err:
-        raise gr.Error(str(err), title="Judge not available") from None
+    return load_model(hub.load, EfficientNetLite, JUDGE, title="Judge not available")
 
 
 def prepare_picture(rgb: np.ndarray, size: int) -> torch.Tensor:
@@ -69,7 +63,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def run_generator(net: CycleGenerators, x: torch.Tensor, direction: str) -> torch.Tensor:
-    """bf16 autocast on the CPU (94 vs 166 ms at 256 px on 2 cores); fp32 elsewhere."""
+    """bf16 autocast on the CPU (close to twice as fast there; benchmarks/ measures it); fp32 elsewhere."""
     device = next(net.parameters()).device
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu"):
         return net(x.to(device), direction).float()
@@ -259,7 +253,7 @@ def build() -> None:
             gr.LinePlot(curves, x="step", y="loss", color="curve", title="Losses (mean over each report interval)", height=260)
 
     outputs = [slider, round_trip, error_map, judge_before, judge_after, summary]
-    go.click(horse_to_zebra, [picture, direction, size], outputs, api_name="horse_to_zebra", preprocess=False)
+    go.click(horse_to_zebra, [picture, direction, size], outputs, api_name="horse_to_zebra", preprocess=False, **RUNS_MODEL)
     random_button.click(random_held_out, [direction], [picture], api_visibility="private").then(
-        horse_to_zebra, [picture, direction, size], outputs, api_visibility="private", preprocess=False
+        horse_to_zebra, [picture, direction, size], outputs, api_visibility="private", preprocess=False, **RUNS_MODEL
     )

@@ -8,6 +8,7 @@ every run is seeded, and the same settings give the same numbers, live or throug
 """
 
 import dataclasses
+import inspect
 import math
 import threading
 import time
@@ -16,11 +17,11 @@ from dataclasses import dataclass, field
 import gradio as gr
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from apps.common import check_number
+from apps.common import RUNS_MODEL, check_number
 from data.animals import CLASSES, HIGH, LAYOUTS, LOW, make_animals
+from models import mlp
 from models.mlp import ACTIVATIONS, MLP, TALK_WEIGHTS, MLPConfig, Perceptron
 
 TITLE = "Neurons"
@@ -187,43 +188,17 @@ def train_epochs(run: Run, n: int) -> None:
     n = min(n, run.settings.epochs - run.epoch)
     if n <= 0:
         return
-    model = run.model
-    if isinstance(model, Perceptron):
-        for _ in range(n):
-            model.perceptron_epoch(run.train_x, run.train_y, run.settings.learning_rate, run.generator)
-    else:
-        model.train()
-        target = run.train_y.float()
-        for _ in range(n):
-            loss = F.binary_cross_entropy_with_logits(model(run.train_x), target)
-            if run.settings.l2 > 0:
-                loss = loss + run.settings.l2 * model.l2_penalty()
-            run.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            run.optimizer.step()
-        model.eval()
+    s = run.settings
+    mlp.train_epochs(
+        run.model, run.train_x, run.train_y, n, learning_rate=s.learning_rate, l2=s.l2, generator=run.generator, optimizer=run.optimizer
+    )
     run.epoch += n
     record(run)
 
 
-@torch.no_grad()
-def measure(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(loss, accuracy). Loss is cross-entropy for an MLP; for the step neuron it is the error rate,
-    since a neuron that only says 0 or 1 has no probabilities to score."""
-    run.model.eval()
-    if isinstance(run.model, Perceptron):
-        wrong = float(((run.model(x) > 0).long() != y).float().mean())
-        return wrong, 1.0 - wrong
-    logits = run.model(x)
-    if not torch.isfinite(logits).all():
-        return float("nan"), float(((torch.nan_to_num(logits) > 0).long() == y).float().mean())
-    loss = float(F.binary_cross_entropy_with_logits(logits, y.float()))
-    return loss, float(((logits > 0).long() == y).float().mean())
-
-
 def record(run: Run) -> None:
-    train_loss, train_acc = measure(run, run.train_x, run.train_y)
-    test_loss, test_acc = measure(run, run.test_x, run.test_y)
+    train_loss, train_acc = mlp.loss_and_accuracy(run.model, run.train_x, run.train_y)
+    test_loss, test_acc = mlp.loss_and_accuracy(run.model, run.test_x, run.test_y)
     run.history.append(
         {"epoch": run.epoch, "train_loss": train_loss, "test_loss": test_loss, "train_accuracy": train_acc, "test_accuracy": test_acc}
     )
@@ -377,46 +352,16 @@ def frame(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
 # --- Pure functions behind the events and the API -----------------------------------------------
 
 
-def settings_from(*values) -> PlaygroundSettings:
-    """Positional UI values in SETTING_NAMES order -> settings."""
-    return PlaygroundSettings(**dict(zip(SETTING_NAMES, values, strict=True)))
+def settings_from(*values, **named) -> PlaygroundSettings:
+    """UI values in SETTING_NAMES order (and/or by name) -> settings."""
+    if len(values) > len(SETTING_NAMES):
+        raise gr.Error(f"The playground takes {len(SETTING_NAMES)} settings: {', '.join(SETTING_NAMES)}.")
+    return PlaygroundSettings(**dict(zip(SETTING_NAMES, values, strict=False)), **named)
 
 
-def train_playground(
-    layout: str = "curved",
-    n_samples: int = 200,
-    noise: float = 0.3,
-    train_fraction: float = 0.5,
-    seed: int = 0,
-    model: str = "mlp",
-    hidden_layers: int = 2,
-    neurons: int = 8,
-    activation: str = "tanh",
-    learning_rate: float = 0.1,
-    dropout: float = 0.0,
-    l2: float = 0.0,
-    talk_weights: bool = False,
-    epochs: int = 500,
-) -> tuple[dict, np.ndarray]:
+def train_playground(*values, **named) -> tuple[dict, np.ndarray]:
     """Train from scratch for `epochs` and report: ({train_accuracy, test_accuracy, epochs, history}, boundary image)."""
-    run = new_run(
-        settings_from(
-            layout,
-            n_samples,
-            noise,
-            train_fraction,
-            seed,
-            model,
-            hidden_layers,
-            neurons,
-            activation,
-            learning_rate,
-            dropout,
-            l2,
-            talk_weights,
-            epochs,
-        )
-    )
+    run = new_run(settings_from(*values, **named))
     per_frame = epochs_per_frame(run.settings)
     while run.epoch < run.settings.epochs:  # the same chunks as Play, so the history matches the live view
         train_epochs(run, per_frame)
@@ -424,6 +369,16 @@ def train_playground(
     history = {key: [round(h[key], 6) for h in run.history] for key in run.history[0]}
     result = {"train_accuracy": last["train_accuracy"], "test_accuracy": last["test_accuracy"], "epochs": run.epoch, "history": history}
     return result, render_boundary(run)
+
+
+# The API and gradio_client read the endpoint's parameters, names and defaults from the signature: the settings' own.
+train_playground.__signature__ = inspect.Signature(
+    [
+        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=f.type)
+        for f in dataclasses.fields(PlaygroundSettings)
+    ],
+    return_annotation=tuple[dict, np.ndarray],
+)
 
 
 def settings_from_query(params: dict[str, str]) -> PlaygroundSettings | None:
@@ -498,6 +453,7 @@ def build() -> None:
     """The Neurons tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
     d = PlaygroundSettings()
+    widgets: dict[str, gr.components.Component] = {}  # setting name -> its control
     gr.Markdown("**Presets**: one click loads the settings and plays them.")
     with gr.Row():
         preset_buttons = [gr.Button(name, size="sm", elem_id=f"neurons-preset-{k}") for k, name in enumerate(PRESETS)]
@@ -505,21 +461,25 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
             with gr.Group():
-                layout = gr.Dropdown(LAYOUTS, value=d.layout, label="Data layout")
-                n_samples = gr.Slider(10, 2000, value=d.n_samples, step=10, label="Number of animals")
-                noise = gr.Slider(0, 1, value=d.noise, step=0.05, label="Noise")
-                train_fraction = gr.Slider(0.05, 0.95, value=d.train_fraction, step=0.05, label="Training share (the rest is the test set)")
-                seed = gr.Number(value=d.seed, precision=0, minimum=0, label="Seed")
+                widgets["layout"] = gr.Dropdown(LAYOUTS, value=d.layout, label="Data layout")
+                widgets["n_samples"] = gr.Slider(10, 2000, value=d.n_samples, step=10, label="Number of animals")
+                widgets["noise"] = gr.Slider(0, 1, value=d.noise, step=0.05, label="Noise")
+                widgets["train_fraction"] = gr.Slider(
+                    0.05, 0.95, value=d.train_fraction, step=0.05, label="Training share (the rest is the test set)"
+                )
+                widgets["seed"] = gr.Number(value=d.seed, precision=0, minimum=0, label="Seed")
             with gr.Group():
-                model = gr.Radio(MODELS, value=d.model, label="Model")
-                talk_weights = gr.Checkbox(value=d.talk_weights, label="Perceptron: start from the talk's weights 1, 1, -1")
-                hidden_layers = gr.Slider(0, 4, value=d.hidden_layers, step=1, label="MLP: hidden layers")
-                neurons = gr.Slider(1, 32, value=d.neurons, step=1, label="MLP: neurons per layer")
-                activation = gr.Dropdown(ACTIVATIONS, value=d.activation, label="MLP: activation")
-                learning_rate = gr.Dropdown(LEARNING_RATES, value=d.learning_rate, label="Learning rate", allow_custom_value=True)
-                dropout = gr.Slider(0, 0.9, value=d.dropout, step=0.05, label="MLP: dropout")
-                l2 = gr.Slider(0, 0.1, value=d.l2, step=0.001, label="MLP: L2 strength")
-                epochs = gr.Slider(1, MAX_EPOCHS, value=d.epochs, step=1, label="Epochs to train")
+                widgets["model"] = gr.Radio(MODELS, value=d.model, label="Model")
+                widgets["talk_weights"] = gr.Checkbox(value=d.talk_weights, label="Perceptron: start from the talk's weights 1, 1, -1")
+                widgets["hidden_layers"] = gr.Slider(0, 4, value=d.hidden_layers, step=1, label="MLP: hidden layers")
+                widgets["neurons"] = gr.Slider(1, 32, value=d.neurons, step=1, label="MLP: neurons per layer")
+                widgets["activation"] = gr.Dropdown(ACTIVATIONS, value=d.activation, label="MLP: activation")
+                widgets["learning_rate"] = gr.Dropdown(
+                    LEARNING_RATES, value=d.learning_rate, label="Learning rate", allow_custom_value=True
+                )
+                widgets["dropout"] = gr.Slider(0, 0.9, value=d.dropout, step=0.05, label="MLP: dropout")
+                widgets["l2"] = gr.Slider(0, 0.1, value=d.l2, step=0.001, label="MLP: L2 strength")
+                widgets["epochs"] = gr.Slider(1, MAX_EPOCHS, value=d.epochs, step=1, label="Epochs to train")
         with gr.Column(scale=2):
             with gr.Row():
                 play = gr.Button("▶ Play", variant="primary", elem_id="neurons-play")
@@ -550,22 +510,7 @@ def build() -> None:
                     network = gr.Image(
                         label="Weights", show_label=False, type="numpy", buttons=[], height=260, elem_id="neurons-network", format="png"
                     )
-    controls = [
-        layout,
-        n_samples,
-        noise,
-        train_fraction,
-        seed,
-        model,
-        hidden_layers,
-        neurons,
-        activation,
-        learning_rate,
-        dropout,
-        l2,
-        talk_weights,
-        epochs,
-    ]
+    controls = [widgets[name] for name in SETTING_NAMES]  # the order settings_from reads them in
     run_state = gr.State(None)
     outputs = [boundary, curves, network, stats, run_state]
 
@@ -596,7 +541,15 @@ def build() -> None:
 
     # Play streams frames; Pause cancels that stream (the run keeps its place); Step and Reset are one frame.
     playing = [
-        play.click(play_frames, [run_state, *controls], outputs, api_visibility="private", concurrency_limit=8, show_progress="hidden")
+        play.click(
+            play_frames,
+            [run_state, *controls],
+            outputs,
+            api_visibility="private",
+            concurrency_id="playground_streams",
+            concurrency_limit=8,
+            show_progress="hidden",
+        )
     ]
     for button, name in zip(preset_buttons, PRESETS, strict=True):
         loaded = button.click(
@@ -604,7 +557,15 @@ def build() -> None:
         )
         loaded.then(None, controls, None, js=url_js, api_visibility="private", queue=False)
         playing.append(
-            loaded.then(play_frames, [run_state, *controls], outputs, api_visibility="private", concurrency_limit=8, show_progress="hidden")
+            loaded.then(
+                play_frames,
+                [run_state, *controls],
+                outputs,
+                api_visibility="private",
+                concurrency_id="playground_streams",
+                concurrency_limit=8,
+                show_progress="hidden",
+            )
         )
     pause.click(None, None, None, cancels=playing, api_visibility="private")
     step.click(step_once, [run_state, *controls], outputs, api_visibility="private", show_progress="hidden", cancels=playing)
@@ -617,4 +578,4 @@ def build() -> None:
     api_image = gr.Image(visible=False, type="numpy")
     api_button = gr.Button(visible=False)
     # preprocess=False: raw values reach validate(), whose messages name the setting and its range.
-    api_button.click(train_playground, controls, [api_result, api_image], api_name="train_playground", preprocess=False)
+    api_button.click(train_playground, controls, [api_result, api_image], api_name="train_playground", preprocess=False, **RUNS_MODEL)

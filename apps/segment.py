@@ -1,7 +1,8 @@
 """Segment tab: a U-Net gives every pixel of a picture of handwritten digits a class.
 
-Trace: drawing or upload -> `apps.common.open_image` -> `prepare_scene` (grey, 128 px short side, padded
-to a multiple of 16) -> `models.unet` -> per-pixel probabilities -> coloured mask, probability map.
+Trace: drawing or upload -> `apps.common.open_image` -> `models.segmentation.read_drawing` (grey, 128 px short side,
+padded to a multiple of 16, also read shrunk when the marks are bigger than the digits it learned) -> per-pixel
+probabilities -> coloured mask, probability map.
 """
 
 import json
@@ -9,23 +10,16 @@ import json
 import gradio as gr
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 from PIL import Image
-from scipy import ndimage
 
-from apps.common import check_number, drawing_pad, heat_colours, image_file, on_gpu, open_image, to_gray
+from apps.common import RUNS_MODEL, check_number, drawing_pad, heat_colours, image_file, load_model, on_gpu, open_image, to_gray
 from data.digit_scenes import fixed_scenes
 from models import hub
+from models.segmentation import read_drawing
 from models.unet import UNet
 
 TITLE = "Segment"
 CHECKPOINT = "digit-segmenter"
-WORK_SIDE = 128  # the short side the network reads; its training scenes were 128 px
-MAX_SIDE = 512  # the long side is capped here, so a panorama stays fast
-LARGEST_DIGIT_PX = 48  # the tallest digit ink in the training scenes (a 64 px MNIST box holds about 46 px of ink)
-DIGIT_PX = (28, 38)  # taller pen marks are also read shrunk to each of these heights
-SHRUNK_MUST_SEE = 3.0  # times the digit evidence of the reading at the original size, to replace it
 ANY_DIGIT = "any digit"
 UNSURE = "unsure (below the confidence threshold)"
 INTRO = """
@@ -40,81 +34,7 @@ random test scene it never saw.
 
 
 def model() -> UNet:
-    try:
-        return hub.load(UNet, CHECKPOINT)
-    except hub.CheckpointError as err:
-        raise gr.Error(str(err), title="Model not available") from None
-
-
-def prepare_scene(gray: np.ndarray, multiple: int, scale: float | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
-    """(H, W) in [0, 1] -> ((1, 1, H', W') network input, (h, w) of the picture inside the padding).
-
-    Scaled so the short side is 128 px (long side at most 512), or by `scale`, then padded to a multiple
-    of the U-Net's downsampling with the paper colour (the median of the border), so padding is background."""
-    h, w = gray.shape
-    if scale is None:
-        scale = min(WORK_SIDE / min(h, w), MAX_SIDE / max(h, w))
-    new_h, new_w = max(multiple, round(h * scale)), max(multiple, round(w * scale))
-    x = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]
-    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-    border = torch.cat([x[0, 0, 0], x[0, 0, -1], x[0, 0, :, 0], x[0, 0, :, -1]])
-    pad_h, pad_w = -new_h % multiple, -new_w % multiple
-    x = F.pad(x, (0, pad_w, 0, pad_h), value=float(border.median()))
-    return x, (new_h, new_w)
-
-
-def digit_height(picture: np.ndarray) -> float | None:
-    """Height in px of the tallest pen mark in (h, w) [0, 1]: the ink's connected blobs (strokes joined by a
-    2 px dilation; specks under 0.2% of the picture ignored), or None. The tallest, not the median: a digit
-    still being drawn beside a finished one must not pull the guess below the finished one's height."""
-    paper = np.median(np.concatenate([picture[0], picture[-1], picture[:, 0], picture[:, -1]]))
-    ink = np.abs(picture - paper) > 0.25  # either polarity: dark ink on paper or light chalk on a board
-    blobs, count = ndimage.label(ndimage.binary_dilation(ink, iterations=2))
-    if count == 0:
-        return None
-    areas = ndimage.sum(ink, blobs, range(1, count + 1))
-    heights = [box[0].stop - box[0].start for box, area in zip(ndimage.find_objects(blobs), areas, strict=True) if area >= 0.002 * ink.size]
-    return float(max(heights)) if heights else None
-
-
-def digit_evidence(probs: torch.Tensor) -> float:
-    """How much digit the network sees in (1, classes, h, w): the top digit probability summed over the
-    pixels it calls a digit (a reading that misses a digit scores low, however sure it is of the rest)."""
-    digit = probs[0, 1:].max(0).values
-    return float(digit[probs[0].argmax(0) > 0].sum())
-
-
-def probabilities(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Greyscale picture -> (the picture as the network read it (h, w), class probabilities (classes, h, w)).
-
-    The network learned digits whose ink is about 21 to 46 px tall. Drawings are often bigger (a digit
-    filling a 300 px canvas is 90 px tall at the working size, and is then read as clutter or not at
-    all). So when the pen marks look taller than LARGEST_DIGIT_PX, the network also reads the picture
-    shrunk until they are each of DIGIT_PX tall, and the reading that sees most digit wins
-    (`digit_evidence`) if it sees SHRUNK_MUST_SEE times more than the original reading; a shrunk reading
-    is scaled back up to the working size. Measured with the 2026-11-29 checkpoint: 60 mouse-like
-    drawings of 1 to 3 digits (pen templates, 80-230 px on the 512 x 384 pad) had 104 of 122 digits
-    found under the former rule (one height, 38 px; any gain won) and 115 with this one; through this
-    function the 500 test scenes score mIoU 0.700 against 0.707 read directly (5 readings changed; 0.645
-    when any gain won, as cluttered scenes fool the height guess)."""
-    net = model()
-    device = next(net.parameters()).device
-    x, (h, w) = prepare_scene(gray, net.multiple)
-    picture = x[0, 0, :h, :w]
-    height = digit_height(picture.numpy())
-    with torch.inference_mode():
-        probs = net(x.to(device)).float().softmax(1)[:, :, :h, :w]
-        if height is not None and height > LARGEST_DIGIT_PX:
-            best, best_evidence = probs, SHRUNK_MUST_SEE * digit_evidence(probs)
-            for target in DIGIT_PX:
-                small, (sh, sw) = prepare_scene(picture.numpy(), net.multiple, scale=target / height)
-                shrunk = net(small.to(device)).float().softmax(1)[:, :, :sh, :sw]
-                shrunk = F.interpolate(shrunk, size=(h, w), mode="bilinear", align_corners=False)
-                evidence = digit_evidence(shrunk)
-                if evidence > best_evidence:
-                    best, best_evidence = shrunk, evidence
-            probs = best
-    return picture.numpy(), probs[0].cpu().numpy()
+    return load_model(hub.load, UNet, CHECKPOINT)
 
 
 def class_choices() -> list[str]:
@@ -171,7 +91,7 @@ def segment_digits(image, confidence: float = 0.5, class_name: str = ANY_DIGIT):
     gray = to_gray(open_image(image, "a picture of handwritten digits"))
     if gray.max() - gray.min() < 0.05:
         raise gr.Error("The picture is blank: draw or upload some digits first.", title="Nothing to segment")
-    picture, probs = probabilities(gray)
+    picture, probs = read_drawing(model(), gray)
     base, layers, found = annotations(picture, probs, confidence)
     return (base, layers), probability_map(probs, class_name), summary(found, probs, confidence)
 
@@ -296,13 +216,21 @@ def build() -> None:
     settings = [confidence, class_name]
     source = gr.State("sketch")  # which input the settings re-run on
     sketch.input(
-        segment_sketch, [sketch, *settings], outputs, api_visibility="private", trigger_mode="always_last", show_progress="hidden"
+        segment_sketch,
+        [sketch, *settings],
+        outputs,
+        api_visibility="private",
+        trigger_mode="always_last",
+        show_progress="hidden",
+        **RUNS_MODEL,
     ).then(lambda: "sketch", None, source, api_visibility="private")
-    segment_button.click(segment_digits, [upload, *settings], outputs, api_name="segment_digits", preprocess=False).then(
+    segment_button.click(segment_digits, [upload, *settings], outputs, api_name="segment_digits", preprocess=False, **RUNS_MODEL).then(
         lambda: "upload", None, source, api_visibility="private"
     )
     random_button.click(random_test_scene, None, [upload, truth, scene_note], api_visibility="private").then(
-        segment_digits, [upload, *settings], outputs, api_visibility="private", preprocess=False
+        segment_digits, [upload, *settings], outputs, api_visibility="private", preprocess=False, **RUNS_MODEL
     ).then(lambda: "upload", None, source, api_visibility="private")
     for setting in (confidence, class_name):
-        setting.change(resegment, [source, sketch, upload, *settings], outputs, api_visibility="private", trigger_mode="always_last")
+        setting.change(
+            resegment, [source, sketch, upload, *settings], outputs, api_visibility="private", trigger_mode="always_last", **RUNS_MODEL
+        )

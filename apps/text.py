@@ -7,13 +7,12 @@ Trace: prompt -> the shared word tokenizer (checkpoints/word-lstm/tokenizer.json
 
 import functools
 import json
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 import torch
 
-from apps.common import check_number, lease_number, on_gpu
+from apps.common import RUNS_MODEL, check_number, lease_number, load_model, on_gpu
 from data.austen import EOS, SPACE, UNK
 from models import hub
 from models.word_lstm import NextWord, WordLSTM, filter_logits
@@ -22,7 +21,6 @@ TITLE = "Text"
 MODELS = {"LSTM (recurrent network)": "word-lstm", "GPT (small transformer)": "word-gpt"}
 MAX_WORDS = 300
 MAX_PROMPT_CHARS = 4000
-REPO_ROOT = Path(__file__).resolve().parent.parent
 INTRO = """
 ### A language model guesses the next word, again and again
 Both models here read text one word at a time and, after each word, give every word they know a probability of coming next.
@@ -35,12 +33,7 @@ the unlikely tail. The same seed and settings always write the same text.
 
 
 def model(name: str) -> torch.nn.Module:
-    try:
-        if name == "word-gpt":
-            return hub.load_causal_lm(name)
-        return hub.load(WordLSTM, name)
-    except hub.CheckpointError as err:
-        raise gr.Error(str(err), title="Model not available") from None
+    return load_model(hub.load_causal_lm, name) if name == "word-gpt" else load_model(hub.load, WordLSTM, name)
 
 
 @functools.cache
@@ -131,7 +124,8 @@ def top_words(logits: torch.Tensor, k: int = 10) -> dict[str, float]:
 @on_gpu
 def next_words(choice="LSTM (recurrent network)", prompt="") -> tuple[dict[str, float], str]:
     """What the chosen model would say next after the prompt: its top 10 words, and notes."""
-    name, prompt, *_, notes = parse_settings(choice, prompt, 1.0, 0, 1.0, 1, 0)
+    # Only the model and the prompt matter here: the raw next-word distribution, no sampling settings.
+    name, prompt, *_, notes = parse_settings(choice, prompt, temperature=1.0, top_k=0, top_p=1.0, words=1, seed=0)
     ids = prompt_ids(prompt, notes)
     logits = NextWord(model(name)).feed(ids)
     return top_words(logits), "\n\n".join(notes)
@@ -227,13 +221,13 @@ def perplexity_curves() -> pd.DataFrame | None:
 
 
 def scores_markdown() -> str:
-    lines = []
+    lines, trigram = [], None
     for name in MODELS.values():
         path = hub.checkpoint_file(name, "metrics.json")
         if path is not None:
-            lines.append((name, json.loads(path.read_text())["test_ppl"]))
-    bench = REPO_ROOT / "benchmarks" / "latest.json"
-    trigram = json.loads(bench.read_text()).get("text", {}).get("test_ppl_trigram") if bench.is_file() else None
+            metrics = json.loads(path.read_text())
+            lines.append((name, metrics["test_ppl"]))
+            trigram = trigram or metrics.get("test_ppl_trigram")  # counted on the same training tokens by both scripts
     if not lines:
         return ""
     table = "| model | test perplexity |\n| --- | --- |\n" + "\n".join(f"| `{n}` | {p:.1f} |" for n, p in lines)
@@ -290,7 +284,10 @@ def build() -> None:
         [output, chart, note],
         api_name="generate_text",
         preprocess=False,
+        **RUNS_MODEL,
     )
-    peek.click(next_words, [choice, prompt], [chart, note], api_name="next_words", preprocess=False)
+    peek.click(next_words, [choice, prompt], [chart, note], api_name="next_words", preprocess=False, **RUNS_MODEL)
     # Reads the written text, or the prompt when nothing has been written yet.
-    look.click(lambda out, p, u: lstm_units(out or p, u), [output, prompt, unit], [units_view, units_note], api_visibility="private")
+    look.click(
+        lambda out, p, u: lstm_units(out or p, u), [output, prompt, unit], [units_view, units_note], api_visibility="private", **RUNS_MODEL
+    )

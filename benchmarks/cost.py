@@ -49,7 +49,9 @@ def endpoints() -> dict[str, Callable[[str], object]]:
         "/classify_image": lambda path: classify.classify_image(path),
         "/explain_image": lambda path: classify.explain_image(path),
         "/segment_digits": lambda path: segment.segment_digits(path, 0.5, segment.ANY_DIGIT),
-        "/attack (photo, PGD-10)": lambda path: attack.attack(path, "photo", "pgd", 4, 10, 1, "none (any wrong answer)", 40, 20, 0),
+        "/attack (photo, PGD-10)": lambda path: attack.attack(
+            path, "photo", "pgd", epsilon=4, steps=10, pixels=1, target=attack.NO_TARGET, population=40, iterations=20, seed=0
+        ),
         "/detect_defects (autoencoder)": lambda path: fabric.detect_defects(path, fabric.AUTOENCODER),
         "/detect_defects (features)": lambda path: fabric.detect_defects(path, fabric.FEATURES),
         "/horse_to_zebra (working size 256)": lambda path: horse2zebra.horse_to_zebra(path, "horse → zebra", 256),

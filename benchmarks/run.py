@@ -84,37 +84,6 @@ def api_p50_ms(app: LaunchedApp, api_name: str, args: list, repeats: int = 20, k
     return statistics.median(times)
 
 
-def bench_digit_classifier(app: LaunchedApp) -> dict[str, float]:
-    from gradio_client import handle_file
-
-    from data.mnist import load_splits
-    from models import hub
-    from models.digit_classifier import DigitClassifier
-    from training.train_digit_classifier import evaluate, font_digit_accuracy, to_tensor
-
-    model = hub.load(DigitClassifier, "digit-classifier")
-    splits = load_splits()
-    test_acc, _ = evaluate(model, to_tensor(splits.test_x), torch.from_numpy(splits.test_y))
-    font_acc, n_font = font_digit_accuracy(model)
-    device = next(model.parameters()).device
-    one = to_tensor(splits.test_x[:1]).to(device)
-
-    def single():
-        with torch.inference_mode():
-            model(one)
-
-    p50, p95 = percentile_ms(single, repeats=200, warmup=20)
-    api = api_p50_ms(app, "/classify_digit", [handle_file(str(EXAMPLES / "digits" / "mnist_test_7.png"))])
-    return {
-        "test_accuracy": round(test_acc, 4),
-        "font_digit_accuracy": round(font_acc, 4),
-        "font_digits": n_font,
-        "latency_ms_p50": round(p50, 3),
-        "latency_ms_p95": round(p95, 3),
-        "api_ms_p50": round(api, 1),
-    }
-
-
 def bench_playground(app: LaunchedApp) -> dict[str, float]:
     import dataclasses
 
@@ -159,6 +128,36 @@ def bench_playground(app: LaunchedApp) -> dict[str, float]:
         "regularized_gain_min_seeds_0_5": round(float(np.min(gains)), 4),
         "frames_per_s": round(1000.0 / frame_p50, 1),
         "api_ms_p50": round(api_p50_ms(app, "/train_playground", [], repeats=5, kwargs=api_settings), 1),
+    }
+
+
+def bench_digit_classifier(app: LaunchedApp) -> dict[str, float]:
+    from gradio_client import handle_file
+
+    from data.mnist import load_splits
+    from models import hub
+    from models.digit_classifier import DigitClassifier, evaluate, font_digit_accuracy, to_tensor
+
+    model = hub.load(DigitClassifier, "digit-classifier")
+    splits = load_splits()
+    test_acc, _ = evaluate(model, to_tensor(splits.test_x), torch.from_numpy(splits.test_y))
+    font_acc, n_font = font_digit_accuracy(model)
+    device = next(model.parameters()).device
+    one = to_tensor(splits.test_x[:1]).to(device)
+
+    def single():
+        with torch.inference_mode():
+            model(one)
+
+    p50, p95 = percentile_ms(single, repeats=200, warmup=20)
+    api = api_p50_ms(app, "/classify_digit", [handle_file(str(EXAMPLES / "digits" / "mnist_test_7.png"))])
+    return {
+        "test_accuracy": round(test_acc, 4),
+        "font_digit_accuracy": round(font_acc, 4),
+        "font_digits": n_font,
+        "latency_ms_p50": round(p50, 3),
+        "latency_ms_p95": round(p95, 3),
+        "api_ms_p50": round(api, 1),
     }
 
 
@@ -214,9 +213,8 @@ def bench_imagenet_classifier(app: LaunchedApp) -> dict[str, float]:
 
 def bench_digit_gan(app: LaunchedApp) -> dict[str, float]:
     from models import hub
-    from models.dcgan import DigitGenerator
+    from models.dcgan import DigitGenerator, evaluate_generator
     from models.digit_classifier import DigitClassifier
-    from training.train_digit_gan import evaluate_generator
 
     generator = hub.load(DigitGenerator, "digit-gan")
     judge = hub.load(DigitClassifier, "digit-classifier")
@@ -244,10 +242,10 @@ def bench_digit_diffusion(app: LaunchedApp) -> dict[str, float]:
     samples bias a Fréchet distance upwards, so the GAN is also scored on 2,000 (`gan_fid_digits_2000`)."""
     from apps.digit_diffusion import sampling_defaults, scheduler_config
     from models import hub
-    from models.dcgan import DigitGenerator
+    from models.dcgan import DigitGenerator, sample
     from models.digit_classifier import DigitClassifier
     from models.digit_diffusion import sample_digits
-    from training.train_digit_gan import judge_digits, sample
+    from models.digit_judge import judge_digits
 
     unet = hub.load_diffusion_unet("digit-diffusion")
     judge = hub.load(DigitClassifier, "digit-classifier")
@@ -281,8 +279,8 @@ def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
 
     from apps import segment
     from data.digit_scenes import fixed_scenes, font_scenes
-    from tests.conftest import draw_digit
-    from training.train_digit_segmenter import confusion, error_split, scores, thicker_truth_miou
+    from data.pen_digits import draw_digit
+    from models.segmentation import confusion, error_split, scores, thicker_truth_miou
 
     net = segment.model()
     n_classes = len(net.config.class_names)
@@ -317,38 +315,13 @@ def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
     }
 
 
-def bench_fabric(app: LaunchedApp) -> dict[str, float]:
-    """Both fabric detectors on the same procedural test split; returned as two entries by main()."""
-    from gradio_client import handle_file
-
-    from apps import fabric as tab
-    from data import fabric
-    from models.fabric_scoring import evaluate_detector
-
-    results = {}
-    example, product = EXAMPLES / "fabric" / "linen_hole_40000010.png", fabric.PRODUCT_NAMES[0]
-    x = tab.prepare_swatch(str(example))
-    for detector, name in ((tab.AUTOENCODER, "fabric-autoencoder"), (tab.FEATURES, "fabric-features")):
-        net = tab.detectors(detector, None)
-        if detector == tab.AUTOENCODER:
-            map_fn = lambda images, p, net=net: net.anomaly_map(images, p)[1]  # noqa: E731
-        else:
-            map_fn = lambda images, p, net=net: net.anomaly_map(tab.backbone(), images, p)  # noqa: E731
-        metrics = {k: round(v, 4) for k, v in evaluate_detector(map_fn, net.config.image_threshold).items()}
-        p50, p95 = percentile_ms(lambda map_fn=map_fn: torch.inference_mode()(map_fn)(x, 0), repeats=30, warmup=3)
-        metrics["latency_ms_p50"], metrics["latency_ms_p95"] = round(p50, 1), round(p95, 1)
-        metrics["api_ms_p50"] = round(api_p50_ms(app, "/detect_defects", [handle_file(str(example)), detector, 0, product], repeats=10), 1)
-        results[name] = metrics
-    return results
-
-
 def bench_horse2zebra(app: LaunchedApp) -> dict[str, float]:
     """The CycleGAN on 300 held-out procedural horses and zebras, judged by our ImageNet classifier."""
     from gradio_client import handle_file
 
     from apps import horse2zebra as tab
     from data.horses import animals
-    from training.train_cyclegan import evaluate, in_top5, judge_pictures, translate
+    from models.cyclegan import evaluate, in_top5, judge_pictures, translate
 
     net, judge = tab.generators(), tab.judge()
     size = net.config.image_size
@@ -365,25 +338,35 @@ def bench_horse2zebra(app: LaunchedApp) -> dict[str, float]:
     return metrics
 
 
+def write_beside_robust_model(filename: str, data: dict) -> None:
+    """The Attack tab's numbers go into the robust checkpoint's folder, so they travel to the Hub with it and an app
+    that loads its models from the Hub shows the Hub's numbers (skipped when this run measured Hub models)."""
+    from apps import attack
+    from models import hub
+
+    if not hub.hub_namespace():
+        (hub.CHECKPOINTS / attack.CHECKPOINTS[attack.ROBUST] / filename).write_text(json.dumps(data, indent=1) + "\n")
+
+
 def write_robustness_curve(n_digits: int = 500, steps: int = 20) -> float:
-    """The robustness curve the Attack tab shows (benchmarks/robustness_curve.json); returns the seconds it took."""
+    """The robustness curve the Attack tab shows (robustness_curve.json beside the robust model); returns the seconds it took."""
     from apps import attack
 
     started = time.perf_counter()
     curve = attack.robustness_curve(n_digits, steps)
-    attack.CURVE_FILE.write_text(json.dumps({"steps": steps, "n_digits": n_digits, "points": curve.to_dict("records")}, indent=1) + "\n")
+    write_beside_robust_model(attack.CURVE_FILE, {"steps": steps, "n_digits": n_digits, "points": curve.to_dict("records")})
     return round(time.perf_counter() - started, 1)
 
 
 def bench_attack(app: LaunchedApp) -> dict[str, float]:
     """Attack success on the standard digit model, robustness of the robust one, transfer between
-    them, targeted PGD on every example photo, the robustness curve (written to
-    benchmarks/robustness_curve.json for the tab), and latency."""
+    them, targeted PGD on every example photo, the robustness curve, and latency. The quality numbers and the
+    curve are also written beside the robust model, for the Attack tab."""
     from gradio_client import handle_file
 
     from apps import attack
     from models import attacks
-    from training.train_digit_classifier import evaluate
+    from models.digit_classifier import evaluate
 
     standard, robust = attack.model(attack.DIGIT), attack.model(attack.ROBUST)
     device = next(standard.parameters()).device
@@ -428,28 +411,27 @@ def bench_attack(app: LaunchedApp) -> dict[str, float]:
         else float("nan")
     )
 
-    # Targeted PGD on every example photo, exactly as the tab prepares it (PGD-10, the tab's default).
+    # Targeted PGD on every example photo, exactly as the tab prepares it (PGD-10, the tab's default), to 9: ostrich.
+    targeted_pgd = attack.AttackSettings("pgd", eps=4 / 255, steps=10, target=9)
     photo_net = attack.model(attack.PHOTO)
     photos = sorted((EXAMPLES / "photos").glob("*.jpg"))
     hits = 0
     for path in photos:
         xp = attack.prepare_input(str(path), attack.PHOTO)
-        adversarial, _, _ = attack.run_attack(photo_net, xp, attack.PHOTO, "pgd", 4 / 255, 10, 1, 9, 40, 20, 0)
+        adversarial, _, _ = attack.run_attack(photo_net, xp, attack.PHOTO, targeted_pgd)
         hits += int(attacks.predict(photo_net, adversarial)[0]) == 9
     results["photo_pgd_targeted_success_eps4/255"] = round(hits / len(photos), 4)
     results["photos"] = len(photos)
 
+    write_beside_robust_model(attack.RATES_FILE, dict(results))
     results["curve_s"] = write_robustness_curve()
 
     # Latency of one request's attack (model only) and of the whole request through the API.
     xp = attack.prepare_input(str(EXAMPLES / "photos" / "chelsea.jpg"), attack.PHOTO)
-    pgd_p50, _ = percentile_ms(
-        lambda: attack.run_attack(photo_net, xp, attack.PHOTO, "pgd", 4 / 255, 10, 1, 9, 40, 20, 0), repeats=5, warmup=1
-    )
+    pgd_p50, _ = percentile_ms(lambda: attack.run_attack(photo_net, xp, attack.PHOTO, targeted_pgd), repeats=5, warmup=1)
     xd = x[:1]
-    onepixel_p50, _ = percentile_ms(
-        lambda: attack.run_attack(standard, xd, attack.DIGIT, "one-pixel", 0.3, 40, 1, None, 100, 60, 0), repeats=5, warmup=1
-    )
+    one_pixel_digit = attack.AttackSettings("one-pixel", eps=0.3, steps=40, pixels=1, population=100, iterations=60)
+    onepixel_p50, _ = percentile_ms(lambda: attack.run_attack(standard, xd, attack.DIGIT, one_pixel_digit), repeats=5, warmup=1)
     results["pgd10_photo_ms_p50"] = round(pgd_p50, 1)
     results["onepixel_digit_ms_p50"] = round(onepixel_p50, 1)
     photo_args = [handle_file(str(EXAMPLES / "photos" / "chelsea.jpg")), "photo", "pgd", 4, 10, 1, "9: ostrich", 40, 20, 0]
@@ -459,13 +441,38 @@ def bench_attack(app: LaunchedApp) -> dict[str, float]:
     return results
 
 
+def bench_fabric(app: LaunchedApp) -> dict[str, float]:
+    """Both fabric detectors on the same procedural test split; returned as two entries by main()."""
+    from gradio_client import handle_file
+
+    from apps import fabric as tab
+    from data import fabric
+    from models.fabric_scoring import evaluate_detector
+
+    results = {}
+    example, product = EXAMPLES / "fabric" / "linen_hole_40000010.png", fabric.PRODUCT_NAMES[0]
+    x = tab.prepare_swatch(str(example))
+    for detector, name in ((tab.AUTOENCODER, "fabric-autoencoder"), (tab.FEATURES, "fabric-features")):
+        net = tab.detectors(detector, None)
+        if detector == tab.AUTOENCODER:
+            map_fn = lambda images, p, net=net: net.anomaly_map(images, p)[1]  # noqa: E731
+        else:
+            map_fn = lambda images, p, net=net: net.anomaly_map(tab.backbone(), images, p)  # noqa: E731
+        metrics = {k: round(v, 4) for k, v in evaluate_detector(map_fn, net.config.image_threshold).items()}
+        p50, p95 = percentile_ms(lambda map_fn=map_fn: torch.inference_mode()(map_fn)(x, 0), repeats=30, warmup=3)
+        metrics["latency_ms_p50"], metrics["latency_ms_p95"] = round(p50, 1), round(p95, 1)
+        metrics["api_ms_p50"] = round(api_p50_ms(app, "/detect_defects", [handle_file(str(example)), detector, 0, product], repeats=10), 1)
+        results[name] = metrics
+    return results
+
+
 def bench_text(app: LaunchedApp) -> dict[str, float]:
     """Test perplexity of the Kneser-Ney trigram, the LSTM and the GPT on the same test tokens,
     generation speed per word for each, and the streamed /generate_text round trip."""
     from apps import text
-    from benchmarks.ngram import KneserNeyTrigram
     from data.austen import encode, load_corpus
     from models import hub
+    from models.ngram import KneserNeyTrigram
     from models.word_lstm import NextWord, filter_logits, perplexity
 
     corpus = load_corpus()
@@ -505,27 +512,10 @@ def bench_text(app: LaunchedApp) -> dict[str, float]:
     return results
 
 
-BENCHMARKS: dict[str, Callable[[LaunchedApp], dict[str, float]]] = {
-    "playground": bench_playground,
-    "digit-classifier": bench_digit_classifier,
-    "imagenet-classifier": bench_imagenet_classifier,
-    "digit-gan": bench_digit_gan,
-    "digit-diffusion": bench_digit_diffusion,
-    "digit-segmenter": bench_digit_segmenter,
-    "horse2zebra": bench_horse2zebra,
-    "attack": bench_attack,
-    "fabric": bench_fabric,
-    "text": bench_text,
-}
-MULTI_ENTRY = {"fabric"}  # benchmarks that return {entry name: metrics} for several checkpoints
-# Entries whose checkpoints may not be trained yet: skipped with a note instead of failing the whole run.
-REQUIRES = {
-    "digit-segmenter": ["digit-segmenter"],
-    "digit-diffusion": ["digit-diffusion"],
-    "horse2zebra": ["horse2zebra"],
-    "fabric": ["fabric-autoencoder", "fabric-features"],
-    "attack": ["digit-classifier-robust"],
-    "text": ["word-lstm", "word-gpt"],
+# Every bench_<name> function above is the entry <name> (underscores as hyphens), run in the order written here. An entry
+# returns {metric: value}, or {entry name: {metric: value}} when it measures several checkpoints (fabric).
+BENCHMARKS: dict[str, Callable[[LaunchedApp], dict]] = {
+    name.removeprefix("bench_").replace("_", "-"): fn for name, fn in list(globals().items()) if name.startswith("bench_") and callable(fn)
 }
 
 
@@ -545,25 +535,22 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results = {}
     for name in args.only or BENCHMARKS:
-        from models import hub
-
-        missing = [
-            c for c in REQUIRES.get(name, []) if not hub.hub_namespace() and not any((hub.CHECKPOINTS / c).glob("*model.safetensors"))
-        ]
-        if missing:
-            print(f"skipping {name}: checkpoints/{', '.join(missing)} not trained yet ({hub.training_command(missing[0])})")
-            continue
         # A fresh app per entry, launched only when its API timing starts: a running server's threads
         # would otherwise slow the model-only timings that come first.
         app = LaunchedApp()
         try:
             measured = BENCHMARKS[name](app)
-            if name in MULTI_ENTRY:
-                results.update(measured)
-            else:
-                results[name] = measured
+        except Exception as err:  # a checkpoint not trained yet is skipped with a note, not the end of the whole run
+            if "model is missing" not in str(err):
+                raise
+            print(f"skipping {name}: {err}")
+            continue
         finally:
             app.close()
+        if all(isinstance(value, dict) for value in measured.values()):
+            results.update(measured)
+        else:
+            results[name] = measured
     device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     print(f"Measured {date.today().isoformat()} on {platform.machine()} {device}, torch {torch.__version__}\n")
     print(markdown_table(results))

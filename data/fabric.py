@@ -25,6 +25,7 @@ split is never looked at before the end; no network ever trains on it.
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -362,3 +363,46 @@ def labelled_set(split_base: int, product: int, size: int, normal: int, per_defe
             masks.append(mask)
             kinds.append(kind)
     return np.stack(images), np.stack(masks), kinds
+
+
+# What both fabric checkpoints' cards say about this data.
+PROCEDURAL_DATA = (
+    "Procedural woven fabric (ours, `data/fabric.py`), three products as on an inspection line: "
+    + ", ".join(PRODUCT_NAMES)
+    + ". Round shaded yarns with fibre texture, per-yarn thickness and tone; swatches of a product differ by their yarns, a dye-lot "
+    "shade, up to 1 degree of skew, wobble and lighting. Defects (holes, cuts, stains, oil spots, missing and broken threads, knots, "
+    "colour bleeding, folds) are drawn only into test swatches. No real fabric-defect photographs (MVTec AD, AITEX) exist offline; "
+    "these are synthetic and cleaner than real cloth."
+)
+
+
+@dataclass
+class NormalImages:
+    """Flawless swatches per product: what the detectors learn from and are calibrated on."""
+
+    products: list[str]
+    train: list[np.ndarray]  # per product (N, H, W, 3) float in [0, 1]
+    val: list[np.ndarray]
+    source: str
+
+
+def normal_images(dataset: str, count: int, seed: int = 0, val_count: int = VAL_COUNT) -> NormalImages:
+    """count training swatches per product and the fixed validation swatches: procedural (every product in
+    PRODUCTS), or an MVTec-style folder's train/good (one product, a tenth held out for validation)."""
+    if not dataset:
+        return NormalImages(
+            products=list(PRODUCT_NAMES),
+            train=[training_swatches(count, p) for p in range(len(PRODUCTS))],
+            val=[validation_swatches(p, val_count) for p in range(len(PRODUCTS))],
+            source="procedural fabric",
+        )
+    from PIL import Image
+
+    root = Path(dataset)
+    paths = sorted((root / "train" / "good").glob("*.png")) + sorted((root / "train" / "good").glob("*.jpg"))
+    if len(paths) < 10:
+        raise FileNotFoundError(f"{root}/train/good needs at least 10 flawless images (MVTec AD layout)")
+    arrays = np.stack([np.asarray(Image.open(p).convert("RGB").resize((SIZE, SIZE)), np.float32) / 255 for p in paths])
+    order = np.random.default_rng(seed).permutation(len(arrays))
+    n_val = max(5, len(arrays) // 10)
+    return NormalImages([root.name], [arrays[order[n_val:]][:count]], [arrays[order[:n_val]]], str(root))

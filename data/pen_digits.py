@@ -98,3 +98,20 @@ def pen_digit_set(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     labels = np.arange(n) % 10
     images = np.stack([render_pen_digit(int(d), rng) for d in labels])
     return images, labels.astype(np.int64)
+
+
+def draw_digit(digit: int, size: int = 300, stroke: int = 18, dark_on_light: bool = True):
+    """A big sketch of a 0, 1, 4 or 7 (size x size, "L"), drawn with PIL lines as a person draws on a sketchpad: the
+    fixed drawing that tests and benchmarks hand the tabs (not a training digit)."""
+    strokes = {
+        1: [[(0.5, 0.15), (0.5, 0.85)]],
+        4: [[(0.6, 0.85), (0.6, 0.15), (0.25, 0.6), (0.75, 0.6)]],
+        7: [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]],
+        0: [[(0.5, 0.15), (0.72, 0.3), (0.72, 0.7), (0.5, 0.85), (0.28, 0.7), (0.28, 0.3), (0.5, 0.15)]],
+    }[digit]
+    ink, paper = (0, 255) if dark_on_light else (255, 0)
+    im = Image.new("L", (size, size), paper)
+    draw = ImageDraw.Draw(im)
+    for line in strokes:
+        draw.line([(x * size, y * size) for x, y in line], fill=ink, width=stroke, joint="curve")
+    return im

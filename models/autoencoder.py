@@ -36,14 +36,13 @@ class AutoencoderConfig:
     latent: int = 32  # channels at the bottleneck (1/16 of the side)
     image_size: int = 256  # swatch side the thresholds were calibrated at
     smooth_sigma: float = 3.0  # px, blur of the error map before scoring
-    # Weight of the colour error next to the structural one; 0 in checkpoints calibrated before it existed. Measured on
-    # the 3,000-step checkpoint's test split: image AUROC 0.798 -> 0.886, pixel AUROC 0.842 -> 0.909 (stains 0.61 -> 0.70).
+    # Weight of the colour error next to the structural one: the structural error barely sees a stain of the weave's own
+    # texture in the wrong colour. 0 in checkpoints calibrated before it existed.
     colour_weight: float = 0.0
     # px along each edge whose own error is left out of the map and its calibration: the network sees zero padding there
-    # and redraws even flawless cloth badly. On flawless validation swatches the error's 99.9th percentile is 2-3x the
-    # interior's at the edge and levels off 12 px in; every swatch's hottest pixel was on the edge. The band repeats the
-    # nearest reliable value instead, so a flaw that reaches the edge stays marked up to it (tuning split pixel AUROC
-    # 0.921 -> 0.934 with the 3 px blur; a band of 0 left those pixels unmarked). 0 in checkpoints from before it existed.
+    # and redraws even flawless cloth badly, so without the band every swatch's hottest pixel sits on its edge. The band
+    # repeats the nearest reliable value instead, so a flaw that reaches the edge stays marked up to it (the card says
+    # how wide the error stays high on flawless swatches). 0 in checkpoints from before it existed.
     border: int = 0
     # Calibration, one entry per product (data/fabric.py PRODUCTS, or a visitor's own cloth):
     products: list[str] = field(default_factory=lambda: ["fabric"])
@@ -64,7 +63,7 @@ def blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     """(N, 1, H, W) -> the same, Gaussian-blurred (separable, reflect padding).
 
     The N maps go through as the channels of one depthwise convolution: as a batch of N one-channel images, oneDNN's
-    time on 2 CPU cores jumped about (1.6 to 18 ms for six 256 px maps); as channels it stays near 2 ms."""
+    time on a CPU jumps about by an order of magnitude from call to call; as channels it stays low and steady."""
     n, _, h, w = maps.shape
     k = gaussian_kernel(sigma).to(maps)
     r = len(k) // 2
@@ -138,7 +137,7 @@ class FabricAutoencoder(
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1], H and W multiples of 16 -> the reconstruction, same shape.
 
-        channels_last inside: a 256 px swatch took 29-45 ms in the default layout and 13.5 ms this way (2-core CPU)."""
+        channels_last inside: on a CPU this layout runs the convolutions two to three times faster (benchmarks/ has the latency)."""
         return self.decoder(self.encoder(images.contiguous(memory_format=torch.channels_last)))
 
     def error_parts(
@@ -153,7 +152,7 @@ class FabricAutoencoder(
         structural = blur((difference.abs().mean(1, keepdim=True) + (1 - ssim_map(images, reconstruction)) / 2) / 2, sigma)
         b, c, h, w = difference.shape
         blurred = blur(difference.reshape(b * c, 1, h, w), sigma).reshape(b, c, h, w)
-        # The length over colours, spelled out: torch 2.13's CPU norm(dim=1) took 13 ms here, this takes 0.06 ms.
+        # The length over colours, spelled out: torch's CPU norm(dim=1) is two orders of magnitude slower on this shape.
         colour = blurred.square().sum(1, keepdim=True).sqrt()
         return structural, colour
 

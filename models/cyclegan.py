@@ -20,9 +20,14 @@ annotation at run time to rebuild the dataclass from config.json.
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
+
+from data.photos import to_model_input
+from models.digit_judge import frechet_distance
+from models.efficientnet_lite import EfficientNetLite
 
 
 @dataclass
@@ -124,3 +129,76 @@ class CycleGenerators(
     def forward(self, images: torch.Tensor, direction: str = "horse_to_zebra") -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1], translated; H and W multiples of 4."""
         return (self.generator(direction)(images * 2 - 1) + 1) / 2
+
+
+ZEBRA_CLASS, SORREL_CLASS = 340, 339  # ImageNet-1k indices
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8."""
+    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+@torch.inference_mode()
+def translate(generators: CycleGenerators, images: np.ndarray, direction: str, batch: int = 16) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, H, W, 3) uint8, translated in `direction`."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    device = next(generators.parameters()).device
+    return np.concatenate([to_uint8(generators(x[i : i + batch].to(device), direction)) for i in range(0, len(x), batch)])
+
+
+@torch.inference_mode()
+def judge_pictures(judge: EfficientNetLite, images: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """(N, H, W, 3) uint8 -> ((N, 1000) ImageNet probabilities, (N, 1280) pooled features)."""
+    x = torch.stack([to_model_input(im, judge.config.image_size) for im in images])
+    probs, feats = [], []
+    for i in range(0, len(x), 32):
+        f = judge.pooled_features(x[i : i + 32])
+        feats.append(f)
+        probs.append(judge.classifier(f).softmax(-1))
+    return torch.cat(probs), torch.cat(feats).numpy().astype(np.float64)
+
+
+def in_top5(probs: torch.Tensor, class_index: int) -> float:
+    """Share of pictures whose five most likely classes include `class_index`."""
+    return float((probs.topk(5).indices == class_index).any(-1).float().mean())
+
+
+def evaluate(generators: CycleGenerators, judge: EfficientNetLite, horses: np.ndarray, zebras: np.ndarray) -> dict[str, float]:
+    """The honest judge: our ImageNet classifier, which learned from real photos, on held-out animals."""
+    to_zebra = translate(generators, horses, "horse_to_zebra")
+    to_horse = translate(generators, zebras, "zebra_to_horse")
+    horses_back = translate(generators, to_zebra, "zebra_to_horse")
+    zebras_back = translate(generators, to_horse, "horse_to_zebra")
+    p_horses, f_horses = judge_pictures(judge, horses)
+    p_zebras, f_zebras = judge_pictures(judge, zebras)
+    p_to_zebra, f_to_zebra = judge_pictures(judge, to_zebra)
+    p_to_horse, _ = judge_pictures(judge, to_horse)
+
+    def l1(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / 255)
+
+    return {
+        "zebra_rate_real": in_top5(p_zebras, ZEBRA_CLASS),
+        "horse_rate_real": in_top5(p_horses, SORREL_CLASS),
+        "zebra_rate_before": in_top5(p_horses, ZEBRA_CLASS),
+        "zebra_rate_after": in_top5(p_to_zebra, ZEBRA_CLASS),
+        "horse_rate_after": in_top5(p_to_horse, SORREL_CLASS),
+        "zebra_rate_of_zebras_to_horses": in_top5(p_to_horse, ZEBRA_CLASS),
+        "fid_effnet": frechet_distance(f_to_zebra, f_zebras),
+        "fid_effnet_baseline": frechet_distance(f_horses, f_zebras),
+        "cycle_l1": (l1(horses_back, horses) + l1(zebras_back, zebras)) / 2,
+        "cycle_l1_horse": l1(horses_back, horses),
+        "cycle_l1_zebra": l1(zebras_back, zebras),
+    }
+
+
+def judge_reference(judge: EfficientNetLite, horses: np.ndarray, zebras: np.ndarray) -> dict[str, torch.Tensor]:
+    """What pictures like the training pictures look like to the judge: the mean of its pooled features over
+    both domains, and a cosine-similarity threshold (1st percentile minus 0.1) below which the app says a
+    picture is unlike them. Measured on validation pictures, never the test split."""
+    _, features = judge_pictures(judge, np.concatenate([horses, zebras]))
+    features = torch.from_numpy(features).float()
+    mean = features.mean(0)
+    similarity = torch.nn.functional.cosine_similarity(features, mean[None], dim=1)
+    return {"mean_feature": mean, "threshold": torch.tensor(float(np.percentile(similarity.numpy(), 1)) - 0.1)}

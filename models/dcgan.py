@@ -16,6 +16,9 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from models.digit_classifier import DigitClassifier
+from models.digit_judge import judge_digits
+
 
 @dataclass
 class DigitGeneratorConfig:
@@ -91,3 +94,18 @@ class DigitDiscriminator(nn.Module):
         h = self.features(images * 2 - 1).flatten(1)  # (B, 4096)
         batch_std = h.std(dim=0).mean().expand(h.shape[0], 1)  # (B, 1)
         return self.score(torch.cat([h, batch_std], 1)).squeeze(1) + (self.label_projection(labels) * h).sum(1)
+
+
+@torch.no_grad()
+def sample(generator: DigitGenerator, labels: torch.Tensor, seed: int, batch: int = 1000) -> torch.Tensor:
+    """Generated digits for the given labels, (N, 1, 28, 28), from noise seeded by `seed`."""
+    generator.eval()
+    z = generator.noise(len(labels), seed)
+    return torch.cat([generator(z[i : i + batch], labels[i : i + batch]) for i in range(0, len(labels), batch)])
+
+
+@torch.no_grad()
+def evaluate_generator(generator: DigitGenerator, judge: DigitClassifier, per_class: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Quality as judged by our digit classifier: class accuracy, Fréchet distance on its features, diversity."""
+    labels = torch.arange(10).repeat_interleave(per_class)
+    return judge_digits(sample(generator, labels, seed), labels, judge, seed)

@@ -11,10 +11,14 @@ annotation at run time to rebuild the dataclass from config.json.
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
+
+from data.font_digits import font_digit_set
+from data.mnist import sketch_to_mnist
 
 
 @dataclass
@@ -99,3 +103,42 @@ class DigitClassifier(
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) in [0, 1] -> (B, 10) class probabilities."""
         return F.softmax(self(images), dim=-1)
+
+
+def to_tensor(images_uint8: np.ndarray) -> torch.Tensor:
+    """(N, 28, 28) uint8 -> (N, 1, 28, 28) float in [0, 1]."""
+    return torch.from_numpy(images_uint8).float().div(255).unsqueeze(1)
+
+
+@torch.inference_mode()
+def evaluate(model: DigitClassifier, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of `model` on (N, 1, 28, 28) images in [0, 1]."""
+    model.eval()
+    device = next(model.parameters()).device
+    correct, loss = 0, 0.0
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device)
+        y = labels[start : start + batch_size].to(device)
+        logits = model(x).float()
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(-1) == y).sum().item()
+    return correct / len(images), loss / len(images)
+
+
+def font_digit_accuracy(model: DigitClassifier, variants_per_font: int = 5, seed: int = 0) -> tuple[float, int]:
+    """Accuracy on digits rendered from the machine's fonts, prepared exactly like a sketch.
+
+    Returns (accuracy, number of digits). Renderings that preprocessing rejects count as wrong."""
+    c = model.config
+    images, labels, _ = font_digit_set(variants_per_font=variants_per_font, seed=seed)
+    prepared, ok = [], []
+    for img in images:
+        try:
+            prepared.append(sketch_to_mnist(img, c.image_size, c.box_size, c.ink_threshold, c.min_stroke_fraction))
+            ok.append(True)
+        except ValueError:
+            prepared.append(np.zeros((c.image_size, c.image_size), np.float32))
+            ok.append(False)
+    x = torch.from_numpy(np.stack(prepared)).unsqueeze(1)
+    acc, _ = evaluate(model, x, torch.from_numpy(labels))
+    return acc * np.mean(ok), len(labels)

@@ -120,3 +120,9 @@ def evaluate_detector(
     result["false_positive_rate"] = float(torch.cat(false_alarms).mean())
     result["detection_rate"] = float(torch.cat(detections).mean())
     return result
+
+
+def calibrate_products(raw_map_fn: ProductMapFn, val: list[np.ndarray]) -> dict[str, list[float]]:
+    """calibrate() for each product's validation swatches -> config fields, one list entry per product."""
+    per_product = [calibrate(maps_for(lambda x, p=p: raw_map_fn(x, p), images)) for p, images in enumerate(val)]
+    return {key: [c[key] for c in per_product] for key in per_product[0]}

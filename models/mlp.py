@@ -122,3 +122,47 @@ class MLP(nn.Module):
     def l2_penalty(self) -> torch.Tensor:
         """Sum of squared weights (biases excluded): what L2 regularisation adds to the loss."""
         return sum((layer.weight**2).sum() for layer in self.layers)
+
+
+def train_epochs(
+    model: Perceptron | MLP,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    *,
+    learning_rate: float,
+    l2: float,
+    generator: torch.Generator,
+    optimizer: torch.optim.Optimizer | None,
+) -> None:
+    """`epochs` passes over the training animals x (N, 2), y (N,): the perceptron rule (in an order drawn from
+    `generator`), or for an MLP full-batch gradient steps on cross-entropy plus l2 times the weights' squared size."""
+    if isinstance(model, Perceptron):
+        for _ in range(epochs):
+            model.perceptron_epoch(x, y, learning_rate, generator)
+        return
+    model.train()
+    target = y.float()
+    for _ in range(epochs):
+        loss = F.binary_cross_entropy_with_logits(model(x), target)
+        if l2 > 0:
+            loss = loss + l2 * model.l2_penalty()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+
+@torch.no_grad()
+def loss_and_accuracy(model: Perceptron | MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(loss, accuracy) on animals x (N, 2), y (N,). Loss is cross-entropy for an MLP; for the step neuron it is the
+    error rate, since a neuron that only says 0 or 1 has no probabilities to score."""
+    model.eval()
+    if isinstance(model, Perceptron):
+        wrong = float(((model(x) > 0).long() != y).float().mean())
+        return wrong, 1.0 - wrong
+    logits = model(x)
+    if not torch.isfinite(logits).all():
+        return float("nan"), float(((torch.nan_to_num(logits) > 0).long() == y).float().mean())
+    loss = float(F.binary_cross_entropy_with_logits(logits, y.float()))
+    return loss, float(((logits > 0).long() == y).float().mean())

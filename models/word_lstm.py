@@ -18,6 +18,9 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from data.austen import UNK
+from models.ngram import KneserNeyTrigram
+
 
 @dataclass
 class WordLSTMConfig:
@@ -158,3 +161,28 @@ def perplexity(model: nn.Module, ids: torch.Tensor, context: int, batch_size: in
                     count += len(y)
                     scored_until = s + to_p
     return float(torch.exp(torch.tensor(total / count)))
+
+
+# The metrics both word models report (train_word_lstm and train_word_gpt): same tokens, so they compare.
+METRIC_NOTES = {
+    "test_ppl": "perplexity on the test chapters: exp of the mean next-word cross-entropy, <eos> and <unk> included",
+    "val_ppl": "best validation perplexity (chooses the checkpoint)",
+    "vocab_size": "words in the vocabulary, <unk> and <eos> included",
+    "train_tokens": "tokens in the training split",
+    "test_tokens": "tokens in the test split",
+    "test_unk_rate": "share of test tokens that are <unk>",
+    "test_ppl_trigram": "the yardstick: an interpolated Kneser-Ney trigram (models/ngram.py) counted on the same training tokens",
+}
+
+
+def text_metrics(test_ppl: float, best_val: float, tokenizer, train_ids: torch.Tensor, test_ids: torch.Tensor) -> dict:
+    trigram = KneserNeyTrigram(train_ids, tokenizer.get_vocab_size()).perplexity(test_ids)
+    return {
+        "test_ppl": round(test_ppl, 2),
+        "val_ppl": round(best_val, 2),
+        "vocab_size": tokenizer.get_vocab_size(),
+        "train_tokens": len(train_ids),
+        "test_tokens": len(test_ids),
+        "test_unk_rate": round(float((test_ids == tokenizer.token_to_id(UNK)).float().mean()), 4),
+        "test_ppl_trigram": round(trigram, 2),
+    }

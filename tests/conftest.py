@@ -107,24 +107,6 @@ def running_app(tmp_path_factory) -> RunningApp:
     app.stop()
 
 
-def draw_digit(digit: int, size: int = 300, stroke: int = 18, dark_on_light: bool = True):
-    """A digit drawn with PIL lines, the way a person draws it with a pen (not a font)."""
-    from PIL import Image, ImageDraw
-
-    strokes = {
-        1: [[(0.5, 0.15), (0.5, 0.85)]],
-        4: [[(0.6, 0.85), (0.6, 0.15), (0.25, 0.6), (0.75, 0.6)]],
-        7: [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]],
-        0: [[(0.5, 0.15), (0.72, 0.3), (0.72, 0.7), (0.5, 0.85), (0.28, 0.7), (0.28, 0.3), (0.5, 0.15)]],
-    }[digit]
-    ink, paper = (0, 255) if dark_on_light else (255, 0)
-    im = Image.new("L", (size, size), paper)
-    draw = ImageDraw.Draw(im)
-    for line in strokes:
-        draw.line([(x * size, y * size) for x, y in line], fill=ink, width=stroke, joint="curve")
-    return im
-
-
 def needs_checkpoint(name: str, weights: str = "model.safetensors"):
     """Skip, saying why, until checkpoint `name` is trained and shipped (its tab is not in the app before that)."""
     import pytest

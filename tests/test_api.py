@@ -8,7 +8,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.conftest import draw_digit, needs_checkpoint
+from data.pen_digits import draw_digit
+from tests.conftest import needs_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from apps import common, digits
-from tests.conftest import draw_digit
+from data.pen_digits import draw_digit
 
 # gradio's own cache sweep, taken at import, before any test's build_demo() replaces it with app.delete_old_cache_files.
 GRADIO_SWEEP = gr.route_utils.delete_files_created_by_app
@@ -162,17 +162,24 @@ def test_demo_builds_without_launching():
     assert "classify_digit" in names
 
 
-def test_every_model_event_waits_in_one_shared_pool_of_workers():
+def test_every_endpoint_names_its_concurrency_group_where_it_is_wired():
+    """No hand-kept list: every public endpoint of the built app declares a named group (gradio's default is a queue
+    of the function's own), the shared model pool has one size, and long jobs keep lanes of their own."""
     import app
+    from apps.common import MODEL_WORKERS
 
     demo = app.build_demo()
-    api_names = {fn.api_name for fn in demo.fns.values()}
-    assert app.MODEL_EVENTS <= api_names  # a renamed endpoint must not silently leave the pool
+    public = [fn for fn in demo.fns.values() if fn.api_visibility == "public" and fn.api_name]
+    assert len(public) >= 15
+    unnamed = [fn.api_name for fn in public if fn.concurrency_id == str(id(fn.fn))]
+    assert unnamed == [], f"wire these with **RUNS_MODEL (or a lane of their own): {unnamed}"
     pooled = [fn for fn in demo.fns.values() if fn.concurrency_id == "models"]
-    assert {fn.api_name for fn in pooled} >= app.MODEL_EVENTS
-    assert all(fn.concurrency_limit == app.MODEL_WORKERS for fn in pooled)
+    assert all(fn.concurrency_limit == MODEL_WORKERS for fn in pooled)
+    # Live events that run a network (drawing, uploads, sliders) wait in the same pool as the buttons.
+    assert {"classify_sketch", "segment_sketch", "resegment", "detect_calibrated", "describe_photo"} <= {fn.name for fn in pooled}
     # Long jobs keep their own lanes, so a 35 s fit cannot take a shared worker.
-    assert {fn.api_name: fn.concurrency_id for fn in demo.fns.values()}["fit_fabric"] != "models"
+    lanes = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in public}
+    assert lanes["fit_fabric"] == ("fit_fabric", 1) and lanes["robustness_curve"] == ("robustness_curve", 1)
 
 
 def test_a_picture_two_users_get_at_once_is_never_read_half_written(tmp_path):

@@ -11,9 +11,10 @@ from PIL import Image
 
 from apps import segment as tab
 from data import digit_scenes
+from data.pen_digits import draw_digit
+from models.segmentation import LARGEST_DIGIT_PX, confusion, digit_height, read_drawing, scores
 from models.unet import UNet
-from tests.conftest import draw_digit, needs_checkpoint
-from training.train_digit_segmenter import confusion, scores
+from tests.conftest import needs_checkpoint
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "digit-segmenter"
 pytestmark = needs_checkpoint("digit-segmenter")
@@ -55,7 +56,7 @@ def test_confidence_threshold_moves_pixels_to_unsure():
 
 def test_probability_map_is_on_a_fixed_scale():
     gray = two_digit_canvas()
-    _, probs = tab.probabilities(gray)
+    _, probs = read_drawing(tab.model(), gray)
     # "0" was not drawn: its map must stay cold (dark blue), not be stretched to look like a detection.
     zero_map = tab.probability_map(probs, "0")
     assert zero_map[..., 2].mean() > 100 and zero_map[..., 0].mean() < 60
@@ -90,15 +91,15 @@ def test_big_drawings_are_read_at_the_size_the_network_learned(pair):
     """Digits filling a 300 px canvas are ~90 px tall at the working size (training: 30-64 px); the tab also
     reads them shrunk, so neither a lone stroke (a 1) nor a big loop (a 0) is lost as clutter."""
     gray = two_digit_canvas(*pair)
-    assert tab.digit_height(gray[::2, ::2]) > tab.LARGEST_DIGIT_PX  # 150 px rows: the marks are over 64 px tall
+    assert digit_height(gray[::2, ::2]) > LARGEST_DIGIT_PX  # 150 px rows: the marks are over 64 px tall
     (_, layers), _, text = tab.segment_digits(gray, 0.5, tab.ANY_DIGIT)
     assert {str(d) for d in pair} <= {name for _, name in layers}, text
 
 
 def test_scenes_at_the_learned_size_are_read_as_they_are():
     images, _ = digit_scenes.fixed_scenes("test")
-    index = next(i for i in range(len(images)) if tab.digit_height(images[i, 0].numpy()) <= tab.LARGEST_DIGIT_PX)
-    _, probs = tab.probabilities(images[index, 0].numpy())
+    index = next(i for i in range(len(images)) if digit_height(images[i, 0].numpy()) <= LARGEST_DIGIT_PX)
+    _, probs = read_drawing(tab.model(), images[index, 0].numpy())
     with torch.inference_mode():
         direct = tab.model()(images[index : index + 1]).softmax(1)[0].numpy()
     np.testing.assert_allclose(probs, direct, atol=1e-5)

@@ -18,7 +18,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.conftest import draw_digit, needs_checkpoint
+from data.pen_digits import draw_digit
+from tests.conftest import needs_checkpoint
 
 GENERIC = "has raised an exception"  # Gradio's text for an unforeseen exception when show_error is off
 IMAGE = object()  # where an endpoint's picture goes
@@ -65,27 +66,43 @@ def image_cases(folder: Path) -> dict[str, object]:
     return cases
 
 
-# endpoint -> (arguments with IMAGE where the picture goes, indexes of numeric arguments, indexes of text arguments)
-ENDPOINTS = {
-    "/classify_digit": ([IMAGE], [], []),
-    "/classify_image": ([IMAGE], [], []),
-    "/explain_image": ([IMAGE], [], []),
-    "/classify_taught": ([IMAGE], [], []),
-    "/segment_digits": ([IMAGE, 0.5, "any digit"], [1], []),
-    "/attack": ([IMAGE, "digit", "fgsm", 64, 10, 1, "none (any wrong answer)", 40, 20, 0], [3, 4, 5, 7, 8, 9], []),
-    "/horse_to_zebra": ([IMAGE, "horse → zebra", 128], [2], []),
-    "/detect_defects": ([IMAGE, "features", 0, "denim (twill)"], [2], [1, 3]),
-    "/fit_fabric": ([[IMAGE] * 5], [], []),  # a list of photos: each image case is all five
-    "/train_playground": (["curved", 200, 0.3, 0.5, 0, "mlp", 2, 8, "tanh", 0.1, 0.0, 0.0, False, 20], [1, 2, 3, 4, 6, 7, 10, 11, 13], []),
-    "/generate_digits": (["7", 0, 16], [1, 2], []),
-    "/interpolate_digits": (["3", 0, "8", 1, 10], [1, 3, 4], []),
-    "/generate_digits_diffusion": (["seven", 2, 5, 1.5, 0, "DDIM"], [1, 2, 3, 4], [0]),
-    "/generate_text": (["LSTM (recurrent network)", "Emma", 0.8, 40, 0.95, 5, 0], [2, 3, 4, 5, 6], [1]),
-    "/next_words": (["GPT (small transformer)", "Emma"], [], [1]),
-    "/teach_classes": (["cats", None, "dogs", None, "", None, "", None, "", None], [], [0, 2]),
-    "/download_head": ([], [], []),
-    "/robustness_curve": ([], [], []),
+# A few endpoints' defaults are slow (a 500-epoch fit, a 256 px CycleGAN, a PGD attack on a photo); these cheaper valid
+# values keep the hundreds of requests quick. Optional: an endpoint not named here is called with its own defaults.
+CHEAPER = {
+    "/attack": {"model_choice": "digit", "attack_choice": "fgsm", "epsilon": 64},
+    "/horse_to_zebra": {"size": 128},
+    "/train_playground": {"epochs": 20},
+    "/generate_digits_diffusion": {"count": 2, "steps": 5},
+    "/generate_text": {"words": 5},
 }
+FILE_LISTS = 5  # pictures in a list of files (fitting needs five)
+TEXT_COMPONENTS = {"Textbox", "Dropdown", "Radio"}
+
+
+def endpoint_table(client: Client) -> dict[str, tuple[list, list[int], list[int]]]:
+    """endpoint -> (valid arguments with IMAGE where a picture goes, indexes of numeric arguments, indexes of text arguments),
+    read from the app's own API description (view_api): each input's default, or its example when it has none;
+    a picture for an image or file, FILE_LISTS of them for a list of files. No hand-kept list: a new endpoint is in it."""
+    table = {}
+    for api, spec in client.view_api(print_info=False, return_format="dict")["named_endpoints"].items():
+        args, numbers, texts = [], [], []
+        for index, p in enumerate(spec["parameters"]):
+            kind = p["python_type"]["type"]
+            if kind == "list[filepath]":
+                args.append([IMAGE] * FILE_LISTS)
+            elif kind == "filepath" or p["component"] in ("Image", "File"):
+                args.append(IMAGE)
+            else:
+                default = p["parameter_default"] if p["parameter_has_default"] else p["example_input"]
+                args.append(CHEAPER.get(api, {}).get(p["parameter_name"], default))
+                if kind in ("float", "int"):
+                    numbers.append(index)
+                elif p["component"] in TEXT_COMPONENTS:
+                    texts.append(index)
+        table[api] = (args, numbers, texts)
+    return table
+
+
 NUMBER_CASES = {"nan": float("nan"), "negative": -5, "huge": 1e12, "wrong_type": "abc", "nothing": None}
 TEXT_CASES = {"empty": "", "100k_characters": "Emma " * 20_000, "wrong_type": 3.5}
 
@@ -97,14 +114,14 @@ def put(arg, picture):
     return [picture if a is IMAGE else a for a in arg] if isinstance(arg, list) else arg
 
 
-def requests(folder: Path, endpoints: list[str]) -> list[tuple[str, str, list]]:
+def requests(folder: Path, table: dict, endpoints: list[str]) -> list[tuple[str, str, list]]:
     """(endpoint, case, arguments) for every endpoint x every case that applies to its inputs."""
     pictures = image_cases(folder)
     draw_digit(7).convert("RGB").save(folder / "good.png")
     good = handle_file(str(folder / "good.png"))
     out = []
     for api in endpoints:
-        args, numbers, texts = ENDPOINTS[api]
+        args, numbers, texts = table[api]
         base = [put(a, good) for a in args]
         out.append((api, "good input", base))
         if any(a is IMAGE or (isinstance(a, list) and IMAGE in a) for a in args):
@@ -141,21 +158,25 @@ def client(running_app):
     return Client(running_app.url, verbose=False)
 
 
-def shipped_endpoints(client: Client) -> list[str]:
-    listed = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    return [api for api in ENDPOINTS if api in listed]
+@pytest.fixture(scope="module")
+def table(client):
+    return endpoint_table(client)
 
 
-def test_every_endpoint_is_in_the_table(client):
-    listed = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert listed <= set(ENDPOINTS), f"add {sorted(listed - set(ENDPOINTS))} to the bad-input table"
+def test_the_table_is_the_apps_own_api(table):
+    """Every listed endpoint is in the table, with a value for every input; the defaults are the UI's own."""
+    assert {"/classify_digit", "/attack", "/generate_text", "/fit_fabric", "/train_playground"} <= set(table)
+    args, numbers, texts = table["/attack"]
+    assert args[0] is IMAGE and args[1:3] == ["digit", "fgsm"] and numbers == [3, 4, 5, 7, 8, 9] and 2 in texts
+    assert table["/fit_fabric"][0] == [[IMAGE] * FILE_LISTS]
+    assert table["/segment_digits"] == ([IMAGE, 0.5, "any digit"], [1], [2])
 
 
 @needs_checkpoint("digit-classifier")
-def test_every_endpoint_every_case_ends_in_a_clear_error_or_an_answer(client, running_app, tmp_path):
+def test_every_endpoint_every_case_ends_in_a_clear_error_or_an_answer(client, table, running_app, tmp_path):
     log_start = running_app.log_path.stat().st_size
     results = {}
-    for api, case, args in requests(tmp_path, shipped_endpoints(client)):
+    for api, case, args in requests(tmp_path, table, list(table)):
         results[(api, case)] = outcome(client, api, args)
     unclear = {key: message for key, message in results.items() if message.startswith("UNCLEAR")}
     assert not unclear, f"{len(unclear)} of {len(results)} requests got no clear message: {sorted(unclear)}"
@@ -189,10 +210,10 @@ def test_every_endpoint_every_case_ends_in_a_clear_error_or_an_answer(client, ru
 
 
 @needs_checkpoint("digit-classifier")
-def test_memory_does_not_grow_across_200_bad_requests(client, running_app, tmp_path):
+def test_memory_does_not_grow_across_200_bad_requests(client, table, running_app, tmp_path):
     cases = [
         (api, args)
-        for api, case, args in requests(tmp_path, ["/classify_digit", "/segment_digits", "/generate_digits"])
+        for api, case, args in requests(tmp_path, table, ["/classify_digit", "/segment_digits", "/generate_digits"])
         if case != "good input"
     ]
     for api, args in cases:  # warm-up: first use loads models and fills caches
@@ -207,7 +228,7 @@ def test_memory_does_not_grow_across_200_bad_requests(client, running_app, tmp_p
 
 
 @needs_checkpoint("digit-classifier")
-def test_every_named_endpoint_answers_a_valid_request(client, running_app, tmp_path):
+def test_every_named_endpoint_answers_a_valid_request(client, table, running_app, tmp_path):
     """Each endpoint the API lists, called once with a valid request, answers (in CI from the Space's own install,
     tests/conftest.APP_PYTHON). The taught-head endpoints come after teaching, in the same session, as a person uses them;
     fitting gets five flawless swatches of cloth."""
@@ -229,7 +250,7 @@ def test_every_named_endpoint_answers_a_valid_request(client, running_app, tmp_p
     order = ["/teach_classes"] + [api for api in listed if api != "/teach_classes"]
     answers = {}
     for api in order:
-        args = special.get(api) or [put(a, handle_file(str(tmp_path / "seven.png"))) for a in ENDPOINTS[api][0]]
+        args = special.get(api) or [put(a, handle_file(str(tmp_path / "seven.png"))) for a in table[api][0]]
         answers[api] = outcome(client, api, args)
     failed = {api: message for api, message in answers.items() if message != "ok"}
     assert not failed, failed

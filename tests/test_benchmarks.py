@@ -24,3 +24,22 @@ def test_latency_is_timed_per_call_and_reported_as_p50_and_p95():
 def test_markdown_table_lists_every_metric():
     table = run.markdown_table({"digit-gan": {"fid_digits": 0.59, "latency_ms_p50": 13.4}})
     assert table.splitlines()[2:] == ["| digit-gan | `fid_digits` | 0.59 |", "| digit-gan | `latency_ms_p50` | 13.4 |"]
+
+
+def test_every_bench_function_is_an_entry_in_the_order_written():
+    names = [name.removeprefix("bench_").replace("_", "-") for name in vars(run) if name.startswith("bench_")]
+    assert list(run.BENCHMARKS) == names and {"playground", "digit-classifier", "attack", "fabric", "text"} <= set(names)
+
+
+def test_an_entry_whose_checkpoint_is_missing_is_skipped_with_a_note(capsys, monkeypatch):
+    from models import hub
+
+    def needs_an_untrained_model(app):
+        raise hub.CheckpointError("The 'digit-thing' model is missing: checkpoints/digit-thing/model.safetensors does not exist.")
+
+    monkeypatch.setitem(run.BENCHMARKS, "digit-thing", needs_an_untrained_model)
+    monkeypatch.setattr(
+        run.argparse.ArgumentParser, "parse_args", lambda self, argv=None: run.argparse.Namespace(only=["digit-thing"], json=None)
+    )
+    assert run.main([]) == {}
+    assert "skipping digit-thing: The 'digit-thing' model is missing" in capsys.readouterr().out

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import draw_digit, needs_checkpoint
+from data.pen_digits import draw_digit
+from tests.conftest import needs_checkpoint
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(os.environ.get("MODEL_SHOW_SCREENSHOTS", "")) if os.environ.get("MODEL_SHOW_SCREENSHOTS") else None

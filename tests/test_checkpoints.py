@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from data.mnist import load_splits
-from models.digit_classifier import DigitClassifier
-from training.train_digit_classifier import evaluate, font_digit_accuracy, to_tensor
+from models.digit_classifier import DigitClassifier, evaluate, font_digit_accuracy, to_tensor
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 SHIPPED = sorted(p for p in CHECKPOINTS.iterdir() if p.is_dir())
@@ -73,7 +72,7 @@ def austen():
 
 
 def test_word_lstm_holds_its_test_perplexity_and_beats_the_trigram(austen):
-    from benchmarks.ngram import KneserNeyTrigram
+    from models.ngram import KneserNeyTrigram
     from models.word_lstm import WordLSTM, perplexity
 
     tokenizer, train_ids, test_ids = austen
@@ -83,6 +82,8 @@ def test_word_lstm_holds_its_test_perplexity_and_beats_the_trigram(austen):
     assert ppl == pytest.approx(claimed, rel=0.01)
     trigram = KneserNeyTrigram(train_ids, tokenizer.get_vocab_size()).perplexity(test_ids)
     assert ppl <= 0.85 * trigram, (ppl, trigram)
+    # The Text tab shows the yardstick from the checkpoint's metrics.json: it must be this very number.
+    assert json.loads((CHECKPOINTS / "word-lstm" / "metrics.json").read_text())["test_ppl_trigram"] == round(trigram, 2)
 
 
 def test_word_gpt_holds_its_test_perplexity_with_the_same_tokenizer(austen):

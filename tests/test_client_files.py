@@ -19,8 +19,9 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image, ImageDraw
 
-from tests.conftest import draw_digit, needs_checkpoint
-from tests.test_bad_input import ENDPOINTS, put
+from data.pen_digits import draw_digit
+from tests.conftest import needs_checkpoint
+from tests.test_bad_input import endpoint_table, put
 
 FILE_COMPONENTS = {"Image", "File", "Gallery", "ImageEditor", "Sketchpad", "Video", "Audio"}
 SECRET_TEXT = "SECRET-7f3a"
@@ -95,9 +96,9 @@ def file_endpoints(client: Client) -> dict[str, list[int]]:
     }
 
 
-def arguments(api: str, index: int, value, folder: Path) -> list:
-    """The endpoint's valid arguments (tests/test_bad_input.ENDPOINTS) with `value` where file argument `index` goes."""
-    args, _, _ = ENDPOINTS[api]
+def arguments(table: dict, api: str, index: int, value, folder: Path) -> list:
+    """The endpoint's valid arguments (tests/test_bad_input.endpoint_table) with `value` where file argument `index` goes."""
+    args, _, _ = table[api]
     good = [put(a, None) for a in args]
     if api == "/teach_classes":  # names at even indexes, lists of photos at odd ones
         good = ["cats", [], "dogs", [], "", [], "", [], "", []]
@@ -122,7 +123,7 @@ def test_every_file_endpoint_is_in_the_table(client):
         "/horse_to_zebra",
         "/attack",
     } <= set(found)
-    assert set(found) <= set(ENDPOINTS), f"add {sorted(set(found) - set(ENDPOINTS))} to tests/test_bad_input.ENDPOINTS"
+    assert set(found) <= set(endpoint_table(client))
 
 
 @needs_checkpoint("digit-classifier")
@@ -130,12 +131,13 @@ def test_no_endpoint_opens_a_server_file_and_refusals_leak_nothing(client, runni
     missing = secret.with_name("absent.png")  # as long as secret.png: Gradio's own messages echo a shortened input
     cases = hostile_payloads(secret, running_app.cache_dir)
     leaks, unequal, answered = [], [], []
+    table = endpoint_table(client)
     for api, indexes in file_endpoints(client).items():
         for index in indexes:
             for case, payload_for in cases.items():
                 outcomes = {}
                 for which, path in (("exists", secret), ("missing", missing)):
-                    status, payload = call(running_app.url, api, arguments(api, index, payload_for(path), secret.parent))
+                    status, payload = call(running_app.url, api, arguments(table, api, index, payload_for(path), secret.parent))
                     if status != "error":
                         answered.append(f"{api} arg {index} {case} ({which}): {status}")
                     if SECRET_TEXT in payload or base64.b64encode(secret.read_bytes()[:48]).decode()[:40] in payload:

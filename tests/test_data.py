@@ -4,7 +4,7 @@ from PIL import Image
 
 from data.font_digits import font_digit_set
 from data.mnist import load_splits, sketch_to_mnist, stratified_split, stroke_width
-from tests.conftest import draw_digit
+from data.pen_digits import draw_digit
 
 
 def test_bundled_split_sizes_are_fixed_and_stratified():

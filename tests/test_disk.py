@@ -16,12 +16,12 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.conftest import REPO_ROOT, draw_digit, launch_app, needs_checkpoint
-from tests.test_bad_input import ENDPOINTS, put
+from data.pen_digits import draw_digit
+from tests.conftest import REPO_ROOT, launch_app, needs_checkpoint
+from tests.test_bad_input import endpoint_table, put
 
 REQUESTS = 50
 FREQUENCY_S, AGE_S = 1, 8
-SEED_ARGUMENT = {"/train_playground": 4, "/generate_digits": 1, "/interpolate_digits": 1, "/generate_digits_diffusion": 4, "/attack": 9}
 
 
 def files_under(folder: Path) -> set[Path]:
@@ -66,7 +66,12 @@ def test_files_live_only_in_the_cache_and_leave_it_by_age(short_lived_app, tmp_p
     client = Client(app.url, verbose=False)
     endpoints = file_endpoints(client)
     assert {"/classify_digit", "/generate_digits_diffusion", "/download_head", "/attack", "/horse_to_zebra"} <= set(endpoints)
-    assert set(endpoints) <= set(ENDPOINTS), f"add {sorted(set(endpoints) - set(ENDPOINTS))} to tests/test_bad_input.ENDPOINTS"
+    table = endpoint_table(client)
+    # Every request draws something new (its own seed), so each one hands back files of its own.
+    seeds = {
+        api: [i for i, p in enumerate(spec["parameters"]) if "seed" in p["parameter_name"]]
+        for api, spec in client.view_api(print_info=False, return_format="dict")["named_endpoints"].items()
+    }
 
     photos = pictures(tmp_path, REQUESTS)
     local = threading.local()
@@ -80,9 +85,9 @@ def test_files_live_only_in_the_cache_and_leave_it_by_age(short_lived_app, tmp_p
         return local.client
 
     def arguments(api: str, i: int) -> list:
-        args = [put(a, handle_file(photos[i])) for a in ENDPOINTS[api][0]]
-        if api in SEED_ARGUMENT:
-            args[SEED_ARGUMENT[api]] = i
+        args = [put(a, handle_file(photos[i])) for a in table[api][0]]
+        for index in seeds[api]:
+            args[index] = i
         return args
 
     jobs = [(api, arguments(api, i)) for api in endpoints for i in range(REQUESTS)]

@@ -9,7 +9,6 @@ from data import fabric
 from models.autoencoder import AutoencoderConfig, FabricAutoencoder
 from models.fabric_scoring import auroc, calibrate
 from models.patch_memory import PatchMemory, PatchMemoryConfig, build_bank
-from training.train_fabric_autoencoder import normal_images
 
 
 def test_swatches_are_repeatable_and_in_range():
@@ -36,7 +35,7 @@ def test_defects_never_appear_in_training_or_validation_images(monkeypatch):
 
     monkeypatch.setattr(fabric, "add_defect", forbidden)
     monkeypatch.setattr(fabric, "defective_swatch", forbidden)
-    normal = normal_images("", 2, val_count=2)
+    normal = fabric.normal_images("", 2, val_count=2)
     assert normal.products == list(fabric.PRODUCT_NAMES)
     assert [x.shape for x in normal.train] == [(2, 256, 256, 3)] * 3 and [x.shape for x in normal.val] == [(2, 256, 256, 3)] * 3
     # The seed ranges of the splits never meet, for any product.

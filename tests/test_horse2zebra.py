@@ -12,10 +12,10 @@ from PIL import Image
 from scipy import ndimage
 
 from data import horses
-from models.cyclegan import CycleGANConfig, CycleGenerators, PatchDiscriminator, ResnetGenerator
+from models.cyclegan import CycleGANConfig, CycleGenerators, PatchDiscriminator, ResnetGenerator, in_top5, judge_pictures
 from tests.conftest import REPO_ROOT, needs_checkpoint
 from tests.test_training import run_dry
-from training.train_cyclegan import ImagePool, in_top5, judge_pictures
+from training.train_cyclegan import ImagePool
 
 CHECKPOINT = REPO_ROOT / "checkpoints" / "horse2zebra"
 MODULE = "training.train_cyclegan"

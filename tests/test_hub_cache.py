@@ -78,3 +78,42 @@ def test_the_app_loads_every_checkpoint_from_an_offline_hub_cache(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for name in SHIPPED:
         assert f"{name} loaded" in result.stdout
+
+
+def test_numbers_a_tab_shows_come_from_the_checkpoint_it_loads(tmp_path):
+    """With MODEL_SHOW_HUB_NAMESPACE set, the Attack and Text tabs show the Hub copy's numbers, not the repository's:
+    a Hub cache whose measurement files differ from the local ones must show its own values."""
+    import json
+    import shutil
+
+    cache = tmp_path / "hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    for name in ("digit-classifier-robust", "word-lstm", "word-gpt"):
+        snapshot = cache / f"models--someone--{name}" / "snapshots" / commit
+        shutil.copytree(CHECKPOINTS / name, snapshot)
+        (snapshot.parent.parent / "refs").mkdir()
+        (snapshot.parent.parent / "refs" / "main").write_text(commit)
+    robust = cache / "models--someone--digit-classifier-robust" / "snapshots" / commit
+    rates = json.loads((robust / "attack_metrics.json").read_text()) | {"fgsm_success_eps0.3": 0.1234}
+    (robust / "attack_metrics.json").write_text(json.dumps(rates))
+    curve = json.loads((robust / "robustness_curve.json").read_text()) | {"n_digits": 4321}
+    (robust / "robustness_curve.json").write_text(json.dumps(curve))
+    for name in ("word-lstm", "word-gpt"):
+        metrics_file = cache / f"models--someone--{name}" / "snapshots" / commit / "metrics.json"
+        metrics_file.write_text(json.dumps(json.loads(metrics_file.read_text()) | {"test_ppl_trigram": 12.34}))
+    code = (
+        "from apps import attack, text\n"
+        "assert '12.3% fooled' in attack.measured_rates(), attack.measured_rates()\n"
+        "assert '4,321 held-out' in attack.curve_caption(), attack.curve_caption()\n"
+        "assert '| 12.3 |' in text.scores_markdown(), text.scores_markdown()\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "MODEL_SHOW_HUB_NAMESPACE": "someone"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_no_tab_reads_numbers_from_the_repository():
+    """Tabs read measurements through models.hub only; benchmarks/ is the measuring tool, not a data source."""
+    for path in (REPO_ROOT / "apps").glob("*.py"):
+        source = path.read_text()
+        assert '/ "benchmarks"' not in source and "benchmarks/latest.json" not in source, path.name

@@ -9,8 +9,9 @@ from PIL import Image
 from data import digit_scenes
 from data.digit_scenes import SceneConfig, make_scenes, sample_scenes
 from data.mnist import load_splits
+from models.segmentation import error_split, pixel_counts, scores, thicker_truth_miou
 from models.unet import UNet, UNetConfig
-from training.train_digit_segmenter import error_split, pixel_counts, scores, soft_dice_loss, thicker_truth_miou
+from training.train_digit_segmenter import soft_dice_loss
 
 CLEAN = SceneConfig(min_digits=1, max_digits=1, stray_strokes=(0, 0), invert_p=0.0, noise=0.0, blur_p=0.0, thickness_p=0.0)
 

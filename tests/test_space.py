@@ -8,26 +8,8 @@ from huggingface_hub import ModelCard
 
 from tests.conftest import REPO_ROOT
 
-# Every endpoint that runs a model; the Neurons playground trains a few hundred weights and stays on the CPU.
-MODEL_ENDPOINTS = {
-    "attack",
-    "recompute_curve",
-    "classify_image",
-    "explain_image",
-    "teach_classes",
-    "classify_taught",
-    "generate_digits",
-    "interpolate_digits",
-    "generate_digits_diffusion",
-    "gan_for_comparison",
-    "classify_digit",
-    "next_words",
-    "generate_text",
-    "segment_digits",
-    "horse_to_zebra",
-    "detect_defects",
-    "fit_to_fabric",
-}
+# The playground trains a few hundred weights: it waits in the model pool like the others but stays on the CPU.
+CPU_ONLY = {"train_playground"}
 
 
 def built_with_fake_spaces(tmp_path, code: str) -> str:
@@ -56,8 +38,23 @@ def built_with_fake_spaces(tmp_path, code: str) -> str:
 
 
 def test_model_endpoints_are_wrapped_with_spaces_gpu_when_spaces_is_installed(tmp_path):
-    wrapped = set(built_with_fake_spaces(tmp_path, "print(' '.join(sorted(spaces.WRAPPED)))").split())
-    assert MODEL_ENDPOINTS <= wrapped, f"not wrapped: {sorted(MODEL_ENDPOINTS - wrapped)}"
+    """Derived from the built app: every public endpoint in the model pool or in a long job's lane runs its network
+    inside spaces.GPU; and every event of a function that spaces.GPU wraps waits in one of those groups."""
+    code = """
+import json
+demo = app.build_demo()
+events = [(fn.name, fn.api_name if fn.api_visibility == "public" else None, fn.concurrency_id == str(id(fn.fn)), fn.concurrency_id)
+          for fn in demo.fns.values()]
+print(json.dumps({"wrapped": sorted(spaces.WRAPPED), "events": events}))
+"""
+    found = json.loads(built_with_fake_spaces(tmp_path, code).strip().splitlines()[-1])
+    wrapped = set(found["wrapped"])
+    groups = {group for _, api, own, group in found["events"] if api and not own and group not in ("downloads",)}
+    model_endpoints = {name for name, api, own, group in found["events"] if api and group in groups} - CPU_ONLY
+    assert len(model_endpoints) >= 15
+    assert model_endpoints <= wrapped, f"not wrapped: {sorted(model_endpoints - wrapped)}"
+    outside = sorted({name for name, _, own, _ in found["events"] if name in wrapped and own})
+    assert outside == [], f"GPU functions wired outside every named group: {outside}"
 
 
 def test_gpu_leases_are_sized_to_the_call(tmp_path):

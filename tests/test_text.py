@@ -10,8 +10,8 @@ import gradio as gr
 import pytest
 import torch
 
-from benchmarks.ngram import KneserNeyTrigram
 from data.austen import EOS, UNK, build_tokenizer, chapters, encode, load_corpus, split_by_chapter
+from models.ngram import KneserNeyTrigram
 from models.word_lstm import WordLSTM, WordLSTMConfig, filter_logits, perplexity
 from tests.conftest import needs_checkpoint
 from training.train_word_lstm import tiny_text

@@ -203,7 +203,7 @@ def test_gan_dry_run_saves_generator_history_and_metrics(tmp_path):
 
 
 def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_shift():
-    from training.train_digit_gan import frechet_distance
+    from models.digit_judge import frechet_distance
 
     rng = np.random.default_rng(0)
     a = rng.normal(size=(2000, 8))
@@ -304,13 +304,28 @@ def test_fabric_autoencoder_dry_run_calibrates_and_scores(tmp_path):
     )
     # The map's blur and colour weight came from the tuning grid, and the card says what they scored there.
     assert model.config.smooth_sigma in TUNE_SIGMAS and {"tuning_pixel_auroc", "tuning_image_auroc"} <= set(metrics)
-    # --steps 0 only recalibrates: same weights, the same training curve, a fresh calibration.
+    # Recalibration has its own entry point: same weights, the same training curve, a fresh calibration, and a card
+    # that still describes the run that made the weights.
     again = tmp_path / "fabric-ae-recalibrated"
-    run_dry("training.train_fabric_autoencoder", again, "--init-from", str(out), "--steps", "0")
+    run_dry("training.recalibrate_fabric_autoencoder", again, "--init-from", str(out))
     recalibrated = FabricAutoencoder.from_pretrained(again, strict=True)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), recalibrated.state_dict().values(), strict=True))
     assert (again / "training_log.json").read_text() == (out / "training_log.json").read_text()
     assert recalibrated.config.colour_weight == pytest.approx(model.config.colour_weight)
+    assert recalibrated.config.image_threshold == pytest.approx(model.config.image_threshold)
+    first, second = ((folder / "README.md").read_text() for folder in (out, again))
+    for fact in ("Per product: 4 flawless training swatches", "of 6).", "50% of its training crops carried"):
+        assert fact in first and fact in second, fact
+    assert "python -m training.recalibrate_fabric_autoencoder" in second
+    # Training no longer doubles as recalibration.
+    refused = subprocess.run(
+        [sys.executable, "-m", "training.train_fabric_autoencoder", "--steps", "0"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0 and "recalibrate_fabric_autoencoder" in refused.stderr
 
 
 def test_fabric_features_dry_run_builds_a_calibrated_bank(tmp_path):

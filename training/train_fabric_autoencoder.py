@@ -4,7 +4,8 @@
     python -m training.train_fabric_autoencoder --dry-run           # a few steps, into a temp folder
     python -m training.train_fabric_autoencoder --dataset path/to/mvtec/carpet   # MVTec AD layout
     python -m training.train_fabric_autoencoder --init-from checkpoints/fabric-autoencoder --steps 1000 --lr 1e-3 --repair-p 0.5
-                  # repair training (the shipped weights: this on the 2026-11-28 checkpoint, then --steps 0)
+                  # repair training on top of a trained checkpoint (how the shipped weights were made; see its card)
+    python -m training.recalibrate_fabric_autoencoder               # same weights: tune the map and recalibrate again
 
 The network only ever sees flawless swatches (data/fabric.py; defects exist only in the test
 split). Loss: L1 plus (1 - SSIM), so it must get both the colours and the weave's structure right.
@@ -16,19 +17,15 @@ Before that, the map's blur and colour weight are chosen on a tuning split of de
 The test split (half flawless, half with one of nine defect types) is scored once, at the end.
 
 With --repair-p, a share of the crops carry generic synthetic flaws (`synthetic_flaws`) and the network
-learns to paint clean cloth over them. Measured, 1,000 such steps (p 0.5, lr 1e-3) on top of the
-3,000-step plain model: flawless validation loss 0.266 -> 0.248; test image AUROC 0.953 -> 0.962 and
-pixel AUROC 0.901 -> 0.918 (both with the 12 px border).
+learns to paint clean cloth over them; the checkpoint's card says what that bought.
 
 Scoring (`calibrate`, `evaluate_detector`) lives in `models/fabric_scoring.py`, shared with
 `training/train_fabric_features.py`, the benchmark and the Fabric tab, so both detectors are judged the same way.
 """
 
 import copy
-import json
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,7 +33,7 @@ import torch.nn.functional as F
 
 from data import fabric
 from models.autoencoder import AutoencoderConfig, FabricAutoencoder, blur, ssim_map
-from models.fabric_scoring import METRIC_NOTES, ProductMapFn, auroc, calibrate, evaluate_detector, image_scores, maps_for
+from models.fabric_scoring import METRIC_NOTES, auroc, calibrate_products, evaluate_detector, image_scores
 from training.common import (
     CardInfo,
     RunOptions,
@@ -55,7 +52,23 @@ NAME = "fabric-autoencoder"
 
 
 @dataclass
-class TrainConfig(RunOptions):
+class ScoringOptions(RunOptions):
+    """How the error map is scored; training and recalibration (training.recalibrate_fabric_autoencoder) both take these."""
+
+    border: int = opt(
+        12,
+        "px along each edge whose own error is left out of calibration and replaced in the map by the nearest inside value (zero padding)",
+    )
+    smooth_sigma: float = opt(3.0, "px blur of the error map when it is not tuned; the colour weight's unit is measured at it")
+    tune_scoring: bool = opt(
+        True,
+        "choose the map's blur and colour weight on the procedural tuning split (seeds from 30,000,000, never the test split); "
+        "off, or with --dataset: --smooth-sigma and the spread ratio",
+    )
+
+
+@dataclass
+class TrainConfig(ScoringOptions):
     """Train a convolutional autoencoder on flawless fabric; defects are found where it fails to redraw."""
 
     steps: int = opt(3000, "optimiser steps")
@@ -68,34 +81,14 @@ class TrainConfig(RunOptions):
     channels: list[int] = opt([24, 48, 96, 128], "channels per stride-2 encoder stage")
     latent: int = opt(32, "bottleneck channels (at 1/16 of the side): the squeeze that keeps defects out")
     eval_every: int = opt(250, "steps between validation checks (the lowest validation loss is kept)")
-    init_from: str = opt("", "start from this checkpoint folder's weights; with --steps 0 it is only recalibrated and tested again")
-    border: int = opt(
-        12,
-        "px along each edge whose own error is left out of calibration and replaced in the map by the nearest inside value (zero padding)",
-    )
-    smooth_sigma: float = opt(3.0, "px blur of the error map when it is not tuned; the colour weight's unit is measured at it")
-    tune_scoring: bool = opt(
-        True,
-        "choose the map's blur and colour weight on the procedural tuning split (seeds from 30,000,000, never the test split); "
-        "off, or with --dataset: --smooth-sigma and the spread ratio",
+    init_from: str = opt(
+        "", "start from this checkpoint folder's weights (recalibrating them without training: training.recalibrate_fabric_autoencoder)"
     )
     repair_p: float = opt(
         0.0,
         "share of training crops given a synthetic flaw (a blob of another crop's texture, a colour field or smeared pixels) that "
         "the network must paint over with clean cloth (0 = plain autoencoder)",
     )
-
-
-# --- Card text shared with train_fabric_features -------------------------------------------------
-
-PROCEDURAL_DATA = (
-    "Procedural woven fabric (ours, `data/fabric.py`), three products as on an inspection line: "
-    + ", ".join(fabric.PRODUCT_NAMES)
-    + ". Round shaded yarns with fibre texture, per-yarn thickness and tone; swatches of a product differ by their yarns, a dye-lot "
-    "shade, up to 1 degree of skew, wobble and lighting. Defects (holes, cuts, stains, oil spots, missing and broken threads, knots, "
-    "colour bleeding, folds) are drawn only into test swatches. No real fabric-defect photographs (MVTec AD, AITEX) exist offline; "
-    "these are synthetic and cleaner than real cloth."
-)
 
 
 # --- Training --------------------------------------------------------------------------------------
@@ -150,44 +143,6 @@ def synthetic_flaws(clean: torch.Tensor, pool: torch.Tensor, share: float, gener
     return damaged
 
 
-@dataclass
-class NormalImages:
-    """Flawless swatches per product: what the detectors learn from and are calibrated on."""
-
-    products: list[str]
-    train: list[np.ndarray]  # per product (N, H, W, 3) float in [0, 1]
-    val: list[np.ndarray]
-    source: str
-
-
-def normal_images(dataset: str, count: int, seed: int = 0, val_count: int = fabric.VAL_COUNT) -> NormalImages:
-    """count training swatches per product and the fixed validation swatches: procedural (every product in
-    fabric.PRODUCTS), or an MVTec-style folder's train/good (one product, a tenth held out for validation)."""
-    if not dataset:
-        return NormalImages(
-            products=list(fabric.PRODUCT_NAMES),
-            train=[fabric.training_swatches(count, p) for p in range(len(fabric.PRODUCTS))],
-            val=[fabric.validation_swatches(p, val_count) for p in range(len(fabric.PRODUCTS))],
-            source="procedural fabric",
-        )
-    from PIL import Image
-
-    root = Path(dataset)
-    paths = sorted((root / "train" / "good").glob("*.png")) + sorted((root / "train" / "good").glob("*.jpg"))
-    if len(paths) < 10:
-        raise FileNotFoundError(f"{root}/train/good needs at least 10 flawless images (MVTec AD layout)")
-    arrays = np.stack([np.asarray(Image.open(p).convert("RGB").resize((fabric.SIZE, fabric.SIZE)), np.float32) / 255 for p in paths])
-    order = np.random.default_rng(seed).permutation(len(arrays))
-    n_val = max(5, len(arrays) // 10)
-    return NormalImages([root.name], [arrays[order[n_val:]][:count]], [arrays[order[:n_val]]], str(root))
-
-
-def calibrate_products(raw_map_fn: ProductMapFn, val: list[np.ndarray]) -> dict[str, list[float]]:
-    """calibrate() for each product's validation swatches -> config fields, one list entry per product."""
-    per_product = [calibrate(maps_for(lambda x, p=p: raw_map_fn(x, p), images)) for p, images in enumerate(val)]
-    return {key: [c[key] for c in per_product] for key in per_product[0]}
-
-
 @torch.inference_mode()
 def colour_weight_for(model: FabricAutoencoder, val: list[np.ndarray]) -> float:
     """The ratio of the structural error's spread to the colour error's on every flawless validation swatch:
@@ -207,15 +162,17 @@ TUNE_COLOUR_SHARES = (0.25, 0.5, 0.75, 1.0)  # of the spread ratio (colour_weigh
 
 
 @torch.inference_mode()
-def tune_scoring(model: FabricAutoencoder, normal: int, per_defect: int, size: int = fabric.SIZE) -> tuple[dict, list[dict]]:
+def tune_scoring(
+    model: FabricAutoencoder, spread_ratio: float, normal: int, per_defect: int, size: int = fabric.SIZE
+) -> tuple[dict, list[dict]]:
     """(best row, table): every (smooth_sigma, colour_weight) pair with its mean pixel and image AUROC on the tuning
     split; the best has the highest sum of the two.
 
     A wider blur lets the map cover a flaw's whole area (pixel AUROC up) but also lifts flawless weave's noisiest
     spots (image AUROC down); the colour error finds stains but is noisy on satin. The trade-off is measured on
-    swatches the test split never shares. The model's colour_weight must hold the spread ratio; AUROC needs no
-    standardisation (it is the same within a product)."""
-    ratio = model.config.colour_weight
+    swatches the test split never shares. The colour weights tried are shares of `spread_ratio` (colour_weight_for);
+    AUROC needs no standardisation (it is the same within a product)."""
+    ratio = spread_ratio
     sets = []
     for product in range(len(fabric.PRODUCTS)):
         images, masks, kinds = fabric.tuning_set(product, size, normal, per_defect)
@@ -243,53 +200,51 @@ def tune_scoring(model: FabricAutoencoder, normal: int, per_defect: int, size: i
     return max(table, key=lambda row: row["pixel_auroc"] + row["image_auroc"]), table
 
 
+def loss_of(net: FabricAutoencoder, x: torch.Tensor, ssim_weight: float, seen_input: torch.Tensor | None = None) -> torch.Tensor:
+    """Reconstruction loss against the clean x; the network sees seen_input (x with synthetic flaws) when given."""
+    reconstruction = net(x if seen_input is None else seen_input).float()
+    return (reconstruction - x).abs().mean() + ssim_weight * (1 - ssim_map(x, reconstruction)).mean()
+
+
+@torch.inference_mode()
+def validation_loss(net: FabricAutoencoder, val: torch.Tensor, ssim_weight: float, device) -> float:
+    """The training loss on whole flawless validation swatches (N, 3, H, W), 8 at a time: it chooses the checkpoint."""
+    return float(np.mean([loss_of(net, val[i : i + 8].to(device), ssim_weight).item() for i in range(0, len(val), 8)]))
+
+
 def main(cfg: TrainConfig) -> None:
     timer = Timer()
     accelerator, out_dir = setup(cfg, NAME)
+    if cfg.steps < 1:
+        raise SystemExit(
+            "--steps must be at least 1; to recalibrate without training, run python -m training.recalibrate_fabric_autoencoder"
+        )
     steps, pool_size = (min(cfg.steps, 6), 4) if cfg.dry_run else (cfg.steps, cfg.pool)
     if cfg.dry_run:
         cfg.eval_every, cfg.batch_size = 3, 4
-    trained_on = pool_size  # the card's count; with --steps 0 the weights keep the training pool they came with
-    if steps == 0:
-        pool_size = 1  # recalibration needs only the validation swatches
-    normal = normal_images(cfg.dataset, pool_size, cfg.seed, val_count=3 if cfg.dry_run else fabric.VAL_COUNT)
+    normal = fabric.normal_images(cfg.dataset, pool_size, cfg.seed, val_count=3 if cfg.dry_run else fabric.VAL_COUNT)
     train_np, val_np = np.concatenate(normal.train), np.concatenate(normal.val)  # every product in one pool
     pool = torch.from_numpy((train_np * 255).round().astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
     val = torch.from_numpy(val_np).permute(0, 3, 1, 2).contiguous()
 
-    model = FabricAutoencoder(AutoencoderConfig(channels=list(cfg.channels), latent=cfg.latent))
-    history = []
     if cfg.init_from:
         model = FabricAutoencoder.from_pretrained(cfg.init_from, strict=True)
-        if steps == 0:  # recalibration only: the weights keep the training curve they came with
-            history = json.loads((Path(cfg.init_from) / "training_log.json").read_text())
+    else:
+        model = FabricAutoencoder(AutoencoderConfig(channels=list(cfg.channels), latent=cfg.latent))
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=max(1, steps), pct_start=0.1)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     generator = torch.Generator().manual_seed(cfg.seed)
 
-    def loss_of(net, x, seen_input=None):
-        """Reconstruction loss against the clean x; the network sees seen_input (x with synthetic flaws) when given."""
-        reconstruction = net(x if seen_input is None else seen_input).float()
-        return (reconstruction - x).abs().mean() + cfg.ssim_weight * (1 - ssim_map(x, reconstruction)).mean()
-
-    @torch.inference_mode()
-    def val_loss_of(net) -> float:
-        return float(np.mean([loss_of(net, val[i : i + 8].to(accelerator.device)).item() for i in range(0, len(val), 8)]))
-
-    best_loss, best_step, best_state, running, seen = float("inf"), 0, None, 0.0, 0
-    if steps == 0:
-        unwrapped = accelerator.unwrap_model(model).eval()
-        best_loss, best_state = val_loss_of(unwrapped), copy.deepcopy(unwrapped.state_dict())
-        best_step = min(history, key=lambda row: row["val_loss"])["step"] if history else 0
+    history, best_loss, best_step, best_state, running, seen = [], float("inf"), 0, None, 0.0, 0
     for step in progress(range(1, steps + 1), accelerator, desc=NAME):
         model.train()
         clean = random_crops(pool, cfg.batch_size, cfg.crop, generator)
         damaged = synthetic_flaws(clean, pool, cfg.repair_p, generator) if cfg.repair_p > 0 else clean
         x, shown = (t.to(accelerator.device).contiguous(memory_format=torch.channels_last) for t in (clean, damaged))
         with accelerator.autocast():
-            loss = loss_of(model, x, shown)
+            loss = loss_of(model, x, cfg.ssim_weight, shown)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
@@ -297,7 +252,7 @@ def main(cfg: TrainConfig) -> None:
         running, seen = running + loss.item(), seen + 1
         if step % cfg.eval_every == 0 or step == steps:
             unwrapped = accelerator.unwrap_model(model).eval()
-            val_loss = val_loss_of(unwrapped)
+            val_loss = validation_loss(unwrapped, val, cfg.ssim_weight, accelerator.device)
             history.append({"step": step, "train_loss": running / seen, "val_loss": val_loss, "lr": scheduler.get_last_lr()[0]})
             accelerator.print(f"step {step}: train loss {running / seen:.4f}, val loss (flawless, whole swatches) {val_loss:.4f}")
             running, seen = 0.0, 0
@@ -311,12 +266,42 @@ def main(cfg: TrainConfig) -> None:
     model = accelerator.unwrap_model(model)
     model.load_state_dict(best_state)
     model = model.float().cpu().eval().to(memory_format=torch.contiguous_format)
+    run = TrainingRun(trained_on=pool_size, best_loss=best_loss, best_step=best_step, steps=steps, repair_p=cfg.repair_p)
+    finish(model, cfg, normal, history, run, timer, accelerator, out_dir, module="training.train_fabric_autoencoder")
 
+
+@dataclass
+class TrainingRun:
+    """What the card says about the run that made the weights (recalibration keeps it as it was)."""
+
+    trained_on: int  # flawless training swatches per product
+    best_loss: float  # flawless validation loss of the kept weights
+    best_step: int
+    steps: int
+    repair_p: float  # share of training crops that carried a synthetic flaw
+
+
+def finish(
+    model: FabricAutoencoder,
+    cfg: ScoringOptions,
+    normal: fabric.NormalImages,
+    history: list[dict],
+    run: TrainingRun,
+    timer,
+    accelerator,
+    out_dir,
+    module: str,
+) -> None:
+    """Everything after the weights are fixed, shared by training and recalibration: the map's scoring settings
+    (tuned on the tuning split), the per-product calibration on flawless validation swatches, one score on the test
+    split, and the checkpoint folder with its card."""
     model.config.border, model.config.smooth_sigma = cfg.border, cfg.smooth_sigma
-    model.config.colour_weight = colour_weight_for(model, normal.val)
+    spread_ratio = colour_weight_for(model, normal.val)
+    model.config.colour_weight = spread_ratio  # used as it is when the scoring is not tuned
     tuned = None
     if cfg.tune_scoring and not cfg.dataset:
-        tuned, table = tune_scoring(model, *((3, 1, 128) if cfg.dry_run else (fabric.TUNE_NORMAL, fabric.TUNE_PER_DEFECT)))
+        counts = (3, 1, 128) if cfg.dry_run else (fabric.TUNE_NORMAL, fabric.TUNE_PER_DEFECT)
+        tuned, table = tune_scoring(model, spread_ratio, *counts)
         for row in table:
             accelerator.print("tuning split: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
         model.config.smooth_sigma, model.config.colour_weight = tuned["smooth_sigma"], tuned["colour_weight"]
@@ -325,7 +310,8 @@ def main(cfg: TrainConfig) -> None:
     for key, value in calibration.items():
         setattr(model.config, key, value)
     accelerator.print(
-        f"calibration on {len(val_np)} flawless validation swatches: colour weight {model.config.colour_weight:.3f}, {calibration}"
+        f"calibration on {sum(len(v) for v in normal.val)} flawless validation swatches: colour weight "
+        f"{model.config.colour_weight:.3f}, {calibration}"
     )
     metrics = {}
     if not cfg.dataset:
@@ -333,17 +319,28 @@ def main(cfg: TrainConfig) -> None:
         results = evaluate_detector(lambda x, p: model.anomaly_map(x, p)[1], model.config.image_threshold, fabric.SIZE, *counts)
         metrics = {k: round(v, 4) for k, v in results.items()}
         accelerator.print(f"test: {metrics}")
-    metrics["val_loss"] = round(best_loss, 4)
+    metrics["val_loss"] = round(run.best_loss, 4)
     if tuned:
         metrics |= {"tuning_pixel_auroc": round(tuned["pixel_auroc"], 4), "tuning_image_auroc": round(tuned["image_auroc"], 4)}
+    model_card = card(
+        model=model, cfg=cfg, normal=normal, run=run, tuned=tuned, metrics=metrics, timer=timer, accelerator=accelerator, module=module
+    )
+    save_checkpoint(model, out_dir, model_card, history)
+    shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
+    accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")
+    if cfg.push_to_hub:
+        accelerator.print(f"pushed to {push_checkpoint(out_dir, cfg.push_to_hub)}")
 
+
+def card(*, model, cfg, normal, run, tuned, metrics, timer, accelerator, module) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
     n_params = sum(p.numel() for p in model.parameters())
-    card = CardInfo(
+    return CardInfo(
         name=NAME,
         title="Fabric autoencoder: finds defects it was never shown",
         summary=(
-            f"A convolutional autoencoder ({n_params / 1e3:.0f}k parameters; encoder {cfg.channels} channels at stride 2, a "
-            f"{cfg.latent}-channel bottleneck at 1/16 of the side, an upsample-then-convolve decoder). Trained only on flawless "
+            f"A convolutional autoencoder ({n_params / 1e3:.0f}k parameters; encoder {model.config.channels} channels at stride 2, a "
+            f"{model.config.latent}-channel bottleneck at 1/16 of the side, an upsample-then-convolve decoder). Trained only on flawless "
             "fabric with L1 + (1 - SSIM); the error between a swatch and its reconstruction (structural: L1 and SSIM; plus "
             "colour: the blurred RGB difference, weighted to the same spread), on a scale fixed by flawless validation swatches, "
             f"is the defect map; in a {cfg.border} px band along the edges it repeats the nearest inside value (zero padding there "
@@ -356,19 +353,19 @@ def main(cfg: TrainConfig) -> None:
                 else ""
             )
             + (
-                f" {cfg.repair_p:.0%} of its training crops carried a generic synthetic flaw (another crop's texture, a colour field or "
+                f" {run.repair_p:.0%} of its training crops carried a generic synthetic flaw (another crop's texture, a colour field or "
                 "smeared pixels inside a smooth blob; not the test defects' code) that it had to paint over with clean cloth."
-                if cfg.repair_p > 0
+                if run.repair_p > 0
                 else ""
             )
         ),
-        data=PROCEDURAL_DATA if not cfg.dataset else f"{normal.source} (see its own licence).",
+        data=fabric.PROCEDURAL_DATA if not cfg.dataset else f"{normal.source} (see its own licence).",
         split=(
-            f"Per product: {trained_on} flawless training swatches (seeds from 0), {fabric.VAL_COUNT} flawless validation swatches "
+            f"Per product: {run.trained_on} flawless training swatches (seeds from 0), {fabric.VAL_COUNT} flawless validation swatches "
             "(seeds from 10,000,000) that pick the checkpoint and calibrate that product's scale and thresholds, and a test split "
             f"(seeds from 20,000,000) of {fabric.TEST_NORMAL} flawless swatches and {fabric.TEST_PER_DEFECT} of each of the "
-            f"{len(fabric.DEFECTS)} defect types, scored once at the end (best validation loss at step {best_step} of "
-            f"{steps or (history[-1]['step'] if history else 0)})."
+            f"{len(fabric.DEFECTS)} defect types, scored once at the end (best validation loss at step {run.best_step} of "
+            f"{run.steps})."
         ),
         metrics=metrics,
         metric_notes={
@@ -377,7 +374,7 @@ def main(cfg: TrainConfig) -> None:
             "tuning_pixel_auroc": "pixel AUROC on the tuning split with the chosen blur and colour weight (it chose them: not a test result)",
             "tuning_image_auroc": "image AUROC on the tuning split, likewise",
         },
-        command=command("training.train_fabric_autoencoder"),
+        command=command(module),
         wall_time_s=timer.seconds,
         hardware=hardware(accelerator),
         limits=(
@@ -396,11 +393,6 @@ def main(cfg: TrainConfig) -> None:
         ),
         tags=["anomaly-detection", "autoencoder"],
     )
-    save_checkpoint(model, out_dir, card, history)
-    shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
-    accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")
-    if cfg.push_to_hub:
-        accelerator.print(f"pushed to {push_checkpoint(out_dir, cfg.push_to_hub)}")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,30 @@ def accuracy(model: EfficientNetLite, x: torch.Tensor, y: torch.Tensor) -> float
     return float((preds == y).float().mean())
 
 
+def card(*, cfg, classes, reopened, source, images, held_idx, metrics, timer, accelerator, out_dir) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    return CardInfo(
+        name=cfg.name,
+        title=f"{cfg.name}: EfficientNet-Lite0 fine-tuned on {len(classes)} classes",
+        summary=f"EfficientNet-Lite0 with ImageNet weights, {'frozen' if not reopened else f'last {cfg.unfreeze_blocks} blocks retrained'}, and a new last layer for: {', '.join(classes)}.",
+        data=f"{source}; {len(images)} images. Backbone weights: `imagenet-classifier` (Apache-2.0).",
+        split=f"A seeded {cfg.held_out_fraction:.0%} of each class held out ({len(held_idx)} images) and never trained on; the epoch with the best held-out accuracy is kept, so that number is optimistic.",
+        metrics=metrics,
+        metric_notes={
+            "held_out_accuracy": "share of held-out images classified correctly",
+            "n_train": "training images",
+            "n_held_out": "held-out images",
+        },
+        command=command("training.train_image_classifier"),
+        wall_time_s=timer.seconds,
+        hardware=hardware(accelerator),
+        limits="Only as good as the folder it learned from: a few images per class teach a few looks of each class.",
+        usage=f'from models.efficientnet_lite import EfficientNetLite\nmodel = EfficientNetLite.from_pretrained("{out_dir}", strict=True)',
+        license="apache-2.0",
+        tags=["image-classification", "transfer-learning"],
+    )
+
+
 def main(cfg: TrainConfig) -> None:
     timer = Timer()
     accelerator, out_dir = setup(cfg, cfg.name)
@@ -148,27 +172,19 @@ def main(cfg: TrainConfig) -> None:
     model.load_state_dict(best_state)
     model = model.float().cpu().eval()
     metrics = {"held_out_accuracy": round(best_acc, 4), "n_train": int(len(train_idx)), "n_held_out": int(len(held_idx))}
-    card = CardInfo(
-        name=cfg.name,
-        title=f"{cfg.name}: EfficientNet-Lite0 fine-tuned on {len(classes)} classes",
-        summary=f"EfficientNet-Lite0 with ImageNet weights, {'frozen' if not reopened else f'last {cfg.unfreeze_blocks} blocks retrained'}, and a new last layer for: {', '.join(classes)}.",
-        data=f"{source}; {len(images)} images. Backbone weights: `imagenet-classifier` (Apache-2.0).",
-        split=f"A seeded {cfg.held_out_fraction:.0%} of each class held out ({len(held_idx)} images) and never trained on; the epoch with the best held-out accuracy is kept, so that number is optimistic.",
+    model_card = card(
+        cfg=cfg,
+        classes=classes,
+        reopened=reopened,
+        source=source,
+        images=images,
+        held_idx=held_idx,
         metrics=metrics,
-        metric_notes={
-            "held_out_accuracy": "share of held-out images classified correctly",
-            "n_train": "training images",
-            "n_held_out": "held-out images",
-        },
-        command=command("training.train_image_classifier"),
-        wall_time_s=timer.seconds,
-        hardware=hardware(accelerator),
-        limits="Only as good as the folder it learned from: a few images per class teach a few looks of each class.",
-        usage=f'from models.efficientnet_lite import EfficientNetLite\nmodel = EfficientNetLite.from_pretrained("{out_dir}", strict=True)',
-        license="apache-2.0",
-        tags=["image-classification", "transfer-learning"],
+        timer=timer,
+        accelerator=accelerator,
+        out_dir=out_dir,
     )
-    save_checkpoint(model, out_dir, card, history)
+    save_checkpoint(model, out_dir, model_card, history)
     print(f"saved {out_dir} in {timer.seconds:.0f} s")
     if cfg.push_to_hub:
         print(f"pushed to {push_checkpoint(out_dir, cfg.push_to_hub)}")

@@ -27,7 +27,7 @@ import torch
 
 from data.austen import EOS, UNK, build_tokenizer, encode, load_tokenizer, save_tokenizer
 from models.hub import CHECKPOINTS
-from models.word_lstm import perplexity
+from models.word_lstm import METRIC_NOTES, perplexity, text_metrics
 from training.common import (
     CardInfo,
     RunOptions,
@@ -41,7 +41,7 @@ from training.common import (
     save_checkpoint,
     setup,
 )
-from training.train_word_lstm import METRIC_NOTES, text_metrics, training_text
+from training.train_word_lstm import training_text
 
 NAME = "word-gpt"
 
@@ -81,6 +81,52 @@ def gpt_config(vocab: int, cfg: TrainConfig, eos_id: int):
         bos_token_id=eos_id,
         eos_token_id=eos_id,
         tie_word_embeddings=True,
+    )
+
+
+def card(*, n_params, cfg, best_step, corpus, metrics, timer, accelerator, history) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    return CardInfo(
+        name=NAME,
+        title="Word GPT: a small transformer language model that writes like Jane Austen",
+        summary=(
+            f"A GPT-2-style transformer ({n_params / 1e6:.1f}M parameters: {cfg.layers} blocks, width {cfg.width}, {cfg.heads} heads, "
+            f"a {cfg.context}-word context) trained from scratch to predict the next word. Where the LSTM squeezes everything it "
+            "has read into one state vector, every word here looks back at every earlier word in its window with attention. "
+            f"{cfg.steps} steps of {cfg.batch_size} random windows; the checkpoint with the best validation perplexity "
+            f"(step {best_step}) is the one shipped."
+        ),
+        data=(
+            f"{corpus.source}. The novels are public domain; the Debian/CRAN package that carries them is MIT. "
+            f"The same word-level tokenizer as `word-lstm` (words and punctuation, case kept, rare words `{UNK}`, "
+            f"`{EOS}` after each paragraph)."
+        ),
+        split=(
+            "Whole chapters: chapter index % 10 == 4 is validation, == 9 is test, the rest train (data/austen.py). "
+            "The test split is scored once, with overlapping windows so every word has at least half a window of history."
+        ),
+        metrics=metrics,
+        metric_notes=METRIC_NOTES | {"test_ppl": METRIC_NOTES["test_ppl"] + "; compare with word-lstm's, same tokens"},
+        command=command("training.train_word_gpt"),
+        wall_time_s=timer.seconds,
+        hardware=hardware(accelerator),
+        limits=(
+            "About 0.7M words of one author is very little for a transformer: it strings together Austen's phrases and loses "
+            f"the thread within a few sentences. It sees at most {cfg.context} words back. Words outside its vocabulary are "
+            f"`{UNK}` to it, and it writes `{EOS}` where a paragraph ends."
+        ),
+        usage=(
+            "from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline\n"
+            f'model = AutoModelForCausalLM.from_pretrained("checkpoints/{NAME}")\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("checkpoints/{NAME}")\n'
+            'writer = pipeline("text-generation", model=model, tokenizer=tokenizer)\n'
+            'print(writer("It is a truth universally acknowledged", max_new_tokens=40, do_sample=True)[0]["generated_text"])'
+        ),
+        tags=["text-generation", "gpt2", "language-model"],
+        library_name="transformers",
+        extra="\n## Perplexity during training\n\n| step | train | validation |\n| --- | --- | --- |\n"
+        + "\n".join(f"| {h['step']} | {h['train_ppl']:.1f} | {h['val_ppl']:.1f} |" for h in history)
+        + "\n\nTrain perplexity is measured with dropout on, while training.\n",
     )
 
 
@@ -149,49 +195,17 @@ def main(cfg: TrainConfig) -> None:
     accelerator.print(f"test perplexity {test_ppl:.1f} (best step {best_step})")
     metrics = text_metrics(test_ppl, best_val, tokenizer, train_ids, test_ids)
     n_params = sum(p.numel() for p in model.parameters())
-    card = CardInfo(
-        name=NAME,
-        title="Word GPT: a small transformer language model that writes like Jane Austen",
-        summary=(
-            f"A GPT-2-style transformer ({n_params / 1e6:.1f}M parameters: {cfg.layers} blocks, width {cfg.width}, {cfg.heads} heads, "
-            f"a {cfg.context}-word context) trained from scratch to predict the next word. Where the LSTM squeezes everything it "
-            "has read into one state vector, every word here looks back at every earlier word in its window with attention. "
-            f"{cfg.steps} steps of {cfg.batch_size} random windows; the checkpoint with the best validation perplexity "
-            f"(step {best_step}) is the one shipped."
-        ),
-        data=(
-            f"{corpus.source}. The novels are public domain; the Debian/CRAN package that carries them is MIT. "
-            f"The same word-level tokenizer as `word-lstm` (words and punctuation, case kept, rare words `{UNK}`, "
-            f"`{EOS}` after each paragraph)."
-        ),
-        split=(
-            "Whole chapters: chapter index % 10 == 4 is validation, == 9 is test, the rest train (data/austen.py). "
-            "The test split is scored once, with overlapping windows so every word has at least half a window of history."
-        ),
+    model_card = card(
+        n_params=n_params,
+        cfg=cfg,
+        best_step=best_step,
+        corpus=corpus,
         metrics=metrics,
-        metric_notes=METRIC_NOTES | {"test_ppl": METRIC_NOTES["test_ppl"] + "; compare with word-lstm's, same tokens"},
-        command=command("training.train_word_gpt"),
-        wall_time_s=timer.seconds,
-        hardware=hardware(accelerator),
-        limits=(
-            "About 0.7M words of one author is very little for a transformer: it strings together Austen's phrases and loses "
-            f"the thread within a few sentences. It sees at most {cfg.context} words back. Words outside its vocabulary are "
-            f"`{UNK}` to it, and it writes `{EOS}` where a paragraph ends."
-        ),
-        usage=(
-            "from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline\n"
-            f'model = AutoModelForCausalLM.from_pretrained("checkpoints/{NAME}")\n'
-            f'tokenizer = AutoTokenizer.from_pretrained("checkpoints/{NAME}")\n'
-            'writer = pipeline("text-generation", model=model, tokenizer=tokenizer)\n'
-            'print(writer("It is a truth universally acknowledged", max_new_tokens=40, do_sample=True)[0]["generated_text"])'
-        ),
-        tags=["text-generation", "gpt2", "language-model"],
-        library_name="transformers",
-        extra="\n## Perplexity during training\n\n| step | train | validation |\n| --- | --- | --- |\n"
-        + "\n".join(f"| {h['step']} | {h['train_ppl']:.1f} | {h['val_ppl']:.1f} |" for h in history)
-        + "\n\nTrain perplexity is measured with dropout on, while training.\n",
+        timer=timer,
+        accelerator=accelerator,
+        history=history,
     )
-    save_checkpoint(model, out_dir, card, history)  # transformers' save_pretrained: config.json + model.safetensors
+    save_checkpoint(model, out_dir, model_card, history)  # transformers' save_pretrained: config.json + model.safetensors
     save_tokenizer(tokenizer, out_dir, model_max_length=cfg.context)
     shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
     accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from data.austen import EOS, UNK, Corpus, build_tokenizer, encode, load_corpus, save_tokenizer
-from models.word_lstm import WordLSTM, WordLSTMConfig, perplexity
+from models.word_lstm import METRIC_NOTES, WordLSTM, WordLSTMConfig, perplexity, text_metrics
 from training.common import (
     CardInfo,
     RunOptions,
@@ -81,34 +81,57 @@ def tiny_text(paragraphs: int = 300, seed: int = 0) -> list[str]:
     return out
 
 
-# The metrics both word models report (train_word_gpt reuses these): same tokens, so they compare.
-METRIC_NOTES = {
-    "test_ppl": "perplexity on the test chapters: exp of the mean next-word cross-entropy, <eos> and <unk> included",
-    "val_ppl": "best validation perplexity (chooses the checkpoint)",
-    "vocab_size": "words in the vocabulary, <unk> and <eos> included",
-    "train_tokens": "tokens in the training split",
-    "test_tokens": "tokens in the test split",
-    "test_unk_rate": "share of test tokens that are <unk>",
-}
-
-
-def text_metrics(test_ppl: float, best_val: float, tokenizer, train_ids: torch.Tensor, test_ids: torch.Tensor) -> dict:
-    return {
-        "test_ppl": round(test_ppl, 2),
-        "val_ppl": round(best_val, 2),
-        "vocab_size": tokenizer.get_vocab_size(),
-        "train_tokens": len(train_ids),
-        "test_tokens": len(test_ids),
-        "test_unk_rate": round(float((test_ids == tokenizer.token_to_id(UNK)).float().mean()), 4),
-    }
-
-
 def training_text(cfg) -> Corpus:
     """The corpus to train on: a tiny generated text for --dry-run, else Austen / --text-file / --dataset."""
     if cfg.dry_run:
         text = tiny_text()
         return Corpus(text[:240], text[240:270], text[270:], "a tiny generated text (dry run)")
     return load_corpus(cfg.text_file, cfg.dataset)
+
+
+def card(*, cfg, n_params, best_epoch, corpus, metrics, timer, accelerator, vocab, history) -> CardInfo:
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    return CardInfo(
+        name=NAME,
+        title="Word LSTM: a recurrent language model that writes like Jane Austen",
+        summary=(
+            f"A {cfg.layers}-layer LSTM ({n_params / 1e6:.1f}M parameters, width {cfg.size}, tied input and output embeddings, "
+            f"dropout {cfg.dropout}) that reads words one at a time and predicts the next one. It was trained for {cfg.epochs} epochs "
+            f"on sequences of {cfg.context} words with truncated backpropagation through time; the epoch with the best validation "
+            f"perplexity ({best_epoch}) is the one shipped."
+        ),
+        data=(
+            f"{corpus.source}. The novels are public domain; the Debian/CRAN package that carries them is MIT. "
+            f"Word-level tokens (words and punctuation, case kept, a leading space marked with ▁); words seen fewer than "
+            f"{cfg.min_frequency} times in the training split are `{UNK}`; `{EOS}` ends each paragraph."
+        ),
+        split=(
+            "Whole chapters: chapter index % 10 == 4 is validation, == 9 is test, the rest train (data/austen.py). "
+            "The tokenizer and the choice of epoch see only train and validation; the test split is scored once."
+        ),
+        metrics=metrics,
+        metric_notes=METRIC_NOTES,
+        command=command("training.train_word_lstm"),
+        wall_time_s=timer.seconds,
+        hardware=hardware(accelerator),
+        limits=(
+            "About 0.7M words of one author is very little text for a language model: it writes plausible Austen-flavoured "
+            "phrases that lose the thread within a sentence or two. It knows nothing after 1817, and words outside its "
+            f"{vocab}-word vocabulary are `{UNK}` to it."
+        ),
+        usage=(
+            "import torch\n"
+            "from tokenizers import Tokenizer\n"
+            "from models.word_lstm import WordLSTM\n"
+            f'model = WordLSTM.from_pretrained("checkpoints/{NAME}", strict=True).eval()\n'
+            f'tokenizer = Tokenizer.from_file("checkpoints/{NAME}/tokenizer.json")\n'
+            "logits, state = model(torch.tensor([tokenizer.encode('It is a truth').ids]))  # (1, T, vocab)"
+        ),
+        tags=["text-generation", "lstm", "language-model"],
+        extra="\n## Perplexity per epoch\n\n| epoch | train | validation |\n| --- | --- | --- |\n"
+        + "\n".join(f"| {h['epoch']} | {h['train_ppl']:.1f} | {h['val_ppl']:.1f} |" for h in history)
+        + "\n\nTrain perplexity is measured with dropout on, while training, so it sits above what the model scores on the same text at inference.\n",
+    )
 
 
 def main(cfg: TrainConfig) -> None:
@@ -170,48 +193,18 @@ def main(cfg: TrainConfig) -> None:
     metrics = text_metrics(test_ppl, best_val, tokenizer, train_ids, test_ids)
     accelerator.print(f"test perplexity {test_ppl:.1f} (best epoch {best_epoch})")
     n_params = sum(p.numel() for p in model.parameters())
-    card = CardInfo(
-        name=NAME,
-        title="Word LSTM: a recurrent language model that writes like Jane Austen",
-        summary=(
-            f"A {cfg.layers}-layer LSTM ({n_params / 1e6:.1f}M parameters, width {cfg.size}, tied input and output embeddings, "
-            f"dropout {cfg.dropout}) that reads words one at a time and predicts the next one. It was trained for {cfg.epochs} epochs "
-            f"on sequences of {cfg.context} words with truncated backpropagation through time; the epoch with the best validation "
-            f"perplexity ({best_epoch}) is the one shipped."
-        ),
-        data=(
-            f"{corpus.source}. The novels are public domain; the Debian/CRAN package that carries them is MIT. "
-            f"Word-level tokens (words and punctuation, case kept, a leading space marked with ▁); words seen fewer than "
-            f"{cfg.min_frequency} times in the training split are `{UNK}`; `{EOS}` ends each paragraph."
-        ),
-        split=(
-            "Whole chapters: chapter index % 10 == 4 is validation, == 9 is test, the rest train (data/austen.py). "
-            "The tokenizer and the choice of epoch see only train and validation; the test split is scored once."
-        ),
+    model_card = card(
+        cfg=cfg,
+        n_params=n_params,
+        best_epoch=best_epoch,
+        corpus=corpus,
         metrics=metrics,
-        metric_notes=METRIC_NOTES,
-        command=command("training.train_word_lstm"),
-        wall_time_s=timer.seconds,
-        hardware=hardware(accelerator),
-        limits=(
-            "About 0.7M words of one author is very little text for a language model: it writes plausible Austen-flavoured "
-            "phrases that lose the thread within a sentence or two. It knows nothing after 1817, and words outside its "
-            f"{vocab}-word vocabulary are `{UNK}` to it."
-        ),
-        usage=(
-            "import torch\n"
-            "from tokenizers import Tokenizer\n"
-            "from models.word_lstm import WordLSTM\n"
-            f'model = WordLSTM.from_pretrained("checkpoints/{NAME}", strict=True).eval()\n'
-            f'tokenizer = Tokenizer.from_file("checkpoints/{NAME}/tokenizer.json")\n'
-            "logits, state = model(torch.tensor([tokenizer.encode('It is a truth').ids]))  # (1, T, vocab)"
-        ),
-        tags=["text-generation", "lstm", "language-model"],
-        extra="\n## Perplexity per epoch\n\n| epoch | train | validation |\n| --- | --- | --- |\n"
-        + "\n".join(f"| {h['epoch']} | {h['train_ppl']:.1f} | {h['val_ppl']:.1f} |" for h in history)
-        + "\n\nTrain perplexity is measured with dropout on, while training, so it sits above what the model scores on the same text at inference.\n",
+        timer=timer,
+        accelerator=accelerator,
+        vocab=vocab,
+        history=history,
     )
-    save_checkpoint(model, out_dir, card, history)
+    save_checkpoint(model, out_dir, model_card, history)
     save_tokenizer(tokenizer, out_dir, model_max_length=10**6)
     shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
     accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")

@@ -1,0 +1,144 @@
+"""What the digit-segmenter's output means: how a drawing is read at a scale the U-Net knows, and how a labelling
+is scored against the truth (the tab, the training script and the benchmark all use these)."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from models.unet import UNet
+
+WORK_SIDE = 128  # the short side the network reads; its training scenes were 128 px
+MAX_SIDE = 512  # the long side is capped here, so a panorama stays fast
+LARGEST_DIGIT_PX = 48  # the tallest digit ink in the training scenes (a 64 px MNIST box holds about 46 px of ink)
+DIGIT_PX = (28, 38)  # taller pen marks are also read shrunk to each of these heights
+SHRUNK_MUST_SEE = 3.0  # times the digit evidence of the reading at the original size, to replace it
+
+
+def prepare_scene(gray: np.ndarray, multiple: int, scale: float | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(H, W) in [0, 1] -> ((1, 1, H', W') network input, (h, w) of the picture inside the padding).
+
+    Scaled so the short side is 128 px (long side at most 512), or by `scale`, then padded to a multiple
+    of the U-Net's downsampling with the paper colour (the median of the border), so padding is background."""
+    h, w = gray.shape
+    if scale is None:
+        scale = min(WORK_SIDE / min(h, w), MAX_SIDE / max(h, w))
+    new_h, new_w = max(multiple, round(h * scale)), max(multiple, round(w * scale))
+    x = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]
+    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    border = torch.cat([x[0, 0, 0], x[0, 0, -1], x[0, 0, :, 0], x[0, 0, :, -1]])
+    pad_h, pad_w = -new_h % multiple, -new_w % multiple
+    x = F.pad(x, (0, pad_w, 0, pad_h), value=float(border.median()))
+    return x, (new_h, new_w)
+
+
+def digit_height(picture: np.ndarray) -> float | None:
+    """Height in px of the tallest pen mark in (h, w) [0, 1]: the ink's connected blobs (strokes joined by a
+    2 px dilation; specks under 0.2% of the picture ignored), or None. The tallest, not the median: a digit
+    still being drawn beside a finished one must not pull the guess below the finished one's height."""
+    paper = np.median(np.concatenate([picture[0], picture[-1], picture[:, 0], picture[:, -1]]))
+    ink = np.abs(picture - paper) > 0.25  # either polarity: dark ink on paper or light chalk on a board
+    blobs, count = ndimage.label(ndimage.binary_dilation(ink, iterations=2))
+    if count == 0:
+        return None
+    areas = ndimage.sum(ink, blobs, range(1, count + 1))
+    heights = [box[0].stop - box[0].start for box, area in zip(ndimage.find_objects(blobs), areas, strict=True) if area >= 0.002 * ink.size]
+    return float(max(heights)) if heights else None
+
+
+def digit_evidence(probs: torch.Tensor) -> float:
+    """How much digit the network sees in (1, classes, h, w): the top digit probability summed over the
+    pixels it calls a digit (a reading that misses a digit scores low, however sure it is of the rest)."""
+    digit = probs[0, 1:].max(0).values
+    return float(digit[probs[0].argmax(0) > 0].sum())
+
+
+def read_drawing(net: UNet, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Greyscale picture (H, W) in [0, 1] -> (the picture as the network read it (h, w), class probabilities (classes, h, w)).
+
+    The network learned digits whose ink is about 21 to 46 px tall. Drawings are often bigger (a digit filling a
+    300 px canvas is 90 px tall at the working size, and is then read as clutter or not at all). So when the pen
+    marks look taller than LARGEST_DIGIT_PX, the network also reads the picture shrunk until they are each of
+    DIGIT_PX tall, and the reading that sees most digit wins (`digit_evidence`) if it sees SHRUNK_MUST_SEE times
+    more than the original reading; a shrunk reading is scaled back up to the working size. Why a margin and not
+    any gain: in cluttered scenes the height guess is fooled, and a shrunk reading that sees a little more digit is
+    more often wrong than right. tests/test_apps_segment.py checks both sides: big drawings are found, and test scenes at
+    the learned size are read exactly as they are."""
+    device = next(net.parameters()).device
+    x, (h, w) = prepare_scene(gray, net.multiple)
+    picture = x[0, 0, :h, :w]
+    height = digit_height(picture.numpy())
+    with torch.inference_mode():
+        probs = net(x.to(device)).float().softmax(1)[:, :, :h, :w]
+        if height is not None and height > LARGEST_DIGIT_PX:
+            best, best_evidence = probs, SHRUNK_MUST_SEE * digit_evidence(probs)
+            for target in DIGIT_PX:
+                small, (sh, sw) = prepare_scene(picture.numpy(), net.multiple, scale=target / height)
+                shrunk = net(small.to(device)).float().softmax(1)[:, :, :sh, :sw]
+                shrunk = F.interpolate(shrunk, size=(h, w), mode="bilinear", align_corners=False)
+                evidence = digit_evidence(shrunk)
+                if evidence > best_evidence:
+                    best, best_evidence = shrunk, evidence
+            probs = best
+    return picture.numpy(), probs[0].cpu().numpy()
+
+
+@torch.inference_mode()
+def confusion(model: UNet, images: torch.Tensor, masks: torch.Tensor, n_classes: int, batch_size: int = 25) -> torch.Tensor:
+    """(n_classes, n_classes) pixel counts, rows = truth, columns = prediction."""
+    model.eval()
+    device = next(model.parameters()).device
+    counts = torch.zeros(n_classes, n_classes, dtype=torch.long)
+    for start in range(0, len(images), batch_size):
+        predicted = model(images[start : start + batch_size].to(device)).argmax(1).cpu()
+        counts += pixel_counts(masks[start : start + batch_size], predicted, n_classes)
+    return counts
+
+
+def pixel_counts(truth: torch.Tensor, predicted: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Label maps of the same shape -> (n_classes, n_classes) pixel counts, rows = truth, columns = prediction."""
+    return torch.bincount(truth.flatten() * n_classes + predicted.flatten(), minlength=n_classes**2).view(n_classes, n_classes)
+
+
+def scores(counts: torch.Tensor) -> dict[str, float]:
+    """Dataset-level mIoU and Dice over every class (background included), pixel accuracy, per-class IoU."""
+    counts = counts.double()
+    tp = counts.diag()
+    fp, fn = counts.sum(0) - tp, counts.sum(1) - tp
+    iou = tp / (tp + fp + fn).clamp(min=1)
+    dice = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
+    out = {"miou": float(iou.mean()), "dice": float(dice.mean()), "pixel_accuracy": float(tp.sum() / counts.sum())}
+    out.update({f"iou_{i}": float(v) for i, v in enumerate(iou)})
+    return out
+
+
+def error_split(counts: torch.Tensor) -> dict[str, float]:
+    """Where the mIoU goes, from (n_classes, n_classes) pixel counts (rows truth, columns prediction; class 0 the background).
+
+    foreground_iou: IoU of "some digit" against background, whichever digit each side names (finding the ink).
+    naming_accuracy: of the pixels that are a digit in both truth and prediction, the share given the right digit.
+    miou_if_named_right: the mIoU of the same prediction with every such pixel given the right digit: what perfect naming
+    alone would reach, so what is left below 1 is the ink's outline."""
+    counts = counts.double()
+    digit_as_digit = counts[1:, 1:]  # true digit pixels predicted as some digit: (truth digit, predicted digit)
+    found = digit_as_digit.sum()
+    named_right = counts.clone()
+    named_right[1:, 1:] = torch.diag(digit_as_digit.sum(1))  # each true digit's found pixels, all given its own class
+    return {
+        "foreground_iou": float(found / (counts[1:].sum() + counts[:, 1:].sum() - found).clamp(min=1)),
+        "naming_accuracy": float(digit_as_digit.diag().sum() / found.clamp(min=1)),
+        "miou_if_named_right": scores(named_right)["miou"],
+    }
+
+
+def thicker_truth_miou(masks: torch.Tensor, n_classes: int) -> float:
+    """mIoU that the true masks (N, H, W) themselves score when every digit is drawn 1 px thicker (3 x 3 growth, each
+    digit keeps its class; where two grow into each other the higher class id wins).
+
+    A yardstick, not a result: a model that names every digit right but puts each edge 1 px out scores about this. On
+    strokes 2-5 px wide, IoU punishes that hard (the checkpoint's metrics.json holds the number)."""
+    # One class at a time (a one-hot stack of the 500 test scenes would hold 0.7 GB); later, higher ids overwrite.
+    grown = torch.zeros_like(masks)
+    for c in range(1, n_classes):
+        grown[F.max_pool2d((masks == c).float()[:, None], 3, stride=1, padding=1)[:, 0] > 0] = c
+    return scores(pixel_counts(masks, grown, n_classes))["miou"]
