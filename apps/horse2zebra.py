@@ -21,13 +21,12 @@ from apps.common import RUNS_MODEL, check_number, heat_colours, image_file, load
 from data.horses import animals
 from data.photos import to_model_input
 from models import hub
-from models.cyclegan import CycleGenerators
+from models.cyclegan import SORREL_CLASS, ZEBRA_CLASS, CycleGenerators, prepare_picture, run_generator
 from models.efficientnet_lite import EfficientNetLite
 
 TITLE = "Horse to zebra"
 CHECKPOINT = "horse2zebra"
 JUDGE = "imagenet-classifier"
-ZEBRA_CLASS, SORREL_CLASS = 340, 339  # ImageNet-1k indices
 DIRECTIONS = {"horse → zebra": "horse_to_zebra", "zebra → horse": "zebra_to_horse"}
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 64, 512, 256  # working size: the long side, in px
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "horses"
@@ -48,25 +47,9 @@ def judge() -> EfficientNetLite:
     return load_model(hub.load, EfficientNetLite, JUDGE, title="Judge not available")
 
 
-def prepare_picture(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, h, w) in [0, 1] with the long side `size` and both sides multiples of 4."""
-    h, w = rgb.shape[:2]
-    scale = size / max(h, w)
-    new_w, new_h = (max(4, round(side * scale / 4) * 4) for side in (w, h))
-    im = Image.fromarray(rgb).resize((new_w, new_h), Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS)
-    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()
-
-
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8."""
     return (x[0].float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
-def run_generator(net: CycleGenerators, x: torch.Tensor, direction: str) -> torch.Tensor:
-    """bf16 autocast on the CPU (close to twice as fast there; benchmarks/ measures it); fp32 elsewhere."""
-    device = next(net.parameters()).device
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu"):
-        return net(x.to(device), direction).float()
 
 
 def judge_picture(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from huggingface_hub import PyTorchModelHubMixin
+from PIL import Image
 from torch import nn
 
 from data.photos import to_model_input
@@ -202,3 +203,20 @@ def judge_reference(judge: EfficientNetLite, horses: np.ndarray, zebras: np.ndar
     mean = features.mean(0)
     similarity = torch.nn.functional.cosine_similarity(features, mean[None], dim=1)
     return {"mean_feature": mean, "threshold": torch.tensor(float(np.percentile(similarity.numpy(), 1)) - 0.1)}
+
+
+def prepare_picture(rgb: np.ndarray, size: int) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, h, w) in [0, 1] with the long side `size` and both sides multiples of 4."""
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    new_w, new_h = (max(4, round(side * scale / 4) * 4) for side in (w, h))
+    im = Image.fromarray(rgb).resize((new_w, new_h), Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+
+
+def run_generator(net: CycleGenerators, x: torch.Tensor, direction: str) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1] -> the translation, same shape, in fp32. bf16 autocast on the CPU (close to twice as fast
+    there; benchmarks/ measures it); fp32 elsewhere."""
+    device = next(net.parameters()).device
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu"):
+        return net(x.to(device), direction).float()
