@@ -3,6 +3,7 @@
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from apps import attack as tab
@@ -134,3 +135,19 @@ def test_quantised_result_still_matches_the_reported_answer(test_digit_png):
     net = tab.model(tab.DIGIT)
     x = tab.prepare_input(png, tab.DIGIT)
     assert net.config.labels[int(attacks.predict(net, x)[0])] == next(iter(after))
+
+
+def test_the_attack_tab_never_changes_the_models_other_tabs_share():
+    """It attacks channels_last copies; the cached models the Digits and Classify tabs use keep their layout."""
+    from models import hub
+    from models.digit_classifier import DigitClassifier
+
+    shared = hub.load(DigitClassifier, "digit-classifier")
+    own = tab.model(tab.DIGIT)
+    assert own is not shared
+    # A convolution with several input channels: one with a single input channel is the same in both layouts.
+    conv = next(m for m in own.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    shared_conv = next(m for m in shared.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert shared_conv.weight.is_contiguous() and not shared_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(torch.equal(a, b) for a, b in zip(own.state_dict().values(), shared.state_dict().values(), strict=True))
