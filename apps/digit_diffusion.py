@@ -189,10 +189,10 @@ def build() -> None:
     gr.Markdown(INTRO)
     table = quality_table()
     if table is not None:
-        gr.Markdown(
-            "**GAN against diffusion, on the same judge** (our digit classifier; real training vs. test digits are "
-            "0.21 apart in Fréchet distance):"
-        )
+        path = hub.checkpoint_file(CHECKPOINT, "metrics.json")
+        baseline = json.loads(path.read_text()).get("fid_real_baseline") if path is not None else None
+        real = f"; real training vs. test digits are {baseline:.2f} apart in Fréchet distance" if baseline is not None else ""
+        gr.Markdown(f"**GAN against diffusion, on the same judge** (our digit classifier{real}):")
         gr.Dataframe(table, interactive=False, wrap=True)
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
