@@ -529,7 +529,6 @@ def build() -> None:
         run = new_run(s)
         return (*_ui_values(s), *frame(run), run)
 
-    # Play streams frames; Pause cancels that stream (the run keeps its place); Step and Reset are one frame.
     # Shareable state: changing a setting, playing or stepping rewrites the page address; opening it restores them.
     url_js = f"""(...values) => {{
         const names = {SETTING_NAMES!r};
@@ -540,33 +539,15 @@ def build() -> None:
     }}"""
 
     # Play streams frames; Pause cancels that stream (the run keeps its place); Step and Reset are one frame.
-    playing = [
-        play.click(
-            play_frames,
-            [run_state, *controls],
-            outputs,
-            api_visibility="private",
-            concurrency_id="playground_streams",
-            concurrency_limit=8,
-            show_progress="hidden",
-        )
-    ]
+    # Streams of a few hundred weights each run in a lane of their own, up to 8 at once: a stream sleeps between frames.
+    stream = {"api_visibility": "private", "concurrency_id": "playground_streams", "concurrency_limit": 8, "show_progress": "hidden"}
+    playing = [play.click(play_frames, [run_state, *controls], outputs, **stream)]
     for button, name in zip(preset_buttons, PRESETS, strict=True):
         loaded = button.click(
             lambda name=name: load_preset(name), None, [*controls, preset_note], api_visibility="private", cancels=list(playing)
         )
         loaded.then(None, controls, None, js=url_js, api_visibility="private", queue=False)
-        playing.append(
-            loaded.then(
-                play_frames,
-                [run_state, *controls],
-                outputs,
-                api_visibility="private",
-                concurrency_id="playground_streams",
-                concurrency_limit=8,
-                show_progress="hidden",
-            )
-        )
+        playing.append(loaded.then(play_frames, [run_state, *controls], outputs, **stream))
     pause.click(None, None, None, cancels=playing, api_visibility="private")
     step.click(step_once, [run_state, *controls], outputs, api_visibility="private", show_progress="hidden", cancels=playing)
     reset.click(start, controls, outputs, api_visibility="private", cancels=playing)
