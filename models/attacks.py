@@ -15,6 +15,7 @@ FGSM: Goodfellow et al. 2015. PGD: Madry et al. 2018. One-pixel: Su, Vargas and 
 """
 
 import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -225,3 +226,290 @@ def perturbation_size(original: torch.Tensor, adversarial: torch.Tensor) -> dict
     changed = (delta.abs() > 0.5 / 255).any(dim=0)
     linf = float(delta.abs().max())
     return {"L0_pixels": int(changed.sum()), "L2": float(delta.norm()), "Linf": linf, "Linf_grey_levels": round(linf * 255, 1)}
+
+
+# --- APGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse
+# parameter-free attacks"): the attacks AutoAttack and RobustBench measure robustness with. -----------------
+
+
+def apgd_checkpoints(steps: int) -> list[int]:
+    """The iterations at which APGD may halve its step size: w_j = ceil(p_j * steps) with p_0 = 0, p_1 = 0.22 and
+    p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06) (section 3.2 of the paper)."""
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return sorted({min(steps, math.ceil(round(pj * steps, 6))) for pj in p[:-1]} - {0})
+
+
+def dlr_loss(logits: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Difference of Logits Ratio, per example (B,); higher means closer to fooling.
+
+    Untargeted: -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3). Targeted at t: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2),
+    with z_pi the logits sorted from the largest. Dividing by a spread of the logits makes the loss unchanged when
+    the logits are scaled or shifted, so a model cannot hide behind tiny gradients of a saturated softmax."""
+    z = logits.float()
+    ordered = z.sort(dim=1, descending=True).values
+    z_y = z.gather(1, labels[:, None]).squeeze(1)
+    if target is None:
+        others = z.clone()
+        others.scatter_(1, labels[:, None], float("-inf"))
+        return -(z_y - others.max(1).values) / (ordered[:, 0] - ordered[:, 2] + 1e-12)
+    z_t = z.gather(1, target[:, None]).squeeze(1)
+    return -(z_y - z_t) / (ordered[:, 0] - (ordered[:, 2] + ordered[:, 3]) / 2 + 1e-12)
+
+
+def _loss_and_gradient(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, loss: str, target: torch.Tensor | None):
+    """(per-example loss (B,), its gradient with respect to x, logits) for APGD's objective (to be maximised)."""
+    with torch.enable_grad():
+        x = x.detach().clone().requires_grad_(True)
+        logits = model(x).float()
+        if loss == "ce":
+            values = F.cross_entropy(logits, labels.clone(), reduction="none")
+        else:
+            values = dlr_loss(logits, labels.clone(), None if target is None else target.clone())
+        (grad,) = torch.autograd.grad(values.sum(), x)
+    return values.detach(), grad, logits.detach()
+
+
+def apgd(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    eps: float,
+    steps: int = 100,
+    loss: str = "ce",
+    target: torch.Tensor | None = None,
+    seed: int = 0,
+    rho: float = 0.75,
+    momentum: float = 0.75,
+) -> AttackResult:
+    """Auto-PGD in the L-infinity ball, untargeted (loss "ce" or "dlr") or targeted at `target` (loss "dlr").
+
+    No step size to tune: it starts at 2 eps and is halved, per example, at the checkpoints `apgd_checkpoints` when
+    the loss rose in fewer than rho of the steps since the last checkpoint, or when neither the step size nor the best
+    loss changed since then; after a halving the walk restarts from the best point so far. Each step mixes the new
+    gradient step with the last move (momentum 0.75, Algorithm 1 of the paper). The point kept for each example is
+    the first that fools the model, else the one of highest loss."""
+    b = len(images)
+    images = images.detach()
+    goal = labels if target is None else target
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    noise = (torch.rand(images.shape, generator=generator) * 2 - 1).to(images.device, images.dtype)
+    x = (images + eps * noise).clamp(0, 1)  # a random start inside the ball, as AutoAttack's APGD
+
+    def project(z: torch.Tensor) -> torch.Tensor:
+        return torch.min(torch.max(z, images - eps), images + eps).clamp(0, 1)
+
+    def fooled(logits: torch.Tensor) -> torch.Tensor:
+        answer = logits.argmax(1)
+        return answer == goal if target is not None else answer != labels
+
+    shape = (b,) + (1,) * (images.dim() - 1)
+    step = torch.full((b,), 2.0 * eps, device=images.device)
+    value, grad, logits = _loss_and_gradient(model, x, labels, loss, target)
+    best_value, best_x, found = value.clone(), x.clone(), x.clone()
+    done = fooled(logits)
+    x_prev = x.clone()
+    x = project(x + step.view(shape) * grad.sign())  # the first step has no momentum
+    checkpoints = apgd_checkpoints(steps)
+    last_checkpoint, rises = 0, torch.zeros(b, device=images.device)
+    value_at_checkpoint, step_reduced = best_value.clone(), torch.ones(b, dtype=torch.bool, device=images.device)
+    for k in range(1, steps):
+        value_new, grad, logits = _loss_and_gradient(model, x, labels, loss, target)
+        newly = fooled(logits) & ~done
+        found[newly], done = x[newly], done | newly
+        rises += (value_new > value).float()
+        better = value_new > best_value
+        best_value, best_x = torch.where(better, value_new, best_value), torch.where(better.view(shape), x, best_x)
+        value = value_new
+        if k in checkpoints:
+            window = k - last_checkpoint
+            halve = (rises < rho * window) | (~step_reduced & (value_at_checkpoint >= best_value))
+            step = torch.where(halve, step / 2, step)
+            x = torch.where(halve.view(shape), best_x, x)  # restart the halved ones from their best point
+            if halve.any():
+                value_restart, grad_restart, _ = _loss_and_gradient(model, x, labels, loss, target)
+                grad = torch.where(halve.view(shape), grad_restart, grad)
+                value = torch.where(halve, value_restart, value)
+            step_reduced, value_at_checkpoint = halve, best_value.clone()
+            last_checkpoint, rises = k, torch.zeros_like(rises)
+        z = project(x + step.view(shape) * grad.sign())
+        x, x_prev = project(x + momentum * (z - x) + (1 - momentum) * (x - x_prev)), x
+    value_new, _, logits = _loss_and_gradient(model, x, labels, loss, target)
+    newly = fooled(logits) & ~done
+    found[newly], done = x[newly], done | newly
+    better = value_new > best_value
+    best_x = torch.where(better.view(shape), x, best_x)
+    adversarial = torch.where(done.view(shape), found, best_x)
+    return _result(model, adversarial, labels, target, queries=steps + 1)
+
+
+def worst_case_apgd(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float, steps: int = 100, targets: int = 9, seed: int = 0
+) -> torch.Tensor:
+    """(B,) bool: still right after APGD-CE and after targeted APGD-DLR at each of the `targets` classes the clean
+    image rates highest after the true one (AutoAttack's white-box pair). Later attacks only try the survivors."""
+    robust = predict(model, images) == labels
+    if robust.any():
+        index = robust.nonzero().squeeze(1)
+        robust[index] = ~apgd(model, images[index], labels[index], eps, steps, loss="ce", seed=seed).success
+    with torch.inference_mode():
+        logits = torch.cat([model(images[i : i + 256]).float() for i in range(0, len(images), 256)])
+    logits = logits.clone().scatter_(1, labels[:, None], float("-inf"))  # a normal tensor: inference ones are read-only
+    ranked = logits.argsort(1, descending=True)  # (B, classes): the most likely wrong classes first
+    for rank in range(min(targets, ranked.shape[1] - 1)):
+        index = robust.nonzero().squeeze(1)
+        if len(index) == 0:
+            break
+        target = ranked[index, rank]
+        result = apgd(model, images[index], labels[index], eps, steps, loss="dlr", target=target, seed=seed + 1 + rank)
+        robust[index] = ~(result.predictions != labels[index])
+    return robust
+
+
+# --- The smallest change that fools ------------------------------------------------------------------------
+
+
+def deepfool(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 50, overshoot: float = 0.02, classes: int | None = None
+) -> AttackResult:
+    """DeepFool (Moosavi-Dezfooli et al. 2016), L2: a near-minimal change that crosses the decision boundary.
+
+    At each step the model is linearised around the current image; for every other class k the boundary with the
+    current answer is the plane w_k . r + f_k = 0 (f_k the logit difference, w_k its gradient), the nearest plane is
+    the class with the smallest |f_k| / ||w_k||, and the image moves just onto it. The total move is scaled by
+    1 + overshoot so it lands across. An image stops as soon as its answer changes. classes limits the classes
+    considered to the most likely ones (all when None)."""
+    images = images.detach()
+    b = len(images)
+    with torch.inference_mode():
+        logits0 = model(images).float()
+    n = logits0.shape[1] if classes is None else min(classes, logits0.shape[1])
+    candidates = logits0.clone().argsort(1, descending=True)[:, :n]  # (B, n): the true label's rivals, likeliest first
+    start = labels.clone()
+    total = torch.zeros_like(images)
+    active = torch.ones(b, dtype=torch.bool, device=images.device)
+    used = 0
+    for _ in range(steps):
+        x = (images + (1 + overshoot) * total).clamp(0, 1)
+        index = active.nonzero().squeeze(1)
+        if len(index) == 0:
+            break
+        used += 1
+        with torch.enable_grad():
+            xi = x[index].clone().requires_grad_(True)
+            logits = model(xi).float()
+            answer = logits.argmax(1)
+            still = answer == start[index]
+            gradients = []
+            for j in range(n):  # one backward pass per candidate class: (n, A, C, H, W)
+                (g,) = torch.autograd.grad(logits.gather(1, candidates[index, j : j + 1]).sum(), xi, retain_graph=j < n - 1)
+                gradients.append(g)
+        gradients = torch.stack(gradients, 1)  # (A, n, C, H, W)
+        own = (candidates[index] == start[index, None]).float()  # which candidate is the original answer
+        own_grad = (gradients * own[..., None, None, None]).sum(1, keepdim=True)
+        own_logit = logits.gather(1, start[index, None])
+        w = gradients - own_grad  # (A, n, C, H, W)
+        f = logits.detach().gather(1, candidates[index]) - own_logit.detach()  # (A, n)
+        norms = w.flatten(2).norm(dim=2) + 1e-8
+        distance = f.abs() / norms
+        distance[own.bool()] = float("inf")
+        nearest = distance.argmin(1)
+        rows = torch.arange(len(index), device=images.device)
+        w_l, f_l, norm_l = w[rows, nearest], f[rows, nearest], norms[rows, nearest]
+        step = ((f_l.abs() + 1e-4) / norm_l**2).view(-1, *([1] * (images.dim() - 1))) * w_l
+        total[index[still]] = total[index[still]] + step[still].detach()
+        active[index[~still]] = False
+    adversarial = (images + (1 + overshoot) * total).clamp(0, 1)
+    return _result(model, adversarial, labels, None, queries=used)
+
+
+def smallest_pgd_eps(
+    model: nn.Module, image: torch.Tensor, label: torch.Tensor, steps: int = 10, high: float = 0.5, rounds: int = 8, seed: int = 0
+) -> tuple[float | None, torch.Tensor | None]:
+    """The smallest L-infinity budget at which PGD-`steps` fools the model on one image (1, C, H, W), by bisection over
+    eps in (0, high] for `rounds` rounds (each halves the interval: 8 rounds pin it to within 0.2% of `high`).
+
+    Returns (that eps, the adversarial image found at it), or (None, None) when even `high` does not fool it."""
+    result = pgd(model, image, label, high, steps=steps, seed=seed)
+    if not bool(result.success[0]):
+        return None, None
+    low, best, found = 0.0, high, result.adversarial
+    for _ in range(rounds):
+        middle = (low + best) / 2
+        result = pgd(model, image, label, middle, steps=steps, seed=seed)
+        if bool(result.success[0]):
+            best, found = middle, result.adversarial
+        else:
+            low = middle
+    return best, found
+
+
+# --- Defences people try first, and the adaptive attack that breaks them (Athalye, Carlini and Wagner 2018,
+# "Obfuscated gradients give a false sense of security") -----------------------------------------------------
+
+
+def jpeg_resave(images: torch.Tensor, quality: int = 75) -> torch.Tensor:
+    """(B, C, H, W) in [0, 1] -> the same pictures saved as JPEG at `quality` and read back (Pillow; not differentiable)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for picture in images.detach().float().cpu():
+        array = (picture.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        im = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+        buffer = io.BytesIO()
+        im.save(buffer, "JPEG", quality=int(quality))
+        back = np.asarray(Image.open(buffer), dtype=np.float32) / 255
+        out.append(torch.from_numpy(back.reshape(array.shape)).permute(2, 0, 1))
+    return torch.stack(out).to(images.device, images.dtype)
+
+
+def reduce_bit_depth(images: torch.Tensor, bits: int = 3) -> torch.Tensor:
+    """Feature squeezing (Xu et al. 2018): keep `bits` bits per value, 2^bits levels in [0, 1]."""
+    levels = 2**bits - 1
+    return (images * levels).round() / levels
+
+
+def median_filter(images: torch.Tensor, size: int = 3) -> torch.Tensor:
+    """Spatial smoothing: each value becomes the median of its size x size neighbourhood (reflect padding).
+    Differentiable where it matters: the gradient flows to whichever neighbour is the median."""
+    pad = size // 2
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+    patches = padded.unfold(2, size, 1).unfold(3, size, 1)  # (B, C, H, W, size, size)
+    return patches.reshape(*patches.shape[:4], -1).median(dim=-1).values
+
+
+DEFENCES: dict[str, Callable[..., torch.Tensor]] = {"jpeg": jpeg_resave, "bitdepth": reduce_bit_depth, "median": median_filter}
+# Which defences hide their gradient (none at all for a JPEG file; zero almost everywhere for rounding), so the
+# adaptive attack uses BPDA through them; the median filter has a usable gradient of its own.
+NO_USEFUL_GRADIENT = {"jpeg", "bitdepth"}
+
+
+class Defended(nn.Module):
+    """A classifier behind a defence: model(defence(x)). Its answers are the defended model's answers either way.
+
+    The naive attacker does not know the defence: the attack is made on the bare model, then shown to this module
+    ("does saving it as a JPEG undo the attack?"). adaptive=True is the attack an informed attacker runs on this
+    module itself. For a defence without a useful gradient (JPEG has none, rounding is flat almost everywhere), BPDA
+    (backward-pass differentiable approximation): the forward pass is the real defence, the backward pass treats it as
+    the identity. For a random defence (`eot` draws > 1), EOT: the answer is averaged over that many draws, so the
+    gradient is the expected one. Without adaptive, a defence with no gradient passes none back."""
+
+    def __init__(self, model: nn.Module, defence: str, adaptive: bool = False, eot: int = 1, **settings):
+        super().__init__()
+        if defence not in DEFENCES:
+            raise ValueError(f"unknown defence {defence!r}; one of {', '.join(DEFENCES)}")
+        self.model, self.defence, self.adaptive, self.eot, self.settings = model, defence, adaptive, max(1, eot), settings
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        squeeze = DEFENCES[self.defence]
+        outputs = []
+        for _ in range(self.eot):
+            defended = squeeze(images, **self.settings)
+            if self.adaptive and self.defence in NO_USEFUL_GRADIENT:
+                defended = images + (defended - images).detach()  # BPDA: forward the defence, backward the identity
+            outputs.append(self.model(defended))
+        return torch.stack(outputs).mean(0)
