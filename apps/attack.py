@@ -56,6 +56,15 @@ ATTACKS = [
     ("FGSM: one step along the gradient's sign", "fgsm"),
     ("PGD: many small steps, kept inside the budget", "pgd"),
     ("One-pixel: evolve a few pixel changes, no gradients", "one-pixel"),
+    ("DeepFool: step to the nearest decision boundary (a near-smallest L2 change)", "deepfool"),
+    ("Smallest ε: search the budget PGD-10 needs", "smallest-eps"),
+]
+NO_DEFENCE = "none"
+DEFENCE_CHOICES = [
+    ("No defence", NO_DEFENCE),
+    ("JPEG re-save (compress, then read back)", "jpeg"),
+    ("Bit-depth reduction (3 bits: 8 grey levels)", "bitdepth"),
+    ("Median filter (3 x 3)", "median"),
 ]
 NO_TARGET = "none (any wrong answer)"
 # Szegedy et al. 2014 turned everything into an ostrich. ImageNet-1k has no toothbrush or octopus;
@@ -170,7 +179,7 @@ def top5(net: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
 class AttackSettings:
     """One request's attack, checked (`attack` checks the raw request and builds it)."""
 
-    attack: str  # "fgsm", "pgd" or "one-pixel"
+    attack: str  # "fgsm", "pgd", "one-pixel", "deepfool" or "smallest-eps"
     eps: float  # largest change per pixel, in [0, 1] units (FGSM, PGD)
     steps: int = 10  # PGD steps
     pixels: int = 1  # one-pixel: pixels to change
@@ -191,6 +200,12 @@ def run_attack(net: torch.nn.Module, x: torch.Tensor, kind: str, s: AttackSettin
         result = attacks.fgsm(net, x, label, s.eps, target=goal)
     elif s.attack == "pgd":
         result = attacks.pgd(net, x, label, s.eps, steps=s.steps, target=goal, seed=s.seed, progress=progress)
+    elif s.attack == "deepfool":
+        # The 10 likeliest classes are the candidate boundaries (all of them for digits), as the paper does on ImageNet.
+        result = attacks.deepfool(net, x, label, classes=10)
+    elif s.attack == "smallest-eps":  # already on the grey-level grid, and judged there
+        eps, found = attacks.smallest_pgd_eps(net, x, label, steps=10, high=s.eps, seed=s.seed)
+        return (x if found is None else found), int(label), 10 * (1 + 8) if found is not None else 10  # the widest, then halvings
     elif s.attack == "one-pixel":
         chunk = 64 if kind == PHOTO else 4096
         result = attacks.one_pixel(
@@ -206,10 +221,12 @@ def run_attack(net: torch.nn.Module, x: torch.Tensor, kind: str, s: AttackSettin
             progress=progress,
         )
     else:
-        raise gr.Error(f"Unknown attack {s.attack!r}. Choose fgsm, pgd or one-pixel.")
-    # Round the change toward zero to whole grey levels: the result is a real 8-bit image and
-    # still inside the eps-ball (x itself is on the grid).
-    delta = torch.trunc((result.adversarial - x) * 255) / 255
+        raise gr.Error(f"Unknown attack {s.attack!r}. Choose fgsm, pgd, one-pixel, deepfool or smallest-eps.")
+    # Round the change to whole grey levels: the result is a real 8-bit image. Toward zero for the budgeted attacks, so
+    # it stays inside the eps-ball (x itself is on the grid); away from zero for DeepFool, whose change has no budget and
+    # ends just across the boundary, where rounding back would undo it.
+    change = (result.adversarial - x) * 255
+    delta = (change.sign() * change.abs().ceil() if s.attack == "deepfool" else torch.trunc(change)) / 255
     return (x + delta).clamp(0, 1), int(label), result.queries
 
 
@@ -236,7 +253,20 @@ def perturbation_picture(x: torch.Tensor, adversarial: torch.Tensor, scale: int)
 
 
 def attack_lease_seconds(
-    image, model_choice, attack_choice, epsilon, steps, pixels, target, population, iterations, seed, progress=None
+    image,
+    model_choice,
+    attack_choice,
+    epsilon,
+    steps,
+    pixels,
+    target,
+    population,
+    iterations,
+    seed,
+    defence=NO_DEFENCE,
+    jpeg_quality=75,
+    adaptive=False,
+    progress=None,
 ) -> int:
     """ZeroGPU lease for one attack: FGSM is one gradient; PGD one per step; the one-pixel search one batched pass
     over its population per generation. 0.2 s each (the photo model's gradient is the slowest), plus 10 s."""
@@ -244,6 +274,8 @@ def attack_lease_seconds(
         passes = lease_number(steps, 10, 1, 100)
     elif attack_choice == "one-pixel":
         passes = lease_number(iterations, 20, 1, 200) * (1 + lease_number(population, 40, 10, 400) / 400)
+    elif attack_choice in ("deepfool", "smallest-eps"):
+        passes = 90  # DeepFool: up to 50 steps of 10 class gradients, most done in a few; the search: 9 runs of PGD-10
     else:
         passes = 1
     return int(10 + 0.2 * passes)
@@ -261,10 +293,15 @@ def attack(
     population: float,
     iterations: float,
     seed: float,
+    defence: str = NO_DEFENCE,
+    jpeg_quality: float = 75,
+    adaptive: bool = False,
     progress=gr.Progress(),  # noqa: B008 (Gradio injects it)
 ):
-    """Attack one picture. epsilon is in grey levels out of 255 (FGSM and PGD); steps is for PGD; pixels,
-    population and iterations are for the one-pixel attack; target is "none" or a class ("9", "9: ostrich").
+    """Attack one picture. epsilon is in grey levels out of 255 (FGSM and PGD; for "smallest-eps" the largest budget
+    searched); steps is for PGD; pixels, population and iterations are for the one-pixel attack; target is "none" or a
+    class ("9", "9: ostrich"). defence ("none", "jpeg", "bitdepth", "median") is put in front of the model; the attack
+    is made on the bare model, or through the defence when adaptive (BPDA: Athalye et al. 2018).
 
     Returns (original as the model sees it, adversarial, amplified perturbation, top-5 before, top-5 after,
     report, the other digit model's answer, the exact adversarial PNG)."""
@@ -282,9 +319,17 @@ def attack(
             f"population x iterations = {n_population * n_iterations:,} is over this model's budget of {MAX_QUERIES[kind]:,} "
             "forward passes per request. Lower one of them."
         )
-    goal = parse_target(target, kind)
-    net = model(kind)
+    if defence not in (NO_DEFENCE, *attacks.DEFENCES):
+        raise gr.Error(f"Unknown defence {str(defence)[:40]!r}. Choose one of: {', '.join(v for _, v in DEFENCE_CHOICES)}.")
+    quality = int(check_number(jpeg_quality, "JPEG quality", 5, 95, integer=True))
+    goal = parse_target(target, kind) if attack_choice not in ("deepfool", "smallest-eps") else None
+    bare = model(kind)
     x = prepare_input(image, kind)
+    net, attacked = bare, bare  # who answers, and whose gradient the attack follows
+    if defence != NO_DEFENCE:
+        settings = attacks.DEFENCE_DEFAULTS[defence] | ({"quality": quality} if defence == "jpeg" else {})
+        net = attacks.Defended(bare, defence, **settings)
+        attacked = attacks.Defended(bare, defence, adaptive=True, **settings) if adaptive else bare
     report_progress = None
     if attack_choice in ("pgd", "one-pixel"):
         what = "PGD step" if attack_choice == "pgd" else "generation"
@@ -295,8 +340,10 @@ def attack(
     settings = AttackSettings(
         attack_choice, eps_levels / 255, n_steps, pixels=n_pixels, target=goal, population=n_population, iterations=n_iterations, seed=seed
     )
-    adversarial, label, queries = run_attack(net, x, kind, settings, report_progress)
+    adversarial, label, queries = run_attack(attacked, x, kind, settings, report_progress)
     seconds = time.perf_counter() - started
+    with torch.inference_mode():
+        label = int(net(x).argmax(-1))  # the defended model's own answer on the clean picture
 
     scale = 1 if kind == PHOTO else 8
     before, after = top5(net, x), top5(net, adversarial)
@@ -306,10 +353,35 @@ def attack(
     size = attacks.perturbation_size(x[0], adversarial[0])
     amplified, gain = perturbation_picture(x, adversarial, scale)
     report = verdict(labels, label, new_label, goal, attack_choice) + "\n\n" + size_report(size, x, attack_choice, eps_levels, gain)
+    if attack_choice == "smallest-eps":
+        report += "\n\n" + (
+            f"**The smallest budget PGD-10 needed: {size['Linf_grey_levels']:g} grey level{'s' if size['Linf_grey_levels'] != 1 else ''}** "
+            f"(searched by halving between 0 and {eps_levels:g})."
+            if new_label != label
+            else f"PGD-10 did not fool it within {eps_levels:g} grey levels: raise ε to search a bigger range."
+        )
+    if defence != NO_DEFENCE:
+        report += "\n\n" + defence_report(defence, quality, adaptive)
     calls = ("gradient computation", "gradient computations") if attack_choice != "one-pixel" else ("forward pass", "forward passes")
     report += f"\n\n{seconds:.2f} s, {queries:,} {calls[queries != 1]} through the network."
     transfer = transfer_report(kind, adversarial, label) if kind != PHOTO else ""
     return to_picture(x, scale), to_picture(adversarial, scale), amplified, before, after, report, transfer, png_file(adversarial)
+
+
+def defence_report(defence: str, quality: int, adaptive: bool) -> str:
+    name = dict((v, k) for k, v in DEFENCE_CHOICES)[defence] + (f", quality {quality}" if defence == "jpeg" else "")
+    if adaptive:
+        how = (
+            "through the defence: the forward pass is the real defence and the gradient passes it as if it were not there "
+            "(BPDA, Athalye et al. 2018)"
+            if defence in attacks.NO_USEFUL_GRADIENT
+            else "through the defence, following its own gradient"
+        )
+        return f"**Defence: {name}**, in front of the model. The attack was made {how}: an attacker who knows the defence."
+    return (
+        f"**Defence: {name}**, in front of the model. The attack was made on the bare model, as an attacker who does not "
+        "know the defence; the answers above are the defended model's. Switch on *adaptive* to attack through it."
+    )
 
 
 def verdict(labels: list[str], label: int, new_label: int, goal: int | None, attack_choice: str) -> str:
@@ -329,11 +401,14 @@ def verdict(labels: list[str], label: int, new_label: int, goal: int | None, att
 
 def size_report(size: dict[str, float], x: torch.Tensor, attack_choice: str, eps_levels: float, gain: float) -> str:
     total = x.shape[-1] * x.shape[-2]
-    budget = (
-        f"budget ε = {eps_levels:g} grey levels = {eps_levels / 255:.4f} in [0, 1] pixel units"
-        if attack_choice != "one-pixel"
-        else "no ε budget: any value for the chosen pixels"
-    )
+    if attack_choice == "one-pixel":
+        budget = "no ε budget: any value for the chosen pixels"
+    elif attack_choice == "deepfool":
+        budget = "no ε budget: just across the nearest decision boundary"
+    elif attack_choice == "smallest-eps":
+        budget = f"the smallest ε that worked, searched up to {eps_levels:g} grey levels"
+    else:
+        budget = f"budget ε = {eps_levels:g} grey levels = {eps_levels / 255:.4f} in [0, 1] pixel units"
     return (
         f"**Size of the change** ({budget}; measured on the pixels before the model's own normalisation): "
         f"L0 = **{size['L0_pixels']:,}** of {total:,} pixels changed · L2 = **{size['L2']:.3f}** · "
@@ -452,6 +527,17 @@ def measured_rates() -> str:
         ("One-pixel, 1 pixel", "every 5th of them (100), population 100, 60 generations", f"{m['onepixel_success_1px']:.1%} fooled"),
         ("One-pixel, 3 pixels", "same 100 digits and budget", f"{m['onepixel_success_3px']:.1%} fooled"),
         ("PGD-40, ε = 0.3", "robust digit model, all 1,000 test digits", f"{m['robust_pgd_accuracy_eps0.3']:.1%} still right"),
+        *(
+            [
+                (
+                    "**APGD** (the worst of APGD-CE and targeted APGD-DLR at 9 classes, 100 steps each), ε = 0.3",
+                    "robust digit model, all 1,000 test digits: **the number to trust**",
+                    f"**{m['robust_apgd_accuracy_eps0_3']:.1%} still right**",
+                )
+            ]
+            if "robust_apgd_accuracy_eps0_3" in m
+            else []
+        ),
         ("no attack", "robust digit model, all 1,000 test digits", f"{m['robust_clean_accuracy']:.1%} right"),
         ("PGD-40 made for the standard model", "shown to the robust model", f"{m['transfer_standard_to_robust']:.1%} fooled"),
         (
@@ -461,7 +547,15 @@ def measured_rates() -> str:
         ),
     ]
     table = "| attack | on | result |\n| --- | --- | --- |\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
-    return "Measured by `python -m benchmarks.run --only attack` on held-out test digits:\n\n" + table
+    note = ""
+    if "robust_apgd_accuracy_eps0_3" in m:
+        note = (
+            "\n\nWhy two numbers for the robust model? Plain PGD takes fixed-size steps and can get stuck where the model's "
+            "gradient is flat or misleading; APGD (Croce & Hein 2020) adapts its step and also attacks a loss that ignores how "
+            "confident the logits look. The field (AutoAttack, RobustBench) reports robustness under APGD: when the two differ, "
+            "the lower one is the truth, and the PGD figure overstated it."
+        )
+    return "Measured by `python -m benchmarks.run --only attack` on held-out test digits:\n\n" + table + note
 
 
 def robust_training_note() -> str:
@@ -559,6 +653,14 @@ def build() -> None:
                 population = gr.Slider(10, 400, value=40, step=10, label="One-pixel: population (candidates per generation)")
                 iterations = gr.Slider(1, 200, value=20, step=1, label="One-pixel: generations")
                 seed = gr.Number(0, precision=0, label="Seed (same seed, same attack)")
+            with gr.Accordion("Defence: does saving it as a JPEG undo the attack?", open=False):
+                defence = gr.Radio(DEFENCE_CHOICES, value=NO_DEFENCE, label="Put in front of the model", elem_id="attack-defence")
+                jpeg_quality = gr.Slider(5, 95, value=75, step=5, label="JPEG quality (lower = stronger compression)")
+                adaptive = gr.Checkbox(
+                    False,
+                    label="Adaptive attack: attack through the defence (BPDA), as an attacker who knows it would",
+                    elem_id="attack-adaptive",
+                )
             go = gr.Button("Attack", variant="primary", elem_id="attack-run")
             gr.Examples(
                 [[str(p), PHOTO] for p in sorted(PHOTO_EXAMPLES.glob("*.jpg"))]
@@ -618,7 +720,21 @@ def build() -> None:
     outputs = [original_view, adversarial_view, perturbation_view, before, after, report, transfer, download]
     go.click(
         attack,
-        inputs=[picture, model_choice, attack_choice, epsilon, steps, pixels, target, population, iterations, seed],
+        inputs=[
+            picture,
+            model_choice,
+            attack_choice,
+            epsilon,
+            steps,
+            pixels,
+            target,
+            population,
+            iterations,
+            seed,
+            defence,
+            jpeg_quality,
+            adaptive,
+        ],
         outputs=outputs,
         api_name="attack",
         preprocess=False,

@@ -427,22 +427,33 @@ def deepfool(
 def smallest_pgd_eps(
     model: nn.Module, image: torch.Tensor, label: torch.Tensor, steps: int = 10, high: float = 0.5, rounds: int = 8, seed: int = 0
 ) -> tuple[float | None, torch.Tensor | None]:
-    """The smallest L-infinity budget at which PGD-`steps` fools the model on one image (1, C, H, W), by bisection over
-    eps in (0, high] for `rounds` rounds (each halves the interval: 8 rounds pin it to within 0.2% of `high`).
+    """The smallest L-infinity budget at which PGD-`steps` fools the model on one image (1, C, H, W) in whole grey
+    levels (the image is on the 1/255 grid and so is every budget tried), by bisection between 0 and `high` for at
+    most `rounds` rounds (each halves the interval). A budget counts only if the adversarial image, rounded to the
+    nearest grey level (which keeps it inside the budget), still fools the model: a real 8-bit picture.
 
-    Returns (that eps, the adversarial image found at it), or (None, None) when even `high` does not fool it."""
-    result = pgd(model, image, label, high, steps=steps, seed=seed)
-    if not bool(result.success[0]):
+    Returns (that eps, the rounded adversarial image), or (None, None) when even `high` does not fool it."""
+
+    def fools(levels: int) -> torch.Tensor | None:
+        eps = levels / 255
+        adversarial = pgd(model, image, label, eps, steps=steps, seed=seed).adversarial
+        on_grid = (image + torch.round((adversarial - image) * 255) / 255).clamp(0, 1)
+        return on_grid if bool(predict(model, on_grid)[0] != label[0]) else None
+
+    low, best = 0, int(high * 255)
+    found = fools(best)
+    if found is None:
         return None, None
-    low, best, found = 0.0, high, result.adversarial
     for _ in range(rounds):
-        middle = (low + best) / 2
-        result = pgd(model, image, label, middle, steps=steps, seed=seed)
-        if bool(result.success[0]):
-            best, found = middle, result.adversarial
+        if best - low <= 1:
+            break
+        middle = (low + best) // 2
+        candidate = fools(middle)
+        if candidate is not None:
+            best, found = middle, candidate
         else:
             low = middle
-    return best, found
+    return best / 255, found
 
 
 # --- Defences people try first, and the adaptive attack that breaks them (Athalye, Carlini and Wagner 2018,
@@ -483,6 +494,7 @@ def median_filter(images: torch.Tensor, size: int = 3) -> torch.Tensor:
 
 
 DEFENCES: dict[str, Callable[..., torch.Tensor]] = {"jpeg": jpeg_resave, "bitdepth": reduce_bit_depth, "median": median_filter}
+DEFENCE_DEFAULTS = {"jpeg": {"quality": 75}, "bitdepth": {"bits": 3}, "median": {"size": 3}}  # the settings measured by default
 # Which defences hide their gradient (none at all for a JPEG file; zero almost everywhere for rounding), so the
 # adaptive attack uses BPDA through them; the median filter has a usable gradient of its own.
 NO_USEFUL_GRADIENT = {"jpeg", "bitdepth"}
@@ -503,6 +515,11 @@ class Defended(nn.Module):
         if defence not in DEFENCES:
             raise ValueError(f"unknown defence {defence!r}; one of {', '.join(DEFENCES)}")
         self.model, self.defence, self.adaptive, self.eot, self.settings = model, defence, adaptive, max(1, eot), settings
+
+    @property
+    def config(self):
+        """The defended model's config (labels, image size): the defence changes pictures, not what the answers mean."""
+        return self.model.config
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         squeeze = DEFENCES[self.defence]

@@ -17,8 +17,24 @@ class NoProgress:
         pass
 
 
-def run(image, kind="digit", how="fgsm", eps=76.5, steps=10, pixels=1, target="none", population=40, iterations=20, seed=0):
-    return tab.attack(image, kind, how, eps, steps, pixels, target, population, iterations, seed, progress=NoProgress())
+def run(
+    image,
+    kind="digit",
+    how="fgsm",
+    eps=76.5,
+    steps=10,
+    pixels=1,
+    target="none",
+    population=40,
+    iterations=20,
+    seed=0,
+    defence="none",
+    jpeg_quality=75,
+    adaptive=False,
+):
+    return tab.attack(
+        image, kind, how, eps, steps, pixels, target, population, iterations, seed, defence, jpeg_quality, adaptive, progress=NoProgress()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +107,9 @@ def test_targets_parse_by_number_name_or_none():
     [
         ({"image": None}, "Nothing was uploaded"),
         ({"kind": "resnet"}, "Unknown model"),
-        ({"how": "deepfool"}, "Unknown attack"),
+        ({"how": "deep-dream"}, "Unknown attack"),
+        ({"defence": "tinfoil"}, "Unknown defence"),
+        ({"defence": "jpeg", "jpeg_quality": 0}, "JPEG quality"),
         ({"eps": 300}, "ε"),
         ({"steps": 0}, "PGD steps"),
         ({"target": "12"}, "does not exist"),
@@ -151,3 +169,24 @@ def test_the_attack_tab_never_changes_the_models_other_tabs_share():
     shared_conv = next(m for m in shared.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
     assert shared_conv.weight.is_contiguous() and not shared_conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.equal(a, b) for a, b in zip(own.state_dict().values(), shared.state_dict().values(), strict=True))
+
+
+def test_deepfool_and_the_smallest_budget_fool_with_small_changes(test_digit_png):
+    path, _ = test_digit_png
+    *_, report, _, _ = run(path, how="deepfool")
+    assert report.startswith("### Fooled") and "no ε budget" in report
+    *_, report, _, _ = run(path, how="smallest-eps", eps=128)
+    assert report.startswith("### Fooled") and "The smallest budget PGD-10 needed:" in report
+    needed = float(report.split("PGD-10 needed: ")[1].split(" grey level")[0].strip("*"))
+    *_, half_report, _, _ = run(path, how="pgd", eps=max(1, needed // 2))  # half of that budget is not enough
+    assert half_report.startswith("### Not fooled")
+
+
+def test_a_defence_answers_and_the_adaptive_attack_goes_through_it(test_digit_png):
+    path, _ = test_digit_png
+    for defence in ("jpeg", "bitdepth", "median"):
+        *_, naive, _, _ = run(path, how="pgd", defence=defence)
+        *_, adaptive, _, _ = run(path, how="pgd", defence=defence, adaptive=True)
+        assert "made on the bare model" in naive and "made through the defence" in adaptive
+        assert adaptive.startswith("### Fooled"), (defence, adaptive)
+    assert "BPDA" in run(path, how="pgd", defence="jpeg", adaptive=True)[5]
