@@ -189,6 +189,27 @@ def test_an_fgsm_attack_changes_the_digit_models_answer(page):
         page.screenshot(path=str(SCREENSHOTS / "attack-fgsm.png"), full_page=True)
 
 
+def test_a_defence_in_front_of_the_model_falls_to_the_adaptive_attack(page):
+    """JPEG in front of the digit model, the attack made through it (BPDA): the report says so, and it is fooled."""
+    page.get_by_role("tab", name="Attack").click()
+    page.locator("#attack-model").get_by_text("Digit classifier (standard training)").click()
+    page.locator("#attack-kind").get_by_text("PGD", exact=False).first.click()
+    page.locator("#attack-picture input[type=file]").set_input_files(
+        str(Path(__file__).resolve().parent.parent / "examples" / "digits" / "mnist_test_7.png")
+    )
+    page.get_by_text("Defence: does saving it as a JPEG undo the attack?").click()
+    page.locator("#attack-defence").get_by_text("JPEG re-save", exact=False).click()
+    page.locator("#attack-adaptive input[type=checkbox]").check()
+    page.wait_for_timeout(500)
+    page.locator("#attack-run").click()
+    page.locator("#attack-report").get_by_text("BPDA", exact=False).first.wait_for(timeout=60000)
+    report = page.locator("#attack-report").inner_text()
+    assert "Fooled" in report and "JPEG re-save" in report and "made through the defence" in report
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "attack-defence.png"), full_page=True)
+
+
 @needs_checkpoint("digit-segmenter")
 def test_drawing_two_digits_gives_two_coloured_regions(page):
     page.get_by_role("tab", name="Segment").click()
