@@ -10,11 +10,16 @@ import os
 import sys
 import time
 
-import gradio as gr
-from gradio import processing_utils, route_utils
+# Before torch loads: OpenMP's threads sleep when they run out of work instead of spinning for it. Two lanes of model
+# calls share the cores, and spinning threads burned much of the server's CPU in the 16-client load test
+# (benchmarks/load.py) without answering anyone. An explicit setting in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import apps
-from apps.common import cache_file
+import gradio as gr  # noqa: E402 (after the OpenMP setting)
+from gradio import processing_utils, route_utils  # noqa: E402
+
+import apps  # noqa: E402
+from apps.common import cache_file  # noqa: E402
 
 TITLE = "Model Show"
 DESCRIPTION = """
@@ -50,8 +55,8 @@ def build_demo() -> gr.Blocks:
                     module.build()
         # A shared link such as ?tab=neurons&... opens on that tab.
         demo.load(select_tab_from_url, None, tabs, api_visibility="private", queue=False)
-    # One queue for everyone. Events that run a network share one pool of workers (apps.common.RUNS_MODEL, declared
-    # where each event is wired); any other event runs at most 4 at once; the rest wait in line.
+    # Events that run a network wait in one of two lanes, light or heavy (apps.common.LIGHT_LANE and HEAVY_LANE,
+    # declared where each event is wired); any other event runs at most 4 at once; the rest wait in line.
     demo.queue(default_concurrency_limit=4, max_size=64)
     processing_utils.save_pil_to_cache = save_pil_to_cache_atomically  # see its docstring
     route_utils.delete_files_created_by_app = delete_old_cache_files  # see its docstring

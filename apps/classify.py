@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save
 
-from apps.common import RUNS_MODEL, cache_file, heat_colours, load_model, on_gpu, open_image, to_rgb
+from apps.common import HEAVY_LANE, LIGHT_LANE, cache_file, heat_colours, load_model, on_gpu, open_image, to_rgb
 from data.photos import EXAMPLES_DIR, to_model_input
 from models import hub, taught_head
 from models.efficientnet_lite import EfficientNetLite
@@ -260,11 +260,11 @@ def build() -> None:
             download = gr.File(label="Your head", interactive=False)
     head_state = gr.State(None)
 
-    classify_button.click(classify_image, photo, top5_label, api_name="classify_image", preprocess=False, **RUNS_MODEL)
-    explain_button.click(explain_image, photo, [heat, heat_caption], api_name="explain_image", preprocess=False, **RUNS_MODEL)
+    classify_button.click(classify_image, photo, top5_label, api_name="classify_image", preprocess=False, **LIGHT_LANE)
+    explain_button.click(explain_image, photo, [heat, heat_caption], api_name="explain_image", preprocess=False, **LIGHT_LANE)
     photo.change(
-        describe_photo, photo, [top5_label, heat, heat_caption, filters, maps], api_visibility="private", preprocess=False, **RUNS_MODEL
+        describe_photo, photo, [top5_label, heat, heat_caption, filters, maps], api_visibility="private", preprocess=False, **LIGHT_LANE
     )
-    teach_button.click(teach_classes, slots, [head_state, report], api_name="teach_classes", preprocess=False, **RUNS_MODEL)
-    try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False, **RUNS_MODEL)
+    teach_button.click(teach_classes, slots, [head_state, report], api_name="teach_classes", preprocess=False, **HEAVY_LANE)
+    try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False, **LIGHT_LANE)
     download_button.click(head_file, head_state, download, api_name="download_head", concurrency_id="downloads")

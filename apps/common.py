@@ -18,6 +18,8 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
@@ -38,13 +40,61 @@ except ImportError:
         return fn if fn is not None else (lambda f: f)
 
 
-# Every event that runs a network is wired with **RUNS_MODEL: they share one pool of workers, as many as the machine
-# has cores (at most 4; MODEL_SHOW_WORKERS overrides). With a queue per event, a dozen kinds of model call would run
-# at once and fight over the cores, and the slowest kind would starve; one pool serves them in turn
-# (benchmarks/load.py measures it). Long jobs with a fixed budget (fitting, the live robustness curve) get a lane of
-# their own instead, so they never hold a shared worker for half a minute.
+# Every event that runs a network waits in one of two lanes (gradio concurrency groups), declared where it is wired:
+#   **LIGHT_LANE: answers whose model work takes well under 0.1 s (classify, explain, next words, the GAN grid, the
+#     morph, segment, defects, and the live events of drawing, uploads and sliders);
+#   **HEAVY_LANE: seconds of work (diffusion, attacks, text generation, CycleGAN, playground training, teaching).
+# Gradio serves each group from its own line, so a classification never waits behind a diffusion run. The heavy lane
+# takes at most half the workers (one on two cores), so one lane always stays free for the light calls, however many
+# heavy requests are queued; the light lane has as many workers as cores (at most 4; MODEL_SHOW_WORKERS overrides).
+# More groups than that made everything slower: a dozen kinds of model call at once fought over the two cores
+# (benchmarks/load.py measures it). Long jobs with a fixed budget (fitting, the live robustness curve) keep a lane of
+# their own, so they never hold a shared worker for half a minute.
 MODEL_WORKERS = int(os.environ.get("MODEL_SHOW_WORKERS", 0)) or max(1, min(4, os.cpu_count() or 1))
-RUNS_MODEL = {"concurrency_id": "models", "concurrency_limit": MODEL_WORKERS}
+HEAVY_WORKERS = int(os.environ.get("MODEL_SHOW_HEAVY_WORKERS", 0)) or max(1, MODEL_WORKERS // 2)
+LIGHT_LANE = {"concurrency_id": "light", "concurrency_limit": MODEL_WORKERS}
+HEAVY_LANE = {"concurrency_id": "heavy", "concurrency_limit": HEAVY_WORKERS}
+
+
+class RecentAnswers:
+    """The last `size` answers of a deterministic model call, by the settings that made them.
+
+    A classroom asks the same thing again and again (an example click, the default seed): the same settings give the
+    same pixels, so the second asker gets the first answer instead of seconds of the same work. Keys are the checked
+    settings (a file's content hash, not its name); answers that name files are kept only while those files are
+    still in Gradio's cache. MODEL_SHOW_ANSWER_CACHE=0 turns it off (benchmarks.load measures both)."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self._answers: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def switched_off() -> bool:
+        return os.environ.get("MODEL_SHOW_ANSWER_CACHE", "1") == "0"
+
+    def get(self, key):
+        """The answer stored for key, or None (never stored, pushed out, or a file it names was swept)."""
+        if self.switched_off():
+            return None
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is None:
+                return None
+            if any(isinstance(part, str) and part.startswith(os.sep) and not os.path.exists(part) for part in answer):
+                del self._answers[key]
+                return None
+            self._answers.move_to_end(key)
+            return answer
+
+    def put(self, key, answer: tuple) -> None:
+        if self.size == 0 or self.switched_off():
+            return
+        with self._lock:
+            self._answers[key] = answer
+            self._answers.move_to_end(key)
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
 
 
 def load_model(loader, *args, title: str = "Model not available"):

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from apps.common import RUNS_MODEL, cache_file, check_number, image_file, load_model, on_gpu
+from apps.common import LIGHT_LANE, cache_file, check_number, image_file, load_model, on_gpu
 from models import hub
 from models.dcgan import DigitGenerator
 
@@ -225,14 +225,14 @@ def build() -> None:
                 history_button = gr.Button("Make a GIF of the whole history")
                 history_file = gr.File(label="Training history GIF")
 
-    draw.click(generate_digits, [digit, seed, count], grid, api_name="generate_digits", preprocess=False, **RUNS_MODEL)
+    draw.click(generate_digits, [digit, seed, count], grid, api_name="generate_digits", preprocess=False, **LIGHT_LANE)
     morph.click(
         interpolate_digits,
         [from_digit, from_seed, to_digit, to_seed, steps],
         [strip, gif],
         api_name="interpolate_digits",
         preprocess=False,
-        **RUNS_MODEL,
+        **LIGHT_LANE,
     )
     snapshot.change(history_frame, snapshot, [frame, caption], api_visibility="private", show_progress="hidden", trigger_mode="always_last")
     history_button.click(history_gif, None, history_file, api_visibility="private")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from apps.common import RUNS_MODEL, drawing_pad, load_model, on_gpu, open_image, to_gray, upscale
+from apps.common import LIGHT_LANE, drawing_pad, load_model, on_gpu, open_image, to_gray, upscale
 from data.mnist import sketch_to_mnist
 from models import hub
 from models.digit_classifier import DigitClassifier
@@ -152,8 +152,8 @@ def build() -> None:
     # The pad sends its strokes through the component server and Gradio reassembles them, so this event
     # preprocesses. `input` (not `change`): Gradio 6 swallows the pad's first `change`, i.e. the first stroke.
     sketch.input(
-        classify_sketch, sketch, outputs, api_visibility="private", trigger_mode="always_last", show_progress="hidden", **RUNS_MODEL
+        classify_sketch, sketch, outputs, api_visibility="private", trigger_mode="always_last", show_progress="hidden", **LIGHT_LANE
     )
     sketch.clear(lambda: (None, None, None), None, outputs, api_visibility="private")
-    upload.change(classify_upload_live, upload, outputs, api_visibility="private", preprocess=False, **RUNS_MODEL)
-    classify_button.click(classify_digit, upload, outputs, api_name="classify_digit", preprocess=False, **RUNS_MODEL)
+    upload.change(classify_upload_live, upload, outputs, api_visibility="private", preprocess=False, **LIGHT_LANE)
+    classify_button.click(classify_digit, upload, outputs, api_name="classify_digit", preprocess=False, **LIGHT_LANE)

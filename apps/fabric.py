@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from apps.common import RUNS_MODEL, check_number, heat_colours, image_file, load_model, on_gpu, open_image, to_rgb
+from apps.common import LIGHT_LANE, check_number, heat_colours, image_file, load_model, on_gpu, open_image, to_rgb
 from data import fabric
 from models import hub
 from models.autoencoder import FabricAutoencoder
@@ -327,13 +327,13 @@ def build() -> None:
     outputs = [reconstruction, heat, marked, verdict]
     new_picture = [photo, detector, product, fitted]
     detect_inputs = [photo, detector, threshold, product, fitted]
-    detect_button.click(detect_defects, detect_inputs, outputs, api_name="detect_defects", preprocess=False, **RUNS_MODEL)
-    photo.upload(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **RUNS_MODEL)
-    detector.change(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **RUNS_MODEL)
-    product.input(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **RUNS_MODEL)
-    threshold.release(detect_defects, detect_inputs, outputs, api_visibility="private", preprocess=False, **RUNS_MODEL)
+    detect_button.click(detect_defects, detect_inputs, outputs, api_name="detect_defects", preprocess=False, **LIGHT_LANE)
+    photo.upload(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **LIGHT_LANE)
+    detector.change(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **LIGHT_LANE)
+    product.input(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **LIGHT_LANE)
+    threshold.release(detect_defects, detect_inputs, outputs, api_visibility="private", preprocess=False, **LIGHT_LANE)
     random_button.click(random_defective_swatch, product, [photo, truth, truth_note], api_visibility="private").then(
-        detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **RUNS_MODEL
+        detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **LIGHT_LANE
     )
     fit_button.click(
         fit_to_fabric, fit_files, [fitted, fit_report], api_name="fit_fabric", concurrency_id="fit_fabric", concurrency_limit=1

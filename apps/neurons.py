@@ -7,6 +7,7 @@ The playground's model is trained on the spot for each visitor, so there is no c
 every run is seeded, and the same settings give the same numbers, live or through the API.
 """
 
+import copy
 import dataclasses
 import inspect
 import math
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from apps.common import RUNS_MODEL, check_number
+from apps.common import HEAVY_LANE, RecentAnswers, check_number
 from data.animals import CLASSES, HIGH, LAYOUTS, LOW, make_animals
 from models import mlp
 from models.mlp import ACTIVATIONS, MLP, TALK_WEIGHTS, MLPConfig, Perceptron
@@ -361,14 +362,24 @@ def settings_from(*values, **named) -> PlaygroundSettings:
 
 def train_playground(*values, **named) -> tuple[dict, np.ndarray]:
     """Train from scratch for `epochs` and report: ({train_accuracy, test_accuracy, epochs, history}, boundary image)."""
-    run = new_run(settings_from(*values, **named))
+    settings = settings_from(*values, **named)
+    key = dataclasses.astuple(settings)  # the same settings and seed train the same network, point for point
+    if (answer := RECENT_RUNS.get(key)) is not None:
+        return copy.deepcopy(answer[0]), answer[1]
+    run = new_run(settings)
     per_frame = epochs_per_frame(run.settings)
     while run.epoch < run.settings.epochs:  # the same chunks as Play, so the history matches the live view
         train_epochs(run, per_frame)
     last = run.history[-1]
     history = {key: [round(h[key], 6) for h in run.history] for key in run.history[0]}
     result = {"train_accuracy": last["train_accuracy"], "test_accuracy": last["test_accuracy"], "epochs": run.epoch, "history": history}
-    return result, render_boundary(run)
+    answer = (result, render_boundary(run))
+    RECENT_RUNS.put(key, (copy.deepcopy(result), answer[1]))
+    return answer
+
+
+# Finished API runs by their settings: a class that runs the same experiment trains it once.
+RECENT_RUNS = RecentAnswers()
 
 
 # The API and gradio_client read the endpoint's parameters, names and defaults from the signature: the settings' own.
@@ -559,4 +570,4 @@ def build() -> None:
     api_image = gr.Image(visible=False, type="numpy")
     api_button = gr.Button(visible=False)
     # preprocess=False: raw values reach validate(), whose messages name the setting and its range.
-    api_button.click(train_playground, controls, [api_result, api_image], api_name="train_playground", preprocess=False, **RUNS_MODEL)
+    api_button.click(train_playground, controls, [api_result, api_image], api_name="train_playground", preprocess=False, **HEAVY_LANE)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from apps.common import RUNS_MODEL, check_number, drawing_pad, heat_colours, image_file, load_model, on_gpu, open_image, to_gray
+from apps.common import LIGHT_LANE, check_number, drawing_pad, heat_colours, image_file, load_model, on_gpu, open_image, to_gray
 from data.digit_scenes import fixed_scenes
 from models import hub
 from models.segmentation import read_drawing
@@ -222,15 +222,15 @@ def build() -> None:
         api_visibility="private",
         trigger_mode="always_last",
         show_progress="hidden",
-        **RUNS_MODEL,
+        **LIGHT_LANE,
     ).then(lambda: "sketch", None, source, api_visibility="private")
-    segment_button.click(segment_digits, [upload, *settings], outputs, api_name="segment_digits", preprocess=False, **RUNS_MODEL).then(
+    segment_button.click(segment_digits, [upload, *settings], outputs, api_name="segment_digits", preprocess=False, **LIGHT_LANE).then(
         lambda: "upload", None, source, api_visibility="private"
     )
     random_button.click(random_test_scene, None, [upload, truth, scene_note], api_visibility="private").then(
-        segment_digits, [upload, *settings], outputs, api_visibility="private", preprocess=False, **RUNS_MODEL
+        segment_digits, [upload, *settings], outputs, api_visibility="private", preprocess=False, **LIGHT_LANE
     ).then(lambda: "upload", None, source, api_visibility="private")
     for setting in (confidence, class_name):
         setting.change(
-            resegment, [source, sketch, upload, *settings], outputs, api_visibility="private", trigger_mode="always_last", **RUNS_MODEL
+            resegment, [source, sketch, upload, *settings], outputs, api_visibility="private", trigger_mode="always_last", **LIGHT_LANE
         )

@@ -12,7 +12,7 @@ import gradio as gr
 import pandas as pd
 import torch
 
-from apps.common import RUNS_MODEL, check_number, lease_number, load_model, on_gpu
+from apps.common import HEAVY_LANE, LIGHT_LANE, check_number, lease_number, load_model, on_gpu
 from data.austen import EOS, SPACE, UNK
 from models import hub
 from models.word_lstm import NextWord, WordLSTM, filter_logits
@@ -284,10 +284,10 @@ def build() -> None:
         [output, chart, note],
         api_name="generate_text",
         preprocess=False,
-        **RUNS_MODEL,
+        **HEAVY_LANE,
     )
-    peek.click(next_words, [choice, prompt], [chart, note], api_name="next_words", preprocess=False, **RUNS_MODEL)
+    peek.click(next_words, [choice, prompt], [chart, note], api_name="next_words", preprocess=False, **LIGHT_LANE)
     # Reads the written text, or the prompt when nothing has been written yet.
     look.click(
-        lambda out, p, u: lstm_units(out or p, u), [output, prompt, unit], [units_view, units_note], api_visibility="private", **RUNS_MODEL
+        lambda out, p, u: lstm_units(out or p, u), [output, prompt, unit], [units_view, units_note], api_visibility="private", **LIGHT_LANE
     )

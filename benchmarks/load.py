@@ -8,9 +8,17 @@ Each client is its own gradio_client session in its own thread; it walks the end
 loop (starting at a different place than its neighbours) until time is up, and waits for each
 answer before sending the next request (with --think, it then waits a random time, exponential with
 that mean, as a person looking at the result would). Reported per client count: requests per second, p50 and
-p95 latency per endpoint, errors, and the server's resident memory before and after. The JSON gets
-the totals of the largest run under `errors`, `requests`, `p95_ms`, `single_client_p50_ms` (the
-median of one client alone, for scale) and `rss_growth_mb`, plus every run in full under `runs`.
+p95 latency per endpoint with the lane (concurrency group) it ran in, errors, the server's resident memory before
+and after, and the server's CPU time per request served.
+
+After the app, the same number of clients as the largest run hammer the floor server (benchmarks/floor_server.py:
+one image in, two out, no model) for as long: its CPU per request is what Gradio alone costs, and the app's over it
+is a ratio that does not depend on the machine's speed.
+
+The JSON gets the largest run's totals at the top level: `errors`, `requests`, `requests_per_s`, `p95_ms`,
+`light_p95_ms` (the largest p95 of the light endpoints in LIGHT_ENDPOINTS), `rss_growth_mb`,
+`server_cpu_ms_per_request`, `floor_server_cpu_ms_per_request` and their ratio, `single_client_p50_ms` (one client
+alone, for scale), and every run in full under `runs`.
 """
 
 import argparse
@@ -58,6 +66,40 @@ def endpoint_mix() -> list[tuple[str, list]]:
     ]
 
 
+# The calls a classroom makes most, whose wait the issue bounds (p95 under a second at 16 clients).
+LIGHT_ENDPOINTS = ("/classify_digit", "/classify_image", "/next_words", "/generate_digits")
+
+
+def floor_mix() -> list[tuple[str, list]]:
+    """The floor server's requests: the mix's two kinds of upload, a digit and a photo, in turn."""
+    from gradio_client import handle_file
+
+    return [
+        ("/echo", [handle_file(str(EXAMPLES / "digits" / "mnist_test_7.png"))]),
+        ("/echo", [handle_file(str(EXAMPLES / "photos" / "coffee.jpg"))]),
+    ]
+
+
+def endpoint_lanes() -> dict[str, str]:
+    """api name -> the concurrency group its event runs in, read from the app as app.py builds it."""
+    import app
+
+    demo = app.build_demo()
+    return {f"/{fn.api_name}": str(fn.concurrency_id) for fn in demo.fns.values() if fn.api_name}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and its children so far (Linux /proc), in seconds."""
+    ticks = 0
+    for p in [pid, *child_pids(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MB (Linux /proc)."""
     total = 0
@@ -87,6 +129,8 @@ class RunResult:
     errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     rss_before_mb: float = 0.0
     rss_after_mb: float = 0.0
+    cpu_s: float = 0.0  # the server's CPU time during the run
+    lanes: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict:
         all_ms = [ms for values in self.latencies.values() for ms in values]
@@ -101,8 +145,10 @@ class RunResult:
             "rss_before_mb": round(self.rss_before_mb, 1),
             "rss_after_mb": round(self.rss_after_mb, 1),
             "rss_growth_mb": round(self.rss_after_mb - self.rss_before_mb, 1),
+            "server_cpu_ms_per_request": round(1000 * self.cpu_s / len(all_ms), 1) if all_ms else None,
             "per_endpoint": {
                 name: {
+                    "lane": self.lanes.get(name, "?"),
                     "requests": len(values),
                     "p50_ms": round(float(np.percentile(values, 50)), 1),
                     "p95_ms": round(float(np.percentile(values, 95)), 1),
@@ -114,12 +160,15 @@ class RunResult:
         }
 
 
-def run_clients(url: str, server_pid: int, clients: int, seconds: float, mix: list[tuple[str, list]], think: float = 0.0) -> RunResult:
+def run_clients(
+    url: str, server_pid: int, clients: int, seconds: float, mix: list[tuple[str, list]], think: float = 0.0, lanes: dict | None = None
+) -> RunResult:
     from gradio_client import Client
 
-    result = RunResult(clients=clients, seconds=seconds)
+    result = RunResult(clients=clients, seconds=seconds, lanes=lanes or {})
     lock = threading.Lock()
     result.rss_before_mb = rss_mb(server_pid)
+    cpu_before = cpu_seconds(server_pid)
     deadline = time.perf_counter() + seconds
 
     def user(index: int) -> None:
@@ -146,19 +195,21 @@ def run_clients(url: str, server_pid: int, clients: int, seconds: float, mix: li
         t.start()
     for t in threads:
         t.join(timeout=seconds + 300)
+    result.cpu_s = cpu_seconds(server_pid) - cpu_before
     result.rss_after_mb = rss_mb(server_pid)
     return result
 
 
 class AppProcess:
-    """`python app.py` in its own process (its memory is measured apart from the clients'), on a free loopback port."""
+    """`python app.py` (or another server's command) in its own process, so its memory and CPU are measured apart
+    from the clients', on a free loopback port."""
 
-    def __init__(self):
+    def __init__(self, command: tuple[str, ...] = ("app.py",)):
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
         env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
         self.process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+            [sys.executable, *command], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )
         deadline = time.perf_counter() + 60
         while time.perf_counter() < deadline:
@@ -167,10 +218,10 @@ class AppProcess:
                     return
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"app.py exited with {self.process.returncode}") from None
+                    raise RuntimeError(f"{' '.join(command)} exited with {self.process.returncode}") from None
                 time.sleep(0.2)
         self.close()
-        raise RuntimeError("app.py did not answer within 60 s")
+        raise RuntimeError(f"{' '.join(command)} did not answer within 60 s")
 
     def close(self) -> None:
         self.process.terminate()
@@ -189,6 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     counts = sorted({1, *args.clients})
     mix = endpoint_mix()
+    lanes = endpoint_lanes()
     app = AppProcess()
     try:
         from gradio_client import Client
@@ -197,38 +249,54 @@ def main(argv: list[str] | None = None) -> dict:
         for name, call_args in mix:  # warm-up: every model loaded once before anything is timed
             warm.predict(*call_args, api_name=name)
         warm.close()
-        runs = [run_clients(app.url, app.process.pid, n, args.seconds, mix, args.think).summary() for n in counts]
+        runs = [run_clients(app.url, app.process.pid, n, args.seconds, mix, args.think, lanes).summary() for n in counts]
     finally:
         app.close()
+    floor_server = AppProcess(("-m", "benchmarks.floor_server"))
+    try:
+        floor = run_clients(floor_server.url, floor_server.process.pid, counts[-1], args.seconds, floor_mix(), args.think).summary()
+    finally:
+        floor_server.close()
     single = runs[0]
     largest = runs[-1]
+    light = [largest["per_endpoint"][name]["p95_ms"] for name in LIGHT_ENDPOINTS if name in largest["per_endpoint"]]
+    cpu, floor_cpu = largest["server_cpu_ms_per_request"], floor["server_cpu_ms_per_request"]
     totals = {
         "clients": largest["clients"],
         "seconds": args.seconds,
         "think_s": args.think,
         "requests": largest["requests"],
-        "errors": largest["errors"],
+        "requests_per_s": largest["requests_per_s"],
+        "errors": largest["errors"] + floor["errors"],
         "p95_ms": largest["p95_ms"],
+        "light_p95_ms": max(light) if light else None,
         "single_client_p50_ms": single["p50_ms"],
         "p95_over_single_p50": round(largest["p95_ms"] / single["p50_ms"], 2) if single["p50_ms"] else None,
         "rss_growth_mb": largest["rss_growth_mb"],
+        "server_cpu_ms_per_request": cpu,
+        "floor_server_cpu_ms_per_request": floor_cpu,
+        "cpu_over_floor": round(cpu / floor_cpu, 2) if cpu and floor_cpu else None,
         "runs": runs,
+        "floor_run": floor,
     }
-    print("| clients | requests | errors | req/s | p50 ms | p95 ms | server RSS before -> after (MB) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in runs:
+    print("| server | clients | requests | errors | req/s | p50 ms | p95 ms | server CPU ms / request | server RSS before -> after (MB) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for label, r in [*(("app.py", r) for r in runs), ("floor", floor)]:
         print(
-            f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p95_ms']} | "
-            f"{r['rss_before_mb']} -> {r['rss_after_mb']} |"
+            f"| {label} | {r['clients']} | {r['requests']} | {r['errors']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p95_ms']} | "
+            f"{r['server_cpu_ms_per_request']} | {r['rss_before_mb']} -> {r['rss_after_mb']} |"
         )
-    print("\n| endpoint | " + " | ".join(f"p50 / p95 ms, {r['clients']} clients" for r in runs) + " |")
-    print("| --- | " + " | ".join("---" for _ in runs) + " |")
+    print(
+        f"\nlight p95 {totals['light_p95_ms']} ms; server CPU per request {cpu} ms = {totals['cpu_over_floor']} x the floor's {floor_cpu} ms"
+    )
+    print("\n| endpoint | lane | " + " | ".join(f"p50 / p95 ms, {r['clients']} clients" for r in runs) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in runs) + " |")
     for name in sorted({n for r in runs for n in r["per_endpoint"]}):
         cells = []
         for r in runs:
             e = r["per_endpoint"].get(name)
             cells.append(f"{e['p50_ms']} / {e['p95_ms']}" + (f" ({e['errors']} errors)" if e["errors"] else "") if e else "-")
-        print(f"| `{name}` | " + " | ".join(cells) + " |")
+        print(f"| `{name}` | {lanes.get(name, '?')} | " + " | ".join(cells) + " |")
     for r in runs:
         for name, samples in r["error_samples"].items():
             print(f"errors at {r['clients']} clients, {name}: {samples}")

@@ -164,19 +164,27 @@ def test_demo_builds_without_launching():
 
 def test_every_endpoint_names_its_concurrency_group_where_it_is_wired():
     """No hand-kept list: every public endpoint of the built app declares a named group (gradio's default is a queue
-    of the function's own), the shared model pool has one size, and long jobs keep lanes of their own."""
+    of the function's own). Model calls wait in two lanes, light and heavy, the heavy one never wider than half the
+    workers so a light call always finds a free one; long jobs keep lanes of their own."""
     import app
-    from apps.common import MODEL_WORKERS
+    from apps.common import HEAVY_WORKERS, MODEL_WORKERS
 
     demo = app.build_demo()
     public = [fn for fn in demo.fns.values() if fn.api_visibility == "public" and fn.api_name]
     assert len(public) >= 15
     unnamed = [fn.api_name for fn in public if fn.concurrency_id == str(id(fn.fn))]
-    assert unnamed == [], f"wire these with **RUNS_MODEL (or a lane of their own): {unnamed}"
-    pooled = [fn for fn in demo.fns.values() if fn.concurrency_id == "models"]
-    assert all(fn.concurrency_limit == MODEL_WORKERS for fn in pooled)
-    # Live events that run a network (drawing, uploads, sliders) wait in the same pool as the buttons.
-    assert {"classify_sketch", "segment_sketch", "resegment", "detect_calibrated", "describe_photo"} <= {fn.name for fn in pooled}
+    assert unnamed == [], f"wire these with **LIGHT_LANE or **HEAVY_LANE (or a lane of their own): {unnamed}"
+    light = [fn for fn in demo.fns.values() if fn.concurrency_id == "light"]
+    heavy = [fn for fn in demo.fns.values() if fn.concurrency_id == "heavy"]
+    assert all(fn.concurrency_limit == MODEL_WORKERS for fn in light)
+    assert all(fn.concurrency_limit == HEAVY_WORKERS for fn in heavy) and HEAVY_WORKERS <= max(1, MODEL_WORKERS // 2)
+    light_names, heavy_names = {fn.api_name or fn.name for fn in light}, {fn.api_name or fn.name for fn in heavy}
+    # What a classroom clicks most answers from the light lane, whatever is queued in the heavy one.
+    assert {"classify_digit", "classify_image", "explain_image", "next_words", "generate_digits", "interpolate_digits"} <= light_names
+    assert {"segment_digits", "detect_defects"} <= light_names
+    assert {"generate_digits_diffusion", "attack", "generate_text", "horse_to_zebra", "train_playground"} <= heavy_names
+    # Live events that run a network (drawing, uploads, sliders) are light too.
+    assert {"classify_sketch", "segment_sketch", "resegment", "detect_calibrated", "describe_photo"} <= {fn.name for fn in light}
     # Long jobs keep their own lanes, so a 35 s fit cannot take a shared worker.
     lanes = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in public}
     assert lanes["fit_fabric"] == ("fit_fabric", 1) and lanes["robustness_curve"] == ("robustness_curve", 1)
@@ -246,3 +254,33 @@ def test_the_cache_sweep_survives_a_request_that_lands_mid_sweep(tmp_path, monke
     assert all(Path(name).exists() for name in files) and len(files) >= 3  # the files that landed stay, younger than the age
     app.build_demo()
     assert gr.route_utils.delete_files_created_by_app is app.delete_old_cache_files  # what delete_cache runs on its schedule
+
+
+def test_recent_answers_keep_a_bounded_few_and_forget_answers_whose_files_were_swept(tmp_path, monkeypatch):
+    from apps.common import RecentAnswers
+
+    recent = RecentAnswers(size=2)
+    kept = tmp_path / "kept.gif"
+    kept.write_bytes(b"GIF89a")
+    recent.put("a", (1, str(kept)))
+    recent.put("b", (2,))
+    assert recent.get("a") == (1, str(kept))  # "a" is now the most recent
+    recent.put("c", (3,))
+    assert recent.get("b") is None and recent.get("c") == (3,)  # the oldest went when a third arrived
+    kept.unlink()  # Gradio's cache sweep took the file the answer names: the answer goes too
+    assert recent.get("a") is None
+    monkeypatch.setenv("MODEL_SHOW_ANSWER_CACHE", "0")
+    off = RecentAnswers()
+    off.put("a", (1,))
+    assert off.get("a") is None
+
+
+def test_a_repeated_diffusion_request_gets_the_same_digits_and_says_they_were_remembered():
+    from apps import digit_diffusion
+
+    first = digit_diffusion.generate_digits_diffusion("three", 2, 5, 3.0, 123, "DDIM")
+    again = digit_diffusion.generate_digits_diffusion("three", 2, 5, 3.0, 123, "DDIM")
+    other_seed = digit_diffusion.generate_digits_diffusion("three", 2, 5, 3.0, 124, "DDIM")
+    assert np.array_equal(np.asarray(first[0]), np.asarray(again[0])) and first[1] == again[1]
+    assert "memory of recent answers" not in first[3] and "memory of recent answers" in again[3]
+    assert "memory of recent answers" not in other_seed[3] and not np.array_equal(np.asarray(first[0]), np.asarray(other_seed[0]))
