@@ -98,6 +98,9 @@ def test_numbers_a_tab_shows_come_from_the_checkpoint_it_loads(tmp_path):
     (robust / "attack_metrics.json").write_text(json.dumps(rates))
     curve = json.loads((robust / "robustness_curve.json").read_text()) | {"n_digits": 4321}
     (robust / "robustness_curve.json").write_text(json.dumps(curve))
+    ladder = {f"test_{attack}_accuracy_eps{eps}": 0.9 - eps for attack in ("pgd40", "apgd") for eps in (0.1, 0.2, 0.3)}
+    card = json.loads((robust / "metrics.json").read_text()) | ladder | {"test_apgd_accuracy_eps0.2": 0.4321}
+    (robust / "metrics.json").write_text(json.dumps(card))
     for name in ("word-lstm", "word-gpt"):
         metrics_file = cache / f"models--someone--{name}" / "snapshots" / commit / "metrics.json"
         metrics_file.write_text(json.dumps(json.loads(metrics_file.read_text()) | {"test_ppl_trigram": 12.34}))
@@ -105,6 +108,8 @@ def test_numbers_a_tab_shows_come_from_the_checkpoint_it_loads(tmp_path):
         "from apps import attack, text\n"
         "assert '12.3% fooled' in attack.measured_rates(), attack.measured_rates()\n"
         "assert '4,321 held-out' in attack.curve_caption(), attack.curve_caption()\n"
+        "assert '**43.2%**' in attack.measured_rates(), attack.measured_rates()\n"
+        "assert 0.4321 in set(attack.precomputed_curve().query('model == \"robust (APGD)\"').accuracy)\n"
         "assert '| 12.3 |' in text.scores_markdown(), text.scores_markdown()\n"
     )
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "MODEL_SHOW_HUB_NAMESPACE": "someone"}

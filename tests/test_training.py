@@ -15,6 +15,7 @@ from training import common
 from training.train_digit_classifier import TrainConfig, augment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS = REPO_ROOT / "checkpoints"
 
 
 def test_dry_run_trains_saves_and_loads_in_under_a_minute(tmp_path):
@@ -239,8 +240,24 @@ def test_robust_dry_run_saves_a_loadable_model_with_attack_metrics(tmp_path):
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"test_accuracy", "test_pgd5_accuracy_eps0.3", "test_fgsm_accuracy_eps0.3"} <= set(metrics)
+    # The field's ladder of budgets, under PGD and under the worst of APGD-CE and APGD-T.
+    assert {f"test_{attack}_accuracy_eps{eps}" for attack in ("pgd5", "apgd") for eps in (0.1, 0.2, 0.3)} <= set(metrics)
     log = json.loads((out / "training_log.json").read_text())
     assert {"eps", "val_pgd_accuracy"} <= set(log[0])
+
+
+def test_rescoring_keeps_the_weights_and_the_run_and_adds_the_ladder_to_the_card(tmp_path):
+    """training.rescore_digit_classifier_robust on the shipped model: same weights, the card still names the command
+    and the epoch of the run that made them, and the metrics gain the ladder."""
+    out = tmp_path / "rescored"
+    run_dry("training.rescore_digit_classifier_robust", out)
+    shipped = CHECKPOINTS / "digit-classifier-robust"
+    assert (out / "model.safetensors").read_bytes() == (shipped / "model.safetensors").read_bytes()
+    card, old_card = (out / "README.md").read_text(), (shipped / "README.md").read_text()
+    assert "python -m training.train_digit_classifier_robust --loss trades" in card and "(epoch 25 of 30)" in old_card
+    assert "(epoch 25 of 30)" in card and (out / "attack_metrics.json").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {f"test_apgd_accuracy_eps{eps}" for eps in (0.1, 0.2, 0.3)} <= set(metrics)
 
 
 def test_segmenter_dry_run_compares_both_losses_in_the_card(tmp_path):

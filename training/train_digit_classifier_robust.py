@@ -99,6 +99,50 @@ def robust_accuracy(
     return correct / len(images)
 
 
+def report_eps(cfg: TrainConfig) -> list[float]:
+    """The budgets the test split is attacked at: the field's MNIST ladder, and the one the model trained for."""
+    return sorted({0.1, 0.2, 0.3, cfg.eps})
+
+
+def score_test(model: DigitClassifier, test_x: torch.Tensor, test_y: torch.Tensor, cfg: TrainConfig, test_steps: int) -> dict:
+    """The held-out metrics of the card, keys in the order it shows them: clean, PGD-40 and the worst of APGD-CE and
+    targeted APGD-DLR (AutoAttack's white-box pair) at each budget, FGSM, fonts. Touch the test split once, at the end."""
+    test_acc, test_loss = evaluate(model, test_x, test_y)
+    apgd_steps, apgd_targets = (5, 2) if cfg.dry_run else (100, 9)
+    # Twelve thousand gradient passes per digit: channels_last makes each a third faster on CPU, in full precision.
+    model.to(memory_format=torch.channels_last)
+    test_x = test_x.contiguous(memory_format=torch.channels_last)
+    metrics = {"test_accuracy": round(test_acc, 4)}
+    for eps in report_eps(cfg):
+        metrics[f"test_pgd{test_steps}_accuracy_eps{eps:g}"] = round(robust_accuracy(model, test_x, test_y, eps, test_steps), 4)
+    for eps in report_eps(cfg):
+        still_right = worst_case_apgd(model, test_x, test_y, eps, apgd_steps, targets=apgd_targets)
+        metrics[f"test_apgd_accuracy_eps{eps:g}"] = round(float(still_right.float().mean()), 4)
+    test_fgsm = sum(
+        (fgsm(model, test_x[i : i + 500], test_y[i : i + 500], cfg.eps).predictions == test_y[i : i + 500]).sum().item()
+        for i in range(0, len(test_x), 500)
+    ) / len(test_x)
+    metrics[f"test_fgsm_accuracy_eps{cfg.eps:g}"] = round(test_fgsm, 4)
+    font_acc, _ = font_digit_accuracy(model, variants_per_font=1 if cfg.dry_run else 5)
+    metrics["font_digit_accuracy"] = round(float(font_acc), 4)
+    metrics["test_loss"] = round(test_loss, 4)
+    model.to(memory_format=torch.contiguous_format)  # safetensors stores contiguous weights
+    return metrics
+
+
+def overfitting_note(history: list[dict], best_epoch: int) -> str:
+    """A sentence for the card when robust overfitting (Rice et al. 2020) showed in the validation curve, else ''."""
+    best_robust = next(row["val_pgd_accuracy"] for row in history if row["epoch"] == best_epoch)
+    last_robust = history[-1]["val_pgd_accuracy"]
+    if last_robust >= best_robust - 0.05:
+        return ""
+    return (
+        f" Robust overfitting (Rice et al. 2020) showed up: validation accuracy under attack peaked at epoch {best_epoch} "
+        f"({best_robust:.3f}) and was {last_robust:.3f} at the last epoch while the training loss kept falling, which is why the "
+        "epoch is chosen on attacked validation digits."
+    )
+
+
 def trades_attack(model: DigitClassifier, images: torch.Tensor, eps: float, steps: int, step_size: float, seed: int) -> torch.Tensor:
     """TRADES' inner maximisation: the digit in the eps-ball whose answer differs most (KL divergence) from the clean
     answer, by sign-gradient steps from a tiny random start (Zhang et al. 2019, Algorithm 1)."""
@@ -115,7 +159,9 @@ def trades_attack(model: DigitClassifier, images: torch.Tensor, eps: float, step
     return x.detach()
 
 
-def card(*, n_params, cfg, warmup, splits, best_epoch, epochs, test_steps, overfitting, metrics, timer, accelerator) -> CardInfo:
+def card(
+    *, n_params, cfg, warmup, splits, best_epoch, epochs, test_steps, overfitting, metrics, run_command, wall_time_s, accelerator
+) -> CardInfo:
     """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
     return CardInfo(
         name=NAME,
@@ -152,18 +198,24 @@ def card(*, n_params, cfg, warmup, splits, best_epoch, epochs, test_steps, overf
         metrics=metrics,
         metric_notes={
             "test_accuracy": "share of the 1,000 held-out test digits classified correctly, no attack",
-            f"test_pgd{test_steps}_accuracy_eps{cfg.eps:g}": f"share still correct after an untargeted PGD-{test_steps} attack with eps {cfg.eps:g}",
-            f"test_apgd_accuracy_eps{cfg.eps:g}": (
-                f"share still correct under the worst of APGD-CE and targeted APGD-DLR (9 classes, 100 steps each) at eps {cfg.eps:g}: "
-                "the robustness the field reports (AutoAttack's white-box attacks, Croce & Hein 2020)"
-            ),
+            **{
+                f"test_pgd{test_steps}_accuracy_eps{eps:g}": f"share still correct after an untargeted PGD-{test_steps} attack with eps {eps:g}"
+                for eps in report_eps(cfg)
+            },
+            **{
+                f"test_apgd_accuracy_eps{eps:g}": (
+                    f"share still correct under the worst of APGD-CE and targeted APGD-DLR (9 classes, 100 steps each) at eps {eps:g}"
+                    + (": the robustness the field reports (AutoAttack's white-box attacks, Croce & Hein 2020)" if eps == cfg.eps else "")
+                )
+                for eps in report_eps(cfg)
+            },
             f"test_fgsm_accuracy_eps{cfg.eps:g}": f"share still correct after FGSM with eps {cfg.eps:g}",
             "font_digit_accuracy": "share of font-rendered digits classified correctly after the app's sketch preprocessing",
             "val_pgd_accuracy": f"best validation accuracy under {cfg.val_attack.upper()}-{cfg.val_attack_steps}, used to choose the epoch",
             "test_loss": "mean cross-entropy on the clean test split",
         },
-        command=command("training.train_digit_classifier_robust"),
-        wall_time_s=timer.seconds,
+        command=run_command,
+        wall_time_s=wall_time_s,
         hardware=hardware(accelerator),
         limits=(
             f"Robust only against what it was trained for: L-infinity perturbations up to eps {cfg.eps:g}. Larger budgets, "
@@ -274,36 +326,11 @@ def main(cfg: TrainConfig) -> None:
     model.load_state_dict(best_state)
     model = model.float().cpu().eval()
     # The test split is touched once, here, after the model is chosen.
-    test_acc, test_loss = evaluate(model, test_x, test_y)
-    test_robust = robust_accuracy(model, test_x, test_y, cfg.eps, test_steps)
-    # The field's measure (AutoAttack's white-box pair): the worst of APGD-CE and targeted APGD-DLR at 9 classes.
-    apgd_steps, apgd_targets = (5, 2) if cfg.dry_run else (100, 9)
-    test_apgd = float(worst_case_apgd(model, test_x, test_y, cfg.eps, apgd_steps, targets=apgd_targets).float().mean())
-    test_fgsm = sum(
-        (fgsm(model, test_x[i : i + 500], test_y[i : i + 500], cfg.eps).predictions == test_y[i : i + 500]).sum().item()
-        for i in range(0, len(test_x), 500)
-    ) / len(test_x)
-    font_acc, n_font = font_digit_accuracy(model, variants_per_font=1 if cfg.dry_run else 5)
-    metrics = {
-        "test_accuracy": round(test_acc, 4),
-        f"test_pgd{test_steps}_accuracy_eps{cfg.eps:g}": round(test_robust, 4),
-        f"test_apgd_accuracy_eps{cfg.eps:g}": round(test_apgd, 4),
-        f"test_fgsm_accuracy_eps{cfg.eps:g}": round(test_fgsm, 4),
-        "font_digit_accuracy": round(float(font_acc), 4),
-        "val_pgd_accuracy": round(best_robust, 4),
-        "test_loss": round(test_loss, 4),
-    }
+    metrics = score_test(model, test_x, test_y, cfg, test_steps)
+    metrics["val_pgd_accuracy"] = round(best_robust, 4)
     accelerator.print(f"metrics: {metrics}")
 
     n_params = sum(p.numel() for p in model.parameters())
-    last_robust = history[-1]["val_pgd_accuracy"]
-    overfitting = (
-        f" Robust overfitting (Rice et al. 2020) showed up: validation accuracy under attack peaked at epoch {best_epoch} "
-        f"({best_robust:.3f}) and was {last_robust:.3f} at the last epoch while the training loss kept falling, which is why the "
-        "epoch is chosen on attacked validation digits."
-        if last_robust < best_robust - 0.05
-        else ""
-    )
     model_card = card(
         n_params=n_params,
         cfg=cfg,
@@ -312,9 +339,10 @@ def main(cfg: TrainConfig) -> None:
         best_epoch=best_epoch,
         epochs=epochs,
         test_steps=test_steps,
-        overfitting=overfitting,
+        overfitting=overfitting_note(history, best_epoch),
         metrics=metrics,
-        timer=timer,
+        run_command=command("training.train_digit_classifier_robust"),
+        wall_time_s=timer.seconds,
         accelerator=accelerator,
     )
     save_checkpoint(model, out_dir, model_card, history)
