@@ -61,7 +61,7 @@ class RecentAnswers:
 
     A classroom asks the same thing again and again (an example click, the default seed): the same settings give the
     same pixels, so the second asker gets the first answer instead of seconds of the same work. Keys are the checked
-    settings (a file's content hash, not its name); answers that name files are kept only while those files are
+    settings (a picture's pixel hash, never a file name); answers that name files are kept only while those files are
     still in Gradio's cache. MODEL_SHOW_ANSWER_CACHE=0 turns it off (benchmarks.load measures both)."""
 
     def __init__(self, size: int = 16):
@@ -81,7 +81,7 @@ class RecentAnswers:
             answer = self._answers.get(key)
             if answer is None:
                 return None
-            if any(isinstance(part, str) and part.startswith(os.sep) and not os.path.exists(part) for part in answer):
+            if any(isinstance(part, str) and os.path.isabs(part) and not os.path.exists(part) for part in answer):
                 del self._answers[key]
                 return None
             self._answers.move_to_end(key)
