@@ -2,7 +2,7 @@
 
     python -m benchmarks.floor_server      # GRADIO_SERVER_PORT picks the port, as for app.py
 
-One endpoint, `/echo`: one image in, two images out. Every answer differs from the last (one pixel carries a
+One endpoint, `/echo`: one image in, two images out. Every answer differs from the last (a corner block carries a
 counter), because two identical outputs would share one cache file, and app.py's answers differ too. What a
 request costs this server (receive the upload, decode it, encode two images, send them) is Gradio's own share of
 any image request, so `benchmarks.load` reports the app's CPU per request as a multiple of it: a ratio that does
@@ -19,12 +19,13 @@ _counter = itertools.count()
 
 
 def echo(image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The upload back, and its mirror image, each with one pixel set from a counter so no two answers match."""
+    """The upload back, and its mirror image, with an 8 x 8 corner block shaded from a counter so no two answers
+    match. A single pixel is not enough: lossy WebP can round a one-pixel change away, two answers then share one
+    cache file, and gradio rewriting it under a download sends 0 bytes."""
     if image is None:
         raise gr.Error("Upload an image.")
     first = np.ascontiguousarray(image.copy())
-    tick = next(_counter)
-    first.reshape(-1)[tick % first.size] = tick % 251
+    first[:8, :8] = (next(_counter) * 37) % 256
     return first, np.ascontiguousarray(first[:, ::-1])
 
 

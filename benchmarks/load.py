@@ -1,10 +1,13 @@
-"""Load test: many gradio_client users at once, on a mix of every endpoint, against `python app.py` on loopback.
+"""Load test: many users at once, on a mix of every endpoint, against `python app.py` on loopback.
 
     python -m benchmarks.load                                       # 1, 4 and 16 clients, 30 s each
     python -m benchmarks.load --clients 16 --seconds 60 --json out.json
     python -m benchmarks.load --clients 16 --seconds 60 --think 5   # users who look at each answer for ~5 s
+    python -m benchmarks.load --gradio-client                       # the users are gradio_client sessions
 
-Each client is its own gradio_client session in its own thread; it walks the endpoint mix in a
+Each client is a user of the HTTP API in its own thread (benchmarks/http_user.py: the browser's calls, with the
+standard library, a few ms of CPU a request; gradio_client, with --gradio-client, costs about 100 times that, on
+the same cores as the server it measures); it walks the endpoint mix in a
 loop (starting at a different place than its neighbours) until time is up, and waits for each
 answer before sending the next request (with --think, it then waits a random time, exponential with
 that mean, as a person looking at the result would). Reported per client count: requests per second, p50 and
@@ -35,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.http_user import HttpUser
 from benchmarks.run import EXAMPLES, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -160,11 +164,35 @@ class RunResult:
         }
 
 
-def run_clients(
-    url: str, server_pid: int, clients: int, seconds: float, mix: list[tuple[str, list]], think: float = 0.0, lanes: dict | None = None
-) -> RunResult:
-    from gradio_client import Client
+class GradioClientUser:
+    """A gradio_client session behind HttpUser's predict(api_name, args), for --gradio-client."""
 
+    def __init__(self, url: str):
+        from gradio_client import Client
+
+        self.client = Client(url, verbose=False)
+
+    def predict(self, api_name: str, args: list):
+        return self.client.predict(*args, api_name=api_name)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def new_user(url: str, gradio_client: bool = False) -> HttpUser | GradioClientUser:
+    return GradioClientUser(url) if gradio_client else HttpUser(url)
+
+
+def run_clients(
+    url: str,
+    server_pid: int,
+    clients: int,
+    seconds: float,
+    mix: list[tuple[str, list]],
+    think: float = 0.0,
+    lanes: dict | None = None,
+    gradio_client: bool = False,
+) -> RunResult:
     result = RunResult(clients=clients, seconds=seconds, lanes=lanes or {})
     lock = threading.Lock()
     result.rss_before_mb = rss_mb(server_pid)
@@ -172,7 +200,7 @@ def run_clients(
     deadline = time.perf_counter() + seconds
 
     def user(index: int) -> None:
-        client = Client(url, verbose=False)
+        client = new_user(url, gradio_client)
         position = index * 3  # neighbours start on different endpoints
         pauses = np.random.default_rng(index)
         while time.perf_counter() < deadline:
@@ -180,7 +208,7 @@ def run_clients(
             position += 1
             start = time.perf_counter()
             try:
-                client.predict(*args, api_name=name)
+                client.predict(name, args)
                 with lock:
                     result.latencies[name].append((time.perf_counter() - start) * 1000)
             except Exception as err:  # noqa: BLE001 - every failure is counted and reported, none may stop the run
@@ -237,24 +265,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, default=30, help="length of each run")
     parser.add_argument("--json", type=Path, help="write the totals and every run to this JSON file")
     parser.add_argument("--think", type=float, default=0.0, help="mean seconds each client waits after an answer (0: none, the worst case)")
+    parser.add_argument("--gradio-client", action="store_true", help="users are gradio_client sessions, not plain HTTP (costlier)")
     args = parser.parse_args(argv)
     counts = sorted({1, *args.clients})
     mix = endpoint_mix()
     lanes = endpoint_lanes()
     app = AppProcess()
     try:
-        from gradio_client import Client
-
-        warm = Client(app.url, verbose=False)
+        warm = new_user(app.url, args.gradio_client)
         for name, call_args in mix:  # warm-up: every model loaded once before anything is timed
-            warm.predict(*call_args, api_name=name)
+            warm.predict(name, call_args)
         warm.close()
-        runs = [run_clients(app.url, app.process.pid, n, args.seconds, mix, args.think, lanes).summary() for n in counts]
+        runs = [
+            run_clients(app.url, app.process.pid, n, args.seconds, mix, args.think, lanes, args.gradio_client).summary() for n in counts
+        ]
     finally:
         app.close()
     floor_server = AppProcess(("-m", "benchmarks.floor_server"))
     try:
-        floor = run_clients(floor_server.url, floor_server.process.pid, counts[-1], args.seconds, floor_mix(), args.think).summary()
+        floor = run_clients(
+            floor_server.url, floor_server.process.pid, counts[-1], args.seconds, floor_mix(), args.think, gradio_client=args.gradio_client
+        ).summary()
     finally:
         floor_server.close()
     single = runs[0]
@@ -265,6 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
         "clients": largest["clients"],
         "seconds": args.seconds,
         "think_s": args.think,
+        "users": "gradio_client" if args.gradio_client else "http",
         "requests": largest["requests"],
         "requests_per_s": largest["requests_per_s"],
         "errors": largest["errors"],

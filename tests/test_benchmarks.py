@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import torch
 
 from benchmarks import gpu, run
@@ -43,3 +44,26 @@ def test_an_entry_whose_checkpoint_is_missing_is_skipped_with_a_note(capsys, mon
     )
     assert run.main([]) == {}
     assert "skipping digit-thing: The 'digit-thing' model is missing" in capsys.readouterr().out
+
+
+def test_the_load_tests_http_users_get_answers_files_and_errors_from_a_real_server():
+    """benchmarks.load's users speak Gradio's HTTP API themselves: against the floor server, an answer comes back
+    with both images downloaded, a gr.Error arrives as an error, and a short run counts requests and server CPU."""
+    from benchmarks import load
+    from benchmarks.http_user import AppError, HttpUser, file_urls
+
+    server = load.AppProcess(("-m", "benchmarks.floor_server"))
+    try:
+        user = HttpUser(server.url)
+        name, args = load.floor_mix()[0]
+        first, second = user.predict(name, args), user.predict(name, args)
+        assert len(file_urls(first)) == 2 and file_urls(first) != file_urls(second)  # two images, new ones each time
+        assert all(user.download(url) > 100 for url in file_urls(first))
+        with pytest.raises(AppError, match="Upload an image"):
+            user.predict("/echo", [None])
+        user.close()
+        result = load.run_clients(server.url, server.process.pid, 2, 3.0, load.floor_mix()).summary()
+        assert result["errors"] == 0, result["error_samples"]
+        assert result["requests"] >= 4 and result["server_cpu_ms_per_request"] > 0
+    finally:
+        server.close()

@@ -1,0 +1,121 @@
+"""One visitor of a Gradio server, speaking its HTTP API directly: what a browser sends, at a fraction of the CPU.
+
+The load test's users run on the same two cores as the server they measure. gradio_client spends about as much CPU
+per request as the server does (threads, status polling, API parsing), so at 16 clients the clients' own work made
+up most of every wait, even against a server that does nothing. This user makes the same calls with the standard
+library: it uploads each file (POST /gradio_api/upload), queues the call (POST /gradio_api/call/<name>), reads the
+answer's event stream (GET /gradio_api/call/<name>/<event_id>), then downloads every file the answer names, as a
+page showing it would. One keep-alive connection per user.
+
+    user = HttpUser("http://127.0.0.1:7860/")
+    user.predict("/classify_digit", [{"path": "digit.png", "meta": {"_type": "gradio.FileData"}}])
+"""
+
+import http.client
+import json
+import mimetypes
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class AppError(Exception):
+    """The server answered the call with an error event (a gr.Error, or an unexpected failure)."""
+
+
+class HttpUser:
+    def __init__(self, url: str, timeout: float = 600):
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.timeout = timeout
+        self.connection: http.client.HTTPConnection | None = None
+
+    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> http.client.HTTPResponse:
+        """Send one request on the kept-alive connection, reconnecting once if the server had closed it."""
+        for attempt in (0, 1):
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.connection.request(method, path, body=body, headers=headers or {})
+                return self.connection.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _json(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        response = self._request(method, path, body, headers)
+        data = response.read()
+        if response.status != 200:
+            raise AppError(f"HTTP {response.status} from {path}: {data[:200]!r}")
+        return json.loads(data)
+
+    def upload(self, path: str) -> str:
+        """The file's path on the server after a multipart upload, as the browser's file input sends it."""
+        boundary = uuid.uuid4().hex
+        name = Path(path).name
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\nContent-Type: {kind}\r\n\r\n'.encode()
+            + Path(path).read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        return self._json("POST", "/gradio_api/upload", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})[0]
+
+    def _prepare(self, value):
+        """Arguments as the API takes them: every local file (a handle_file dict) uploaded and replaced by its server path."""
+        if isinstance(value, dict) and value.get("meta", {}).get("_type") == "gradio.FileData":
+            return {"path": self.upload(value["path"]), "meta": {"_type": "gradio.FileData"}}
+        if isinstance(value, list):
+            return [self._prepare(v) for v in value]
+        return value
+
+    def predict(self, api_name: str, args: list) -> list:
+        """Call one named endpoint and return its final output data, after downloading the files in it."""
+        name = api_name.strip("/")
+        body = json.dumps({"data": self._prepare(args)}).encode()
+        event_id = self._json("POST", f"/gradio_api/call/{name}", body, {"Content-Type": "application/json"})["event_id"]
+        response = self._request("GET", f"/gradio_api/call/{name}/{event_id}")
+        if response.status != 200:
+            raise AppError(f"HTTP {response.status} for the event stream of {api_name}")
+        event, output = None, None
+        for raw in response:  # server-sent events: "event: <kind>" then "data: <json>", a blank line between
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                output = json.loads(line[5:].strip() or "null")
+                if event == "error":
+                    response.read()
+                    raise AppError(str(output)[:300])
+        if event != "complete":
+            raise AppError(f"the event stream of {api_name} ended without an answer")
+        for url in file_urls(output):
+            self.download(url)
+        return output
+
+    def download(self, url: str) -> int:
+        """GET one file the answer names; its size in bytes."""
+        parts = urlsplit(url)
+        response = self._request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        size = len(response.read())
+        if response.status != 200:
+            raise AppError(f"HTTP {response.status} downloading {parts.path}")
+        return size
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def file_urls(value) -> list[str]:
+    """The URL of every file in an answer (FileData dicts, nested in lists and dicts such as a gallery's)."""
+    if isinstance(value, dict):
+        if value.get("meta", {}).get("_type") == "gradio.FileData" and value.get("url"):
+            return [value["url"]]
+        return [u for v in value.values() for u in file_urls(v)]
+    if isinstance(value, list):
+        return [u for v in value for u in file_urls(v)]
+    return []
