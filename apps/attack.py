@@ -7,6 +7,7 @@ the amplified difference, its size, and the top-5 answers before and after.
 
 import copy
 import functools
+import hashlib
 import json
 import os
 import time
@@ -21,6 +22,7 @@ from PIL import Image
 
 from apps.common import (
     HEAVY_LANE,
+    RecentAnswers,
     check_number,
     drawing_pad,
     image_file,
@@ -325,6 +327,12 @@ def attack(
     goal = parse_target(target, kind) if attack_choice not in ("deepfool", "smallest-eps") else None
     bare = model(kind)
     x = prepare_input(image, kind)
+    # Every attack here is deterministic given its seed: the same picture and settings give the same pixels.
+    key = (kind, hashlib.sha256(x.cpu().numpy().tobytes()).hexdigest(), attack_choice, eps_levels, n_steps, n_pixels)
+    key += (n_population, n_iterations, seed, goal, defence, quality, bool(adaptive))
+    if (answer := RECENT.get(key)) is not None:
+        *pictures, before, after, report, transfer, png = answer
+        return (*pictures, copy.deepcopy(before), copy.deepcopy(after), report + REPEAT_NOTE, transfer, png)
     net, attacked = bare, bare  # who answers, and whose gradient the attack follows
     if defence != NO_DEFENCE:
         settings = attacks.DEFENCE_DEFAULTS[defence] | ({"quality": quality} if defence == "jpeg" else {})
@@ -365,7 +373,17 @@ def attack(
     calls = ("gradient computation", "gradient computations") if attack_choice != "one-pixel" else ("forward pass", "forward passes")
     report += f"\n\n{seconds:.2f} s, {queries:,} {calls[queries != 1]} through the network."
     transfer = transfer_report(kind, adversarial, label) if kind != PHOTO else ""
-    return to_picture(x, scale), to_picture(adversarial, scale), amplified, before, after, report, transfer, png_file(adversarial)
+    answer = (to_picture(x, scale), to_picture(adversarial, scale), amplified, before, after, report, transfer, png_file(adversarial))
+    RECENT.put(key, (*answer[:3], copy.deepcopy(before), copy.deepcopy(after), *answer[5:]))
+    return answer
+
+
+RECENT = RecentAnswers()
+REPEAT_NOTE = (
+    "\n\n*Shown again from this server's memory of recent answers: someone attacked this same picture with these "
+    "settings and seed before, and that always gives the same pixels, so the attack did not run twice (the time above "
+    "is the first run's).*"
+)
 
 
 def defence_report(defence: str, quality: int, adaptive: bool) -> str:

@@ -12,8 +12,11 @@ not depend on how fast the machine is.
 import itertools
 import os
 
-import gradio as gr
-import numpy as np
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")  # served like app.py, which sets these (see there)
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 
 _counter = itertools.count()
 

