@@ -137,10 +137,24 @@ def test_frame_pictures_have_stable_sizes():
         assert "Epoch 0 / 5" in stats
 
 
+def python_loop_seconds() -> float:
+    """Seconds for a fixed 3M-step pure-Python loop: how fast this machine is right now."""
+    import time
+
+    start, total = time.perf_counter(), 0
+    for i in range(3_000_000):
+        total += i
+    return time.perf_counter() - start
+
+
+REFERENCE_LOOP_S = 0.55  # the loop on the 2-core machines the project is measured on, at their usual speed
+
+
 def test_live_training_keeps_at_least_ten_frames_a_second():
     """A 4 x 32 MLP on 500 animals: 10 gradient steps, three pictures, PNG-encoded as the app encodes them, in under
-    100 ms. The machines this runs on share their cores and slow down by half for seconds at a time: the median of
-    15 frames is taken up to three times, and the best must make it (a real slowdown fails all three)."""
+    100 ms on a machine of the reference speed. The shared machines this runs on slow down by up to 2.5x for minutes
+    at a time, so the bar stretches by how much slower than the reference a Python loop runs right beside the frames
+    (never tightens); the median of 15 frames is taken up to three times and the best counts."""
     import time
 
     from gradio import processing_utils
@@ -150,10 +164,11 @@ def test_live_training_keeps_at_least_ten_frames_a_second():
     encoder = gr.Image(format="png")
     run = new_run(PlaygroundSettings(layout="curved", n_samples=500, hidden_layers=4, neurons=32, activation="relu", epochs=5000))
     neurons.frame(run)
-    medians = []
+    tries = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(processing_utils, "save_pil_to_cache", app.save_pil_to_cache_atomically)  # as app.build_demo sets it
         for _ in range(3):
+            slowdown = max(1.0, python_loop_seconds() / REFERENCE_LOOP_S)
             times = []
             for _ in range(15):
                 start = time.perf_counter()
@@ -161,10 +176,11 @@ def test_live_training_keeps_at_least_ten_frames_a_second():
                 for picture in neurons.frame(run)[:3]:
                     encoder.postprocess(picture)
                 times.append(time.perf_counter() - start)
-            medians.append(float(np.median(times)))
-            if medians[-1] <= 0.1:
+            slowdown = max(slowdown, python_loop_seconds() / REFERENCE_LOOP_S)
+            tries.append((float(np.median(times)), slowdown))
+            if tries[-1][0] <= 0.1 * slowdown:
                 break
-    assert 1.0 / min(medians) >= 10, f"median seconds a frame, per try: {medians}"
+    assert any(frame <= 0.1 * slowdown for frame, slowdown in tries), f"(median seconds a frame, machine slowdown) per try: {tries}"
 
 
 def test_two_streams_on_one_run_never_train_at_once_and_the_newest_owns_it():
