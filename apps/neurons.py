@@ -311,6 +311,7 @@ def render_curves(run: Run, width: int = 412, height: int = 200) -> np.ndarray:
     return np.asarray(img)
 
 
+@functools.lru_cache(maxsize=64)
 def _neuron_layer(sizes: tuple[int, ...], names: tuple[str, ...], width: int, height: int) -> Image.Image:
     """RGBA, transparent but for what one architecture always shows: the neurons, the input names, the title."""
     layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
@@ -325,9 +326,6 @@ def _neuron_layer(sizes: tuple[int, ...], names: tuple[str, ...], width: int, he
     draw.text((xs[-1] + 10, height / 2), "unicorn?", fill="black", font=_FONT, anchor="lm")
     draw.text((6, 4), "Weights: blue +, orange -, thicker = larger", fill="black", font=_FONT)
     return layer
-
-
-_neuron_layer_cached = functools.lru_cache(maxsize=64)(_neuron_layer)
 
 
 def _layer_xs(n_layers: int, width: int) -> np.ndarray:
@@ -370,7 +368,7 @@ def render_network(run: Run, width: int = 412, height: int = 260) -> np.ndarray:
             if (ink := inks.get(rgb)) is None:
                 ink = inks[rgb] = draw.draw.draw_ink(rgb)
             draw.draw.draw_lines((x0, y_in[i], x1, y_out[j]), ink, line_width[i][j])
-    neurons = _neuron_layer_cached(sizes, names, width, height)
+    neurons = _neuron_layer(sizes, names, width, height)
     img.paste(neurons, (0, 0), neurons)
     if isinstance(run.model, Perceptron):
         for i, y in enumerate(_neuron_ys(3, height)):
