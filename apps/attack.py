@@ -24,6 +24,7 @@ from apps.common import (
     HEAVY_LANE,
     RecentAnswers,
     check_number,
+    drawing_file,
     drawing_pad,
     image_file,
     lease_number,
@@ -691,12 +692,7 @@ def random_test_digit(kind: str):
 
 
 def use_drawing(sketch, kind: str):
-    if sketch is None or sketch.get("composite") is None:
-        raise gr.Error("The drawing pad is empty: draw a digit first.")
-    gray = to_gray(open_image(sketch, "a drawing"))
-    if gray.max() - gray.min() < 0.1:
-        raise gr.Error("The drawing pad is empty: draw a digit first.")
-    return image_file(Image.fromarray((gray * 255).astype(np.uint8)), "drawing.png"), (DIGIT if kind == PHOTO else kind)
+    return drawing_file(sketch), (DIGIT if kind == PHOTO else kind)
 
 
 def build() -> None:

@@ -297,6 +297,16 @@ def to_gray(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255))
     return np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32) / 255.0
 
 
+def drawing_file(sketch) -> str:
+    """A drawing pad's picture -> a greyscale PNG in Gradio's cache, for a picture input; an empty pad gets a gr.Error."""
+    if sketch is None or sketch.get("composite") is None:
+        raise gr.Error("The drawing pad is empty: draw a digit first.")
+    gray = to_gray(open_image(sketch, "a drawing"))
+    if gray.max() - gray.min() < 0.1:
+        raise gr.Error("The drawing pad is empty: draw a digit first.")
+    return image_file(Image.fromarray((gray * 255).astype(np.uint8)), "drawing.png")
+
+
 def check_number(value, name: str, low: float, high: float, integer: bool = False) -> float:
     """A number from the UI or API, or a gr.Error that names the allowed range."""
     try:

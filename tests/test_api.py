@@ -232,6 +232,31 @@ def test_generate_text_streams_word_by_word_and_repeats_for_a_seed(client):
 
 
 @needs_checkpoint("digit-diffusion", weights="diffusion_pytorch_model.safetensors")
+def test_diffusion_streams_at_least_one_update_per_step(client):
+    job = client.submit("eight", 2, 7, 1.5, 77, "UniPC", api_name="/generate_digits_diffusion")
+    final = job.result(timeout=120)
+    updates = job.outputs()
+    assert len(updates) >= 7 + 1, f"{len(updates)} updates for 7 steps"
+    assert all("step" in update[3] for update in updates[:7]) and "7 UniPC steps" in final[3]
+    assert Path(final[1]).suffix == ".gif" and updates[-1][0] == final[0]
+
+
+@needs_checkpoint("digit-diffusion", weights="diffusion_pytorch_model.safetensors")
+def test_noise_a_digit_and_redraw_a_drawing_through_the_api(client):
+    seven = handle_file(str(EXAMPLE_PHOTOS.parent / "digits" / "mnist_test_7.png"))
+    noisy, predicted, guess, true_noise, summary = client.predict(seven, 0, 0, api_name="/noise_digit")
+    assert np.array_equal(np.asarray(Image.open(noisy)), np.asarray(Image.open(guess))) and "no noise at all" in summary
+    *_, summary = client.predict(seven, 600, 0, api_name="/noise_digit")
+    assert "t = 600" in summary and "signal-to-noise ratio" in summary
+    drawing = handle_file(str(EXAMPLE_PHOTOS.parent / "digits" / "drawn_3_rough.png"))
+    redrawn, seen, summary = client.predict(drawing, "three", 0, 2, api_name="/denoise_drawing")
+    tile = np.asarray(Image.open(seen))
+    assert np.array_equal(np.asarray(Image.open(redrawn))[:, : tile.shape[1]], tile) and "unchanged" in summary
+    with pytest.raises(Exception, match="Strength"):
+        client.predict(drawing, "three", 3, 2, api_name="/denoise_drawing")
+
+
+@needs_checkpoint("digit-diffusion", weights="diffusion_pytorch_model.safetensors")
 def test_generate_digits_diffusion_round_trip_repeats_for_a_seed(client):
     grid, gif, path, timing = client.predict("a 3", 4, 10, 3.0, 5, "DDIM", api_name="/generate_digits_diffusion")
     again = client.predict("three", 4, 10, 3.0, 5, "DDIM", api_name="/generate_digits_diffusion")[0]

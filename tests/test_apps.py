@@ -328,9 +328,13 @@ def test_recent_answers_keep_a_bounded_few_and_forget_answers_whose_files_were_s
 def test_a_repeated_diffusion_request_gets_the_same_digits_and_says_they_were_remembered():
     from apps import digit_diffusion
 
-    first = digit_diffusion.generate_digits_diffusion("three", 2, 5, 3.0, 123, "DDIM")
-    again = digit_diffusion.generate_digits_diffusion("three", 2, 5, 3.0, 123, "DDIM")
-    other_seed = digit_diffusion.generate_digits_diffusion("three", 2, 5, 3.0, 124, "DDIM")
+    first_updates = list(digit_diffusion.generate_digits_diffusion("three", 2, 5, 3.0, 123, "DDIM"))
+    again_updates = list(digit_diffusion.generate_digits_diffusion("three", 2, 5, 3.0, 123, "DDIM"))
+    first, again = first_updates[-1], again_updates[-1]
+    other_seed = list(digit_diffusion.generate_digits_diffusion("three", 2, 5, 3.0, 124, "DDIM"))[-1]
+    assert len(again_updates) == len(first_updates) == 6  # a remembered answer replays its five steps too
+    for live, replayed in zip(first_updates[:-1], again_updates[:-1], strict=True):
+        assert np.array_equal(live[0], replayed[0]) and np.array_equal(live[2], replayed[2])
     assert np.array_equal(np.asarray(first[0]), np.asarray(again[0])) and first[1] == again[1]
     assert "memory of recent answers" not in first[3] and "memory of recent answers" in again[3]
     assert "memory of recent answers" not in other_seed[3] and not np.array_equal(np.asarray(first[0]), np.asarray(other_seed[0]))
