@@ -128,7 +128,8 @@ def check_settings(count, steps, guidance, seed, sampler, most: int = MAX_SAMPLE
     guidance = float(check_number(guidance, "Guidance scale", 0, MAX_GUIDANCE))
     seed = int(check_number(seed, "Seed", 0, 2**31 - 1, integer=True))
     if sampler not in SAMPLERS:
-        raise gr.Error(f"Sampler must be one of {', '.join(SAMPLERS)} (got {sampler!r}).", title="Please check the input")
+        shown = repr(sampler) if len(repr(sampler)) <= 40 else repr(sampler)[:40] + "..."
+        raise gr.Error(f"Sampler must be one of {', '.join(SAMPLERS)} (got {shown}).", title="Please check the input")
     return count, steps, guidance, seed, sampler
 
 
@@ -466,7 +467,7 @@ def build() -> None:
                     value="seven", label="Which digit? (a word or a numeral: 'seven', '7', 'a 3')", elem_id="diffusion-prompt"
                 )
                 count = gr.Slider(1, MAX_SAMPLES, value=16, step=1, label="How many")
-                steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=defaults["steps"], step=1, label="Denoising steps")
+                steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=defaults["steps"], step=1, label="Denoising steps", elem_id="diffusion-steps")
                 guidance = gr.Slider(
                     0, MAX_GUIDANCE, value=defaults["guidance"], step=0.25, label="Guidance scale (1 = none, 0 = ignore the prompt)"
                 )
@@ -522,8 +523,12 @@ def build() -> None:
                 redraw = gr.Button("Redraw it", variant="primary", elem_id="sdedit-run")
             with gr.Column(scale=2):
                 with gr.Row():
-                    seen = gr.Image(label="Your drawing, as the model reads it", type="numpy", format="png", buttons=[], scale=1)
-                    redrawn = gr.Image(label="Redrawn", type="numpy", format="png", buttons=["download"], scale=3, elem_id="sdedit-result")
+                    seen = gr.Image(
+                        label="Your drawing, as the model reads it", type="numpy", format="png", buttons=[], height=240, scale=1
+                    )
+                    redrawn = gr.Image(
+                        label="Redrawn", type="numpy", format="png", buttons=["download"], height=240, scale=3, elem_id="sdedit-result"
+                    )
                 sdedit_info = gr.Markdown(elem_id="sdedit-info")
 
     table = quality_table()

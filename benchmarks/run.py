@@ -239,19 +239,23 @@ def bench_digit_gan(app: LaunchedApp) -> dict[str, float]:
 
 def bench_digit_diffusion(app: LaunchedApp) -> dict[str, float]:
     """The GAN's judge on 2,000 diffusion samples (200 per digit), drawn with the checkpoint's default settings
-    (sampling.json), exactly as the tab draws them. 5,000 like the GAN's would take 17 min on 2 cores; fewer
-    samples bias a Fréchet distance upwards, so the GAN is also scored on 2,000 (`gan_fid_digits_2000`)."""
+    (sampling.json), exactly as the tab draws them. 5,000 like the GAN's would take many minutes on 2 cores; fewer
+    samples bias a Fréchet distance upwards, so the GAN is also scored on 2,000 (`gan_fid_digits_2000`).
+    `latency_ms_p50` times the tab's 16-digit grid with those defaults and `latency_ms_p50_ddim25` with the first
+    defaults (25 DDIM steps, guidance 1.5), in turn in the same run, so a slow moment slows both alike."""
     from apps.digit_diffusion import sampling_defaults, scheduler_config
     from models import hub
     from models.dcgan import DigitGenerator, sample
     from models.digit_classifier import DigitClassifier
-    from models.digit_diffusion import sample_digits
+    from models.digit_diffusion import sample_digits, unet_passes
     from models.digit_judge import judge_digits
 
     unet = hub.load_diffusion_unet("digit-diffusion")
     judge = hub.load(DigitClassifier, "digit-classifier")
     d = sampling_defaults()
-    settings = dict(steps=d["steps"], guidance=d["guidance"], sampler=d["sampler"], bf16=d["bf16"] and not torch.cuda.is_available())
+    bf16 = d["bf16"] and not torch.cuda.is_available()
+    settings = dict(steps=d["steps"], guidance=d["guidance"], sampler=d["sampler"], bf16=bf16, first_timestep=d["first_timestep"])
+    first_defaults = dict(steps=25, guidance=1.5, sampler="DDIM", bf16=bf16, first_timestep=None)
     labels = torch.arange(10).repeat_interleave(200)
     fakes, _ = sample_digits(unet, scheduler_config(), labels, seed=0, **settings)
     quality = judge_digits(fakes, labels, judge.cpu(), seed=0)
@@ -259,17 +263,31 @@ def bench_digit_diffusion(app: LaunchedApp) -> dict[str, float]:
     quality["gan_fid_digits_2000"] = judge_digits(sample(gan, labels, seed=0), labels, judge.cpu(), seed=0)["fid_digits"]
     batch = torch.arange(16) % 10
 
-    def grid():  # the tab's default request: 16 digits
-        sample_digits(unet, scheduler_config(), batch, seed=0, **settings)
+    def timed(options: dict) -> float:  # the tab's default request: 16 digits
+        sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+        sync()
+        start = time.perf_counter()
+        sample_digits(unet, scheduler_config(), batch, seed=0, **options)
+        sync()
+        return (time.perf_counter() - start) * 1000
 
-    p50, p95 = percentile_ms(grid, repeats=10, warmup=2)
+    for options in (settings, first_defaults):  # warm-up
+        timed(options)
+    new, old = [], []
+    for _ in range(10):  # alternate, so both see the same machine
+        new.append(timed(settings))
+        old.append(timed(first_defaults))
+    p50, p50_ddim25 = float(np.percentile(new, 50)), float(np.percentile(old, 50))
     api = api_p50_ms(app, "/generate_digits_diffusion", ["seven", 16, d["steps"], d["guidance"], 0, d["sampler"]], repeats=5)
     return {
         **{k: round(v, 4) for k, v in quality.items()},
         "guidance": d["guidance"],
         "steps": d["steps"],
+        "unet_passes": unet_passes(d["steps"], d["guidance"]),
         "latency_ms_p50": round(p50, 2),
-        "latency_ms_p95": round(p95, 2),
+        "latency_ms_p95": round(float(np.percentile(new, 95)), 2),
+        "latency_ms_p50_ddim25": round(p50_ddim25, 2),
+        "latency_ratio_to_ddim25": round(p50 / p50_ddim25, 3),
         "api_ms_p50": round(api, 1),
     }
 

