@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from benchmarks import gpu, run
+from tests.conftest import REPO_ROOT, needs_checkpoint
 
 
 def test_gpu_table_refuses_to_run_without_a_gpu(capsys, monkeypatch):
@@ -67,3 +68,27 @@ def test_the_load_tests_http_users_get_answers_files_and_errors_from_a_real_serv
         assert result["requests"] >= 4 and result["server_cpu_ms_per_request"] > 0
     finally:
         server.close()
+
+
+@needs_checkpoint("digit-diffusion", weights="diffusion_pytorch_model.safetensors")
+def test_the_diffusion_passes_sweep_writes_its_rows_and_its_choice(tmp_path):
+    """A tiny sweep (2 digits a class, two rows): every row is judged against both references, and the choice is one of
+    the rows; the shipped table covers every sampler at 4 to 50 steps, with and without guidance."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "passes.json"
+    args = ["--per-class", "2", "--samplers", "UniPC", "--steps", "4", "6", "--guidance", "1.5", "--json", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.diffusion_passes", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [(r["sampler"], r["steps"], r["passes"]) for r in report["rows"]] == [("UniPC", 4, 8), ("UniPC", 6, 12)]
+    assert {"val_class_accuracy", "val_fid_digits", "test_fid_digits", "test_diversity", "ms_per_digit"} <= set(report["rows"][0])
+    assert report["chosen"] in report["rows"] and "| UniPC | 6 | 1.5 | 12 |" in result.stdout
+    shipped = json.loads((REPO_ROOT / "benchmarks" / "diffusion_passes.json").read_text())
+    grid = {(r["sampler"], r["steps"], r["guidance"]) for r in shipped["rows"]}
+    assert {(s, n, g) for s in ("DDIM", "DPM-Solver++", "UniPC") for n in (4, 6, 8, 10, 15, 25, 50) for g in (1.0, 1.5)} <= grid
+    assert shipped["chosen"] == json.loads((REPO_ROOT / "checkpoints" / "digit-diffusion" / "sampler_sweep.json").read_text())["chosen"]
