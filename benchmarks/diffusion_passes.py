@@ -38,6 +38,17 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def pivot_table(rows: list[dict], key: str, digits: int = 3) -> str:
+    """One line per sampler and guidance, one column per step count: `key` of each row (e.g. test_fid_digits)."""
+    steps = sorted({r["steps"] for r in rows})
+    lines = ["| sampler, guidance | " + " | ".join(f"{n} steps" for n in steps) + " |", "| --- |" + " --- |" * len(steps)]
+    for sampler, guidance in dict.fromkeys((r["sampler"], r["guidance"]) for r in rows):
+        by_steps = {r["steps"]: r[key] for r in rows if (r["sampler"], r["guidance"]) == (sampler, guidance)}
+        name = f"{sampler}, " + ("no guidance" if guidance == 1.0 else f"guidance {guidance}")
+        lines.append(f"| {name} | " + " | ".join(f"{by_steps[n]:.{digits}f}" if n in by_steps else "" for n in steps) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-class", type=int, default=80, help="digits drawn per class for each row")
@@ -50,7 +61,8 @@ def main() -> None:
     parser.add_argument("--into-checkpoint", action="store_true", help="also write checkpoints/digit-diffusion/sampler_sweep.json")
     args = parser.parse_args()
     if args.table:
-        print(markdown_table(json.loads(args.json.read_text())["rows"]))
+        rows = json.loads(args.json.read_text())["rows"]
+        print(markdown_table(rows), pivot_table(rows, "test_fid_digits"), pivot_table(rows, "test_class_accuracy"), sep="\n\n")
         return
 
     from models import hub
