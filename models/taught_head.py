@@ -90,3 +90,106 @@ def train_head(
             else float("nan")
         )
     return TaughtHead(labels, head.weight.detach().clone(), head.bias.detach().clone(), held_acc, len(train_idx), len(held_idx))
+
+
+# --- The head as a file ---------------------------------------------------------------------------------------------
+# A plain safetensors file: tensors "weight" (C, FEATURES) and "bias" (C,), float32, with string metadata saying what
+# they mean (labels, one per line, in class order; the backbone; how photos are prepared). No pickle anywhere.
+
+FEATURES = 1280  # EfficientNet-Lite0's pooled features: the head's input width
+MAX_HEAD_BYTES = 2 * 2**20  # a 30-class head is 150 kB; anything near this is not a head
+MAX_LABEL_CHARS = 40
+HEAD_FORMAT = "model-show taught head"
+
+
+class HeadFileError(ValueError):
+    """A file that is not a head this app made, or not for this backbone; the message says what is wrong."""
+
+
+def head_bytes(head: TaughtHead, backbone: str, image_size: int) -> bytes:
+    """The head as a safetensors file: its weights, labels and preprocessing in the metadata."""
+    from safetensors.torch import save
+
+    metadata = {
+        "format": HEAD_FORMAT,
+        "labels": "\n".join(head.labels),
+        "backbone": backbone,
+        "features": f"pooled {FEATURES}-d features of {backbone}",
+        "preprocessing": f"RGB, resized and centre-cropped to {image_size} x {image_size}, scaled as {backbone} expects",
+        "image_size": str(image_size),
+        "held_out_accuracy": f"{head.held_out_accuracy:.6f}",
+        "n_train": str(head.n_train),
+        "n_held_out": str(head.n_held_out),
+    }
+    return save({"weight": head.weight.float().contiguous(), "bias": head.bias.float().contiguous()}, metadata=metadata)
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    """The __metadata__ of a safetensors file's JSON header (8-byte little-endian length, then the header)."""
+    import json
+
+    if len(data) < 8:
+        raise HeadFileError("That file is too short to be a safetensors file.")
+    length = int.from_bytes(data[:8], "little")
+    if length <= 0 or 8 + length > len(data):
+        raise HeadFileError("That file is not a safetensors file (its header is cut short or damaged).")
+    try:
+        header = json.loads(data[8 : 8 + length])
+    except (UnicodeDecodeError, ValueError):
+        raise HeadFileError("That file is not a safetensors file (its header is not readable).") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def load_head_bytes(data: bytes, backbone: str, max_classes: int) -> TaughtHead:
+    """A head file made by head_bytes -> the TaughtHead it holds, checked strictly; anything else is a HeadFileError."""
+    from safetensors.torch import load
+
+    if len(data) > MAX_HEAD_BYTES:
+        raise HeadFileError(
+            f"That file is {len(data) / 2**20:.1f} MB; a taught head is far smaller. Upload the .safetensors file this tab made."
+        )
+    meta = _metadata(data)
+    if meta.get("format") != HEAD_FORMAT and "labels" not in meta:
+        raise HeadFileError("That safetensors file is not a head this tab made (its metadata names no classes).")
+    if meta.get("backbone") != backbone:
+        raise HeadFileError(f"That head was taught on {meta.get('backbone')!r:.60}, not on {backbone!r}: it cannot read these features.")
+    try:
+        tensors = load(data)
+    except Exception:  # safetensors raises its own error types for every kind of damage
+        raise HeadFileError("That file is not a readable safetensors file: it may be damaged.") from None
+    if set(tensors) != {"weight", "bias"}:
+        raise HeadFileError(f"A head holds exactly 'weight' and 'bias'; this file holds {sorted(tensors)[:5]}.")
+    weight, bias = tensors["weight"], tensors["bias"]
+    if weight.dtype != torch.float32 or bias.dtype != torch.float32:
+        raise HeadFileError(f"A head's weights are float32; this file's are {weight.dtype} and {bias.dtype}.")
+    labels = meta.get("labels", "").split("\n")
+    classes = len(labels)
+    if weight.ndim != 2 or weight.shape[1] != FEATURES or bias.shape != (weight.shape[0],):
+        raise HeadFileError(
+            f"A head maps {FEATURES} features to its classes: weight (classes, {FEATURES}) and bias (classes,); "
+            f"this file has {tuple(weight.shape)} and {tuple(bias.shape)}."
+        )
+    if weight.shape[0] != classes:
+        raise HeadFileError(f"The file names {classes} classes but its weights have {weight.shape[0]} rows.")
+    if not 2 <= classes <= max_classes:
+        raise HeadFileError(f"A head has 2 to {max_classes} classes; this one has {classes}.")
+    if any(not label.strip() or len(label) > MAX_LABEL_CHARS for label in labels) or len(set(labels)) != classes:
+        raise HeadFileError(f"The class names must be {classes} different names of 1 to {MAX_LABEL_CHARS} characters.")
+    if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
+        raise HeadFileError("The head's weights hold NaN or infinite values.")
+
+    def number(key: str, default, kind):
+        try:
+            return kind(meta.get(key, default))
+        except ValueError:
+            return kind(default)
+
+    return TaughtHead(
+        labels=labels,
+        weight=weight,
+        bias=bias,
+        held_out_accuracy=number("held_out_accuracy", "nan", float),
+        n_train=number("n_train", 0, int),
+        n_held_out=number("n_held_out", 0, int),
+    )
