@@ -6,7 +6,7 @@ copies of the training photos double the data for free. About 30% of each class 
 scored on those photos only, so the accuracy it reports is for photos it never learned from.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,8 +19,9 @@ from models.efficientnet_lite import EfficientNetLite
 @dataclass
 class HeadTraining:
     held_out: float = 0.3  # share of each class kept back to score the head (never trained on)
-    steps: int = 150  # full-batch steps: a few dozen photos fit in one batch, and the loss has flattened by then
+    epochs: int = 150  # passes over the training photos: a few dozen fit in one batch, and the loss has flattened by then
     lr: float = 0.01  # Adam on a linear layer over fixed features: large steps are safe
+    batch_size: int = 0  # photos per update; 0 = all of them at once (full-batch Adam)
     weight_decay: float = 1e-3  # keeps the weights small, so a handful of photos is not memorised by one feature
     init_std: float = 0.01  # near-zero start: every class begins equally likely
     batch: int = 16  # photos per forward pass of the frozen network
@@ -37,6 +38,20 @@ class TaughtHead:
     held_out_accuracy: float
     n_train: int
     n_held_out: int
+    history: list[dict] = field(default_factory=list)  # per epoch: train_loss, train_accuracy, held_out_loss, held_out_accuracy
+    confusion: list[list[int]] | None = None  # held-out photos, [true class][predicted class] counts
+    held_out_index: list[int] = field(default_factory=list)  # which of the given photos were held out
+
+    @property
+    def weights_learned(self) -> int:
+        return self.weight.numel() + self.bias.numel()
+
+    def per_class_accuracy(self) -> list[float]:
+        """Held-out accuracy of each class (NaN for a class with no held-out photo), from the confusion matrix."""
+        if self.confusion is None:
+            return [float("nan")] * len(self.labels)
+        rows = [sum(row) for row in self.confusion]
+        return [self.confusion[k][k] / n if n else float("nan") for k, n in enumerate(rows)]
 
     def probabilities(self, features: torch.Tensor) -> torch.Tensor:
         """(N, 1280) pooled features -> (N, C) probabilities of the taught classes."""
@@ -51,6 +66,61 @@ def pooled_features(net: EfficientNetLite, images: list[np.ndarray], flip: bool 
         x = x.flip(-1)
     with torch.inference_mode():
         return torch.cat([net.pooled_features(x[i : i + batch]).float().cpu() for i in range(0, len(x), batch)])
+
+
+def fit_head(
+    labels: list[str],
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_held: torch.Tensor,
+    y_held: torch.Tensor,
+    settings: HeadTraining | None = None,
+    progress=None,
+    seed: int = 0,
+) -> TaughtHead:
+    """Learn a linear head on features x_train (N, 1280) -> classes y_train (N,) with Adam; score it on the held-out
+    features after every epoch (recorded, never used to train or to choose anything)."""
+    s = settings or HeadTraining()
+    generator = torch.Generator().manual_seed(seed)
+    head = torch.nn.Linear(x_train.shape[1], len(labels))
+    with torch.no_grad():
+        head.weight.normal_(0, s.init_std, generator=generator)
+        head.bias.zero_()
+    optimizer = torch.optim.Adam(head.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    batch = s.batch_size if 0 < s.batch_size < len(x_train) else len(x_train)
+    history = []
+    for epoch in range(1, s.epochs + 1):
+        order = torch.randperm(len(x_train), generator=generator) if batch < len(x_train) else torch.arange(len(x_train))
+        for start in range(0, len(x_train), batch):
+            picked = order[start : start + batch]
+            loss = F.cross_entropy(head(x_train[picked]), y_train[picked])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            train_logits = head(x_train)
+            entry = {
+                "epoch": epoch,
+                "train_loss": float(F.cross_entropy(train_logits, y_train)),
+                "train_accuracy": float((train_logits.argmax(-1) == y_train).float().mean()),
+            }
+            if len(x_held):
+                held_logits = head(x_held)
+                entry["held_out_loss"] = float(F.cross_entropy(held_logits, y_held))
+                entry["held_out_accuracy"] = float((held_logits.argmax(-1) == y_held).float().mean())
+        history.append(entry)
+        if progress is not None and epoch % 15 == 0:
+            progress(0.5 + 0.5 * epoch / s.epochs, desc="Learning the new last layer")
+    confusion = [[0] * len(labels) for _ in labels]
+    if len(x_held):
+        with torch.no_grad():
+            predicted = head(x_held).argmax(-1)
+        for true, guess in zip(y_held.tolist(), predicted.tolist(), strict=True):
+            confusion[true][guess] += 1
+    held_acc = history[-1].get("held_out_accuracy", float("nan")) if history else float("nan")
+    return TaughtHead(
+        labels, head.weight.detach().clone(), head.bias.detach().clone(), held_acc, 0, len(x_held), history=history, confusion=confusion
+    )
 
 
 def train_head(
@@ -70,26 +140,9 @@ def train_head(
     feats_flipped = pooled_features(net, [images[i] for i in train_idx], flip=True, batch=s.batch)
     x_train = torch.cat([feats[train_idx], feats_flipped])  # (2 * n_train, 1280)
     y_train = torch.from_numpy(np.concatenate([targets[train_idx], targets[train_idx]]))
-    generator = torch.Generator().manual_seed(seed)
-    head = torch.nn.Linear(feats.shape[1], len(labels))
-    with torch.no_grad():
-        head.weight.normal_(0, s.init_std, generator=generator)
-        head.bias.zero_()
-    optimizer = torch.optim.Adam(head.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    for step in range(s.steps):
-        loss = F.cross_entropy(head(x_train), y_train)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if progress is not None and step % 15 == 0:
-            progress(0.5 + 0.5 * step / s.steps, desc="Learning the new last layer")
-    with torch.no_grad():
-        held_acc = (
-            float((head(feats[held_idx]).argmax(-1) == torch.from_numpy(targets[held_idx])).float().mean())
-            if len(held_idx)
-            else float("nan")
-        )
-    return TaughtHead(labels, head.weight.detach().clone(), head.bias.detach().clone(), held_acc, len(train_idx), len(held_idx))
+    head = fit_head(labels, x_train, y_train, feats[held_idx], torch.from_numpy(targets[held_idx]), s, progress, seed)
+    head.n_train, head.held_out_index = len(train_idx), held_idx.tolist()
+    return head
 
 
 # --- The head as a file ---------------------------------------------------------------------------------------------

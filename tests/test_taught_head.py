@@ -74,3 +74,22 @@ def test_anything_but_a_head_of_ours_is_refused_with_a_reason(data, message):
 def test_a_head_with_more_classes_than_the_tab_allows_is_refused():
     with pytest.raises(HeadFileError, match="2 to 5 classes"):
         load_head_bytes(head_bytes(a_head(classes=6), BACKBONE, 224), BACKBONE, max_classes=5)
+
+
+def test_fitting_records_every_epoch_and_a_confusion_matrix_of_the_held_out_photos():
+    from models.taught_head import HeadTraining, fit_head
+
+    g = torch.Generator().manual_seed(3)
+    centres = torch.randn(3, FEATURES, generator=g) * 0.05  # weak signal in every feature: learning takes epochs
+    y = torch.arange(3).repeat_interleave(10)
+    x = centres[y] + torch.randn(len(y), FEATURES, generator=g)
+    train, held = torch.arange(len(y)) % 5 != 0, torch.arange(len(y)) % 5 == 0  # 2 held out per class
+    for settings in (HeadTraining(epochs=40), HeadTraining(epochs=40, batch_size=8, lr=0.005)):
+        head = fit_head(["a", "b", "c"], x[train], y[train], x[held], y[held], settings)
+        assert [e["epoch"] for e in head.history] == list(range(1, 41))
+        assert head.history[-1]["train_loss"] < head.history[0]["train_loss"]
+        assert sum(map(sum, head.confusion)) == int(held.sum()) == head.n_held_out
+        correct = sum(head.confusion[k][k] for k in range(3))
+        assert head.held_out_accuracy == pytest.approx(correct / int(held.sum())) == head.history[-1]["held_out_accuracy"]
+        assert head.per_class_accuracy() == [head.confusion[k][k] / 2 for k in range(3)]
+        assert head.weights_learned == 3 * FEATURES + 3
