@@ -24,6 +24,7 @@ from apps.common import (
     HEAVY_LANE,
     RecentAnswers,
     check_number,
+    class_from_text,
     drawing_file,
     drawing_pad,
     image_file,
@@ -148,17 +149,7 @@ def parse_target(target, kind: str) -> int | None:
     text = str(target).strip()
     if not text or text.lower().startswith("none"):
         return None
-    labels = labels_of(kind)
-    head = text.split(":", 1)[0].strip()
-    if head.isdigit():
-        index = int(head)
-        if 0 <= index < len(labels):
-            return index
-        raise gr.Error(f"Target class {index} does not exist: this model has classes 0 to {len(labels) - 1}.")
-    matches = [i for i, name in enumerate(labels) if name.lower() == text.lower()]
-    if not matches:
-        raise gr.Error(f"{text!r} is not one of this model's classes. Pick a target from the list, or 'none'.")
-    return matches[0]
+    return class_from_text(text, labels_of(kind), "Target class")
 
 
 def target_choices(kind: str) -> list[str]:

@@ -8,9 +8,19 @@ import gradio as gr
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import save
 
-from apps.common import HEAVY_LANE, LIGHT_LANE, cache_file, heat_colours, load_model, on_gpu, open_image, to_rgb
+from apps.common import (
+    HEAVY_LANE,
+    LIGHT_LANE,
+    cache_file,
+    class_from_text,
+    heat_colours,
+    load_model,
+    on_gpu,
+    open_image,
+    to_rgb,
+    uploaded_file,
+)
 from data.photos import EXAMPLES_DIR, to_model_input
 from models import hub, taught_head
 from models.efficientnet_lite import EfficientNetLite
@@ -67,12 +77,34 @@ def cam_on_photo(rgb: np.ndarray, cam: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return heat, (overlay * 255).round().astype(np.uint8)
 
 
+TOP_CLASS = "its top class"
+TAUGHT_PREFIX = "yours: "
+
+
+def explain_choices(head: TaughtHead | None = None) -> list[str]:
+    """What Grad-CAM can explain: the top class, the session's taught classes, then every ImageNet class by number."""
+    taught = [TAUGHT_PREFIX + label for label in head.labels] if head is not None else []
+    return [TOP_CLASS, *taught, *(f"{i}: {label}" for i, label in enumerate(model().config.labels))]
+
+
 @on_gpu
-def explain_image(image) -> tuple[np.ndarray, str]:
-    """Photo -> (Grad-CAM overlay for the top class, a sentence saying which class it explains)."""
+def explain_image(image, explain_class=TOP_CLASS, head: TaughtHead | None = None) -> tuple[np.ndarray, str]:
+    """Photo -> (Grad-CAM overlay, a sentence saying which class it explains and how likely the network finds it).
+
+    explain_class: "its top class" (or empty), an ImageNet class ("281", "281: tabby" or "tabby"), or one of this
+    session's taught classes ("yours: <name>"), so a learner can ask "why not cat?"."""
     rgb, x = prepare_photo(image)
     net = model()
-    cam, index, prob = grad_cam(net, x)
+    choice = "" if explain_class is None else str(explain_class).strip()
+    if choice.startswith(TAUGHT_PREFIX):
+        name = choice[len(TAUGHT_PREFIX) :]
+        if head is None or name not in head.labels:
+            raise gr.Error(f"There is no taught class {name[:40]!r} in this session. Teach it first, or pick an ImageNet class.")
+        cam, index, prob = grad_cam(net, x, head.labels.index(name), classifier=head.logits)
+        _, overlay = cam_on_photo(rgb, cam)
+        return overlay, f"Where the network looked for your class **{name}** ({prob:.0%} among your classes): red is strongest."
+    index = None if choice in ("", TOP_CLASS) else class_from_text(choice, model().config.labels)
+    cam, index, prob = grad_cam(net, x, index)
     _, overlay = cam_on_photo(rgb, cam)
     return overlay, cam_caption(index, prob)
 
@@ -194,14 +226,35 @@ def classify_taught(head: TaughtHead | None, image) -> dict[str, float]:
 
 
 def head_file(head: TaughtHead | None) -> str:
-    """The session's head as a safetensors file (labels in its metadata), for download."""
+    """The session's head as a safetensors file (labels and preprocessing in its metadata), for download."""
     if head is None:
         raise gr.Error("There is no taught head yet: teach it some classes first.")
-    data = save(
-        {"weight": head.weight.contiguous(), "bias": head.bias.contiguous()},
-        metadata={"labels": "\n".join(head.labels), "backbone": CHECKPOINT, "features": "pooled 1280-d EfficientNet-Lite0 features"},
+    return cache_file(taught_head.head_bytes(head, CHECKPOINT, model().config.image_size), "taught_head.safetensors")
+
+
+def load_head(file, head: TaughtHead | None = None) -> tuple[TaughtHead, str]:
+    """A head downloaded from this tab -> this session's head (replacing the one it had), and a report.
+
+    Anything else (damaged, another program's safetensors, other shapes or dtypes, another backbone) is refused with the
+    reason, and the session keeps the head it had. Read as safetensors only: no pickle."""
+    if isinstance(file, dict):
+        file = file.get("path")
+    if not file:
+        raise gr.Error("Nothing was uploaded. Please add a head file (.safetensors) that this tab made.", title="Please check the input")
+    path = uploaded_file(file, "a head file (.safetensors)")
+    if path.stat().st_size > taught_head.MAX_HEAD_BYTES:
+        raise gr.Error("That file is far larger than a taught head. Upload the .safetensors file this tab made.", title="Not a head")
+    try:
+        loaded = taught_head.load_head_bytes(path.read_bytes(), CHECKPOINT, MAX_CLASSES)
+    except taught_head.HeadFileError as err:
+        raise gr.Error(f"{err} Your session keeps the head it had.", title="Not a head this tab can use") from None
+    accuracy = (
+        ""
+        if np.isnan(loaded.held_out_accuracy)
+        else f" When it was taught, it was right {loaded.held_out_accuracy:.0%} of the time on held-out images."
     )
-    return cache_file(data, "taught_head.safetensors")
+    report = f"Loaded a head with **{len(loaded.labels)} classes** ({', '.join(loaded.labels)}).{accuracy} Try a new image below."
+    return loaded, report
 
 
 def example_files() -> list[str]:
@@ -219,6 +272,13 @@ def build() -> None:
             with gr.Row():
                 classify_button = gr.Button("Classify", variant="primary")
                 explain_button = gr.Button("Where did it look?")
+            explain_class = gr.Dropdown(
+                explain_choices(),
+                value=TOP_CLASS,
+                filterable=True,
+                label="Explain which class? (type to search: 'why not cat?')",
+                elem_id="classify-explain-class",
+            )
             gr.Examples(example_files(), inputs=photo, label="Sample photos (scikit-image, scikit-learn)")
         with gr.Column():
             top5_label = gr.Label(num_top_classes=5, label="Top 5 ImageNet classes", elem_id="classify-top5")
@@ -258,13 +318,23 @@ def build() -> None:
             try_button = gr.Button("Classify with my classes")
             download_button = gr.Button("Download my head (.safetensors)")
             download = gr.File(label="Your head", interactive=False)
+        with gr.Row():
+            head_upload = gr.File(label="A head you downloaded before (.safetensors)", file_types=[".safetensors"], elem_id="head-upload")
+            load_button = gr.Button("Load this head")
     head_state = gr.State(None)
 
     classify_button.click(classify_image, photo, top5_label, api_name="classify_image", preprocess=False, **LIGHT_LANE)
-    explain_button.click(explain_image, photo, [heat, heat_caption], api_name="explain_image", preprocess=False, **LIGHT_LANE)
+    explain_button.click(
+        explain_image, [photo, explain_class, head_state], [heat, heat_caption], api_name="explain_image", preprocess=False, **LIGHT_LANE
+    )
     photo.change(
         describe_photo, photo, [top5_label, heat, heat_caption, filters, maps], api_visibility="private", preprocess=False, **LIGHT_LANE
     )
-    teach_button.click(teach_classes, slots, [head_state, report], api_name="teach_classes", preprocess=False, **HEAVY_LANE)
+    teach_button.click(teach_classes, slots, [head_state, report], api_name="teach_classes", preprocess=False, **HEAVY_LANE).success(
+        lambda head: gr.update(choices=explain_choices(head)), head_state, explain_class, api_visibility="private", queue=False
+    )
     try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False, **LIGHT_LANE)
     download_button.click(head_file, head_state, download, api_name="download_head", concurrency_id="downloads")
+    load_button.click(
+        load_head, [head_upload, head_state], [head_state, report], api_name="load_head", preprocess=False, **LIGHT_LANE
+    ).success(lambda head: gr.update(choices=explain_choices(head)), head_state, explain_class, api_visibility="private", queue=False)

@@ -307,6 +307,22 @@ def drawing_file(sketch) -> str:
     return image_file(Image.fromarray((gray * 255).astype(np.uint8)), "drawing.png")
 
 
+def class_from_text(text, labels: list[str], what: str = "Class") -> int:
+    """ "9", "9: ostrich" or "ostrich" (any case) -> 9 among `labels`; anything else -> a gr.Error naming the range."""
+    text = str(text).strip()
+    head = text.split(":", 1)[0].strip()
+    if head.isdigit():
+        index = int(head)
+        if 0 <= index < len(labels):
+            return index
+        raise _error(f"{what} {index} does not exist: this model has classes 0 to {len(labels) - 1}.")
+    matches = [i for i, name in enumerate(labels) if name.lower() == text.lower()]
+    if not matches:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise _error(f"{shown!r} is not one of this model's classes. Pick one from the list.")
+    return matches[0]
+
+
 def check_number(value, name: str, low: float, high: float, integer: bool = False) -> float:
     """A number from the UI or API, or a gr.Error that names the allowed range."""
     try:

@@ -53,9 +53,13 @@ class TaughtHead:
         rows = [sum(row) for row in self.confusion]
         return [self.confusion[k][k] / n if n else float("nan") for k, n in enumerate(rows)]
 
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, 1280) pooled features -> (N, C) scores of the taught classes (a Grad-CAM classifier too)."""
+        return features @ self.weight.to(features.device, features.dtype).T + self.bias.to(features.device, features.dtype)
+
     def probabilities(self, features: torch.Tensor) -> torch.Tensor:
         """(N, 1280) pooled features -> (N, C) probabilities of the taught classes."""
-        return (features @ self.weight.T + self.bias).softmax(-1)
+        return self.logits(features).softmax(-1)
 
 
 def pooled_features(net: EfficientNetLite, images: list[np.ndarray], flip: bool = False, batch: int = HeadTraining.batch) -> torch.Tensor:

@@ -127,6 +127,29 @@ def test_two_sessions_each_keep_their_own_classes(running_app, tmp_path):
         assert all(name in report for name in own)
 
 
+def test_a_downloaded_head_loads_into_a_new_session_and_answers_the_same(running_app, tmp_path):
+    teacher = Client(running_app.url, verbose=False)
+    slots = ["espresso", crops_of("coffee.jpg", 4, tmp_path, seed=1), "kitty", crops_of("chelsea.jpg", 4, tmp_path, seed=2)]
+    teacher.predict(*slots, *[None] * 6, api_name="/teach_classes")
+    photo = handle_file(str(EXAMPLE_PHOTOS / "chelsea.jpg"))
+    before = teacher.predict(photo, api_name="/classify_taught")
+    head = teacher.predict(api_name="/download_head")
+    later = Client(running_app.url, verbose=False)  # a new session, which never taught anything
+    report = later.predict(handle_file(head), api_name="/load_head")
+    after = later.predict(photo, api_name="/classify_taught")
+    assert "2 classes" in report and after["label"] == before["label"] == "kitty"
+    assert {c["label"]: c["confidence"] for c in after["confidences"]} == pytest.approx(
+        {c["label"]: c["confidence"] for c in before["confidences"]}, abs=1e-6
+    )
+    _, caption = later.predict(photo, "yours: espresso", api_name="/explain_image")
+    assert "your class **espresso**" in caption
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a head at all")
+    with pytest.raises(Exception, match="keeps the head it had"):
+        later.predict(handle_file(str(junk)), api_name="/load_head")
+    assert later.predict(photo, api_name="/classify_taught")["label"] == "kitty"  # the refused file changed nothing
+
+
 def test_classify_taught_in_a_fresh_session_asks_to_teach_first(running_app):
     with pytest.raises(Exception, match="Teach it some classes first"):
         Client(running_app.url, verbose=False).predict(handle_file(str(EXAMPLE_PHOTOS / "coffee.jpg")), api_name="/classify_taught")

@@ -1,11 +1,13 @@
 """The Classify tab through its pure functions."""
 
 import time
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 import torch
+from gradio.utils import get_upload_folder
 from PIL import Image
 from safetensors import safe_open
 
@@ -115,6 +117,22 @@ def test_teach_three_classes_from_photo_crops(photos, tmp_path):
         assert f.metadata()["labels"].split("\n") == ["coffee", "cat", "rocket"]
         assert f.get_tensor("weight").shape == (3, 1280)
         assert torch.equal(f.get_tensor("bias"), head.bias)
+        assert f.metadata()["backbone"] == "imagenet-classifier" and "224" in f.metadata()["preprocessing"]
+    # Uploaded back (from Gradio's upload folder, as a client's file is), it classifies exactly as before.
+    upload = Path(get_upload_folder()) / "reloaded" / "taught_head.safetensors"
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    upload.write_bytes(Path(path).read_bytes())
+    reloaded, note = classify.load_head({"path": str(upload)})
+    assert reloaded.labels == head.labels and "3 classes" in note
+    before, after = classify.classify_taught(head, fresh), classify.classify_taught(reloaded, fresh)
+    assert max(abs(before[k] - after[k]) for k in before) <= 1e-6
+    # "Why cat?" for a taught class, and "why not espresso?" for an ImageNet one.
+    overlay, caption = classify.explain_image(fresh, "yours: cat", head)
+    assert overlay.shape == fresh.shape and "your class **cat**" in caption
+    _, caption = classify.explain_image(fresh, "967: espresso", head)
+    assert "**espresso**" in caption
+    with pytest.raises(gr.Error, match="no taught class"):
+        classify.explain_image(fresh, "yours: dog", head)
 
 
 @pytest.mark.parametrize(
@@ -135,3 +153,37 @@ def test_teach_explains_what_is_missing(names, counts, message):
 def test_classify_taught_without_teaching_says_what_to_do(photos):
     with pytest.raises(gr.Error, match="Teach it some classes first"):
         classify.classify_taught(None, photos["coffee"])
+
+
+def test_a_file_that_is_not_our_head_is_refused_and_says_why(tmp_path):
+    from safetensors.torch import save
+
+    folder = Path(get_upload_folder()) / "not-heads"
+    folder.mkdir(parents=True, exist_ok=True)
+    cases = {
+        "corrupt.safetensors": (b"\x89PNG not a head", "not a safetensors file"),
+        "foreign.safetensors": (save({"weight": torch.zeros(2, 1280), "bias": torch.zeros(2)}), "names no classes"),
+        "shape.safetensors": (
+            save({"weight": torch.zeros(2, 640), "bias": torch.zeros(2)}, {"labels": "a\nb", "backbone": "imagenet-classifier"}),
+            "weight \\(classes, 1280\\)",
+        ),
+    }
+    for name, (data, message) in cases.items():
+        (folder / name).write_bytes(data)
+        with pytest.raises(gr.Error, match=message):
+            classify.load_head({"path": str(folder / name)})
+    with pytest.raises(gr.Error, match="Nothing was uploaded"):
+        classify.load_head(None)
+    with pytest.raises(gr.Error, match="could not be found"):
+        classify.load_head({"path": "/etc/passwd"})
+
+
+def test_explain_any_imagenet_class_by_number_or_name(photos):
+    _, top = classify.explain_image(photos["chelsea"])
+    _, espresso = classify.explain_image(photos["chelsea"], "espresso")
+    assert "**espresso**" in espresso and espresso != top and classify.TOP_CLASS in classify.explain_choices()
+    assert len(classify.explain_choices()) == 1 + 1000
+    with pytest.raises(gr.Error, match="does not exist"):
+        classify.explain_image(photos["chelsea"], "1000")
+    with pytest.raises(gr.Error, match="not one of this model's classes"):
+        classify.explain_image(photos["chelsea"], "unicorn")

@@ -230,8 +230,8 @@ def test_memory_does_not_grow_across_200_bad_requests(client, table, running_app
 @needs_checkpoint("digit-classifier")
 def test_every_named_endpoint_answers_a_valid_request(client, table, running_app, tmp_path):
     """Each endpoint the API lists, called once with a valid request, answers (in CI from the Space's own install,
-    tests/conftest.APP_PYTHON). The taught-head endpoints come after teaching, in the same session, as a person uses them;
-    fitting gets five flawless swatches of cloth."""
+    tests/conftest.APP_PYTHON). The taught-head endpoints come after teaching, in the same session, as a person uses them
+    (loading gets the head this session downloads); fitting gets five flawless swatches of cloth."""
     from PIL import Image as PILImage
 
     from data import fabric
@@ -251,6 +251,8 @@ def test_every_named_endpoint_answers_a_valid_request(client, table, running_app
     answers = {}
     for api in order:
         args = special.get(api) or [put(a, handle_file(str(tmp_path / "seven.png"))) for a in table[api][0]]
+        if api == "/load_head":  # a head file: the one this session was just taught, downloaded
+            args = [handle_file(client.predict(api_name="/download_head"))]
         answers[api] = outcome(client, api, args)
     failed = {api: message for api, message in answers.items() if message != "ok"}
     assert not failed, failed
