@@ -13,6 +13,7 @@ from apps.common import (
     HEAVY_LANE,
     LIGHT_LANE,
     cache_file,
+    check_number,
     class_from_text,
     heat_colours,
     load_model,
@@ -189,15 +190,49 @@ def check_classes(names: list[str | None], files: list[list | None]) -> tuple[li
     return labels, groups
 
 
-def train_head(labels: list[str], images: list[np.ndarray], targets: np.ndarray, progress=None, seed: int = 0) -> TaughtHead:
-    """models.taught_head.train_head on the shipped photo classifier, with its default settings."""
-    return taught_head.train_head(model(), labels, images, targets, progress=progress, seed=seed)
+MAX_EPOCHS, MAX_BATCH = 1000, 256
+DEFAULT_TRAINING = taught_head.HeadTraining()
+
+
+def train_head(labels: list[str], images: list[np.ndarray], targets: np.ndarray, progress=None, seed: int = 0, settings=None) -> TaughtHead:
+    """models.taught_head.train_head on the shipped photo classifier (its default settings unless given)."""
+    return taught_head.train_head(model(), labels, images, targets, settings=settings, progress=progress, seed=seed)
+
+
+def training_settings(epochs, learning_rate, batch_size) -> taught_head.HeadTraining:
+    """The learner's training options, checked; None takes the default."""
+    d = DEFAULT_TRAINING
+    epochs = int(check_number(d.epochs if epochs is None else epochs, "Epochs", 1, MAX_EPOCHS, integer=True))
+    lr = float(check_number(d.lr if learning_rate is None else learning_rate, "Learning rate", 1e-5, 1.0))
+    batch = int(check_number(d.batch_size if batch_size is None else batch_size, "Batch size", 0, MAX_BATCH, integer=True))
+    return taught_head.HeadTraining(epochs=epochs, lr=lr, batch_size=batch)
 
 
 @on_gpu
-def teach_classes(*slots, progress=gr.Progress()) -> tuple[TaughtHead, str]:  # noqa: B008 (Gradio injects it)
-    """slots = name1, files1, ..., name5, files5 -> (the session's new head, a report)."""
-    names, files = list(slots[0::2]), list(slots[1::2])
+def teach_classes(
+    name_1=None,
+    images_1=None,
+    name_2=None,
+    images_2=None,
+    name_3=None,
+    images_3=None,
+    name_4=None,
+    images_4=None,
+    name_5=None,
+    images_5=None,
+    epochs=DEFAULT_TRAINING.epochs,
+    learning_rate=DEFAULT_TRAINING.lr,
+    batch_size=DEFAULT_TRAINING.batch_size,
+    progress=gr.Progress(),  # noqa: B008 (Gradio injects it)
+) -> tuple[TaughtHead, str]:
+    """Teach the photo classifier 2 to 5 classes of your own: a new last layer on its frozen features.
+
+    name_k, images_k: the k-th class's name (up to 40 characters) and its 3 to 30 images (empty slots are skipped);
+    epochs: passes over the training images (1-1000); learning_rate: Adam's step size (0.00001-1); batch_size: images
+    per update (0 = all at once, up to 256). Returns (the session's new head, a report)."""
+    settings = training_settings(epochs, learning_rate, batch_size)
+    names = [name_1, name_2, name_3, name_4, name_5]
+    files = [images_1, images_2, images_3, images_4, images_5]
     labels, groups = check_classes(names, files)
     progress(0.05, desc="Reading your images")
     images, targets = [], []
@@ -206,13 +241,80 @@ def teach_classes(*slots, progress=gr.Progress()) -> tuple[TaughtHead, str]:  # 
             images.append(to_rgb(open_image(f, f"an image for class {labels[k]!r}")))
             targets.append(k)
     progress(0.2, desc="Looking at them with the ImageNet network")
-    head = train_head(labels, images, np.asarray(targets, dtype=np.int64), progress=progress)
+    head = train_head(labels, images, np.asarray(targets, dtype=np.int64), progress=progress, settings=settings)
     report = (
         f"Learned **{len(labels)} classes** ({', '.join(labels)}) from {head.n_train} images (and their mirror images). "
         f"On the **{head.n_held_out} images it did not learn from**, it is right **{head.held_out_accuracy:.0%}** of the time. "
-        "Now try a new image below."
+        "Now try a new image below, or open *Under the hood*."
     )
     return head, report
+
+
+def confusion_picture(head: TaughtHead | None) -> np.ndarray | None:
+    """The held-out confusion matrix as a picture: rows are the true class, columns the guess, each cell's count in it,
+    shaded by the share of its row (dark blue = all of that class's held-out images went there)."""
+    if head is None or head.confusion is None:
+        return None
+    from PIL import ImageDraw, ImageFont
+
+    classes, cell, left, top = len(head.labels), 72, 170, 70
+    font, small = ImageFont.load_default(18), ImageFont.load_default(14)
+    picture = Image.new("RGB", (left + classes * cell + 20, top + classes * cell + 20), "white")
+    draw = ImageDraw.Draw(picture)
+    draw.text((left + classes * cell / 2, 8), "what it guessed", fill="black", font=small, anchor="mt")
+    draw.text((8, top - 22), "true class", fill="black", font=small)
+    for k, label in enumerate(head.labels):
+        name = label if len(label) <= 16 else label[:15] + "..."
+        draw.text((left + k * cell + cell / 2, top - 10), name[:8], fill="black", font=small, anchor="ms")
+        draw.text((left - 8, top + k * cell + cell / 2), name, fill="black", font=small, anchor="rm")
+    for true, row in enumerate(head.confusion):
+        total = max(1, sum(row))
+        for guess, count in enumerate(row):
+            share = count / total
+            colour = tuple(int(255 - share * (255 - c)) for c in (31, 84, 160))
+            x, y = left + guess * cell, top + true * cell
+            draw.rectangle([x, y, x + cell - 2, y + cell - 2], fill=colour, outline=(200, 200, 200))
+            draw.text((x + cell / 2, y + cell / 2), str(count), fill="white" if share > 0.5 else "black", font=font, anchor="mm")
+    return np.asarray(picture)
+
+
+def training_curve(head: TaughtHead | None):
+    """Loss and accuracy per epoch, on the training images and the held-out ones, as long-form rows for a plot."""
+    import pandas as pd
+
+    if head is None or not head.history:
+        return None
+    names = {
+        "train_loss": "training loss",
+        "held_out_loss": "held-out loss",
+        "train_accuracy": "training accuracy",
+        "held_out_accuracy": "held-out accuracy",
+    }
+    rows = [{"epoch": e["epoch"], "value": e[key], "curve": name} for e in head.history for key, name in names.items() if key in e]
+    return pd.DataFrame(rows)
+
+
+def under_the_hood(head: TaughtHead | None) -> tuple[np.ndarray | None, object, str]:
+    """(confusion-matrix picture, training curve, what was learned and which images were held out) for the session's head."""
+    if head is None:
+        return None, None, "*Teach some classes (or load a head) to see inside it.*"
+    frozen = sum(p.numel() for p in model().parameters())
+    lines = [
+        f"**{head.weights_learned:,} weights learned**: the last layer only ({len(head.labels)} classes x 1,280 features + "
+        f"{len(head.labels)} biases). The network's {frozen / 1e6:.1f} million other weights stayed frozen.",
+    ]
+    if head.confusion is None:
+        lines.append("This head was loaded from a file: its training history and held-out images are not in it.")
+    else:
+        accuracy = head.per_class_accuracy()
+        lines.append("\n| class | held-out images | right |\n| --- | --- | --- |")
+        for label, row, acc in zip(head.labels, head.confusion, accuracy, strict=True):
+            lines.append(f"| {label} | {sum(row)} | {'-' if np.isnan(acc) else f'{acc:.0%}'} |")
+        lines.append(
+            f"\n{head.n_held_out} images were held out, about 30% of each class, and never trained on "
+            f"(numbers {', '.join(str(i + 1) for i in head.held_out_index)} of the {head.n_train + head.n_held_out} you gave, in order)."
+        )
+    return confusion_picture(head), training_curve(head), "\n".join(lines)
 
 
 @on_gpu
@@ -307,8 +409,19 @@ def build() -> None:
                     slots.append(
                         gr.File(label=f"Class {k + 1} images", file_count="multiple", file_types=["image"], elem_id=f"teach-images-{k}")
                     )
+        with gr.Row():
+            epochs = gr.Slider(1, 300, value=DEFAULT_TRAINING.epochs, step=1, label="Epochs (passes over your images)")
+            learning_rate = gr.Number(value=DEFAULT_TRAINING.lr, minimum=1e-5, maximum=1.0, label="Learning rate (Adam)")
+            batch_size = gr.Slider(0, 64, value=DEFAULT_TRAINING.batch_size, step=1, label="Batch size (0 = all images at once)")
         teach_button = gr.Button("Teach", variant="primary")
-        report = gr.Markdown()
+        report = gr.Markdown(elem_id="teach-report")
+        with gr.Accordion("Under the hood: how well it learned", open=False, elem_id="under-the-hood"):
+            with gr.Row():
+                confusion = gr.Image(
+                    label="Held-out confusion matrix", type="numpy", format="png", buttons=[], height=300, elem_id="teach-confusion"
+                )
+                curve = gr.LinePlot(x="epoch", y="value", color="curve", height=300, label="Loss and accuracy per epoch")
+            hood = gr.Markdown(elem_id="teach-hood")
         with gr.Row():
             new_photo = gr.Image(
                 label="Try a new image", type="filepath", sources=["upload", "webcam", "clipboard"], height=240, elem_id="taught-photo"
@@ -330,11 +443,20 @@ def build() -> None:
     photo.change(
         describe_photo, photo, [top5_label, heat, heat_caption, filters, maps], api_visibility="private", preprocess=False, **LIGHT_LANE
     )
-    teach_button.click(teach_classes, slots, [head_state, report], api_name="teach_classes", preprocess=False, **HEAVY_LANE).success(
-        lambda head: gr.update(choices=explain_choices(head)), head_state, explain_class, api_visibility="private", queue=False
+    teach = teach_button.click(
+        teach_classes,
+        [*slots, epochs, learning_rate, batch_size],
+        [head_state, report],
+        api_name="teach_classes",
+        preprocess=False,
+        **HEAVY_LANE,
     )
+    teach.success(lambda head: gr.update(choices=explain_choices(head)), head_state, explain_class, api_visibility="private", queue=False)
+    teach.success(under_the_hood, head_state, [confusion, curve, hood], api_visibility="private", **LIGHT_LANE)
     try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False, **LIGHT_LANE)
     download_button.click(head_file, head_state, download, api_name="download_head", concurrency_id="downloads")
-    load_button.click(
+    load = load_button.click(
         load_head, [head_upload, head_state], [head_state, report], api_name="load_head", preprocess=False, **LIGHT_LANE
-    ).success(lambda head: gr.update(choices=explain_choices(head)), head_state, explain_class, api_visibility="private", queue=False)
+    )
+    load.success(lambda head: gr.update(choices=explain_choices(head)), head_state, explain_class, api_visibility="private", queue=False)
+    load.success(under_the_hood, head_state, [confusion, curve, hood], api_visibility="private", **LIGHT_LANE)

@@ -178,6 +178,8 @@ def diffusion_lease_seconds(prompt="seven", count=16, steps=None, guidance=None,
 
 # The same prompt, settings and seed always give the same digits: a repeat is answered from memory, replaying the
 # steps as they were drawn (digits kept as uint8: 64 digits x 100 steps is 5 MB at most).
+# While the steps stream, the GIF output is None, never gr.skip(): Gradio answers an update (which skip() is) by giving
+# the session its own copy of the component, and files that a copy hands out are never swept from the cache.
 RECENT = RecentAnswers()
 REPEAT_NOTE = (
     " *Shown again from this server's memory of recent answers: someone asked for exactly these settings and seed "
@@ -220,7 +222,7 @@ def generate_digits_diffusion(
             progress((index, steps), desc=f"Denoising step {index} of {steps} (remembered)")
             yield (
                 grid_of(samples[index], columns),
-                gr.skip(),
+                None,  # the GIF comes at the end (not gr.skip(): see RECENT above)
                 path_strip(samples[: index + 1], guesses[:index]),
                 (step_caption(digit, index, steps, timesteps[index - 1], sampler)),
             )
@@ -242,7 +244,7 @@ def generate_digits_diffusion(
         progress((index, steps), desc=f"Denoising step {index} of {steps}")
         yield (
             grid_of(samples[-1], columns),
-            gr.skip(),
+            None,
             path_strip(samples, guesses),
             step_caption(digit, index, steps, step.timestep, sampler),
         )

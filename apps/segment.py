@@ -132,8 +132,8 @@ def resegment(source: str, sketch, upload, confidence, class_name):
     """A setting changed: run again on whichever input was used last."""
     if source == "sketch":
         return segment_sketch(sketch, confidence, class_name)
-    if upload is None:
-        return gr.skip(), gr.skip(), gr.skip()
+    if upload is None:  # nothing to segment again; None, not gr.skip(): see apps/digit_diffusion.py on skip() and files
+        return None, None, None
     return segment_digits(upload, confidence, class_name)
 
 

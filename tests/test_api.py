@@ -290,3 +290,9 @@ def test_generate_digits_diffusion_round_trip_repeats_for_a_seed(client):
         client.predict("a unicorn", 4, 10, 3.0, 5, "DDIM", api_name="/generate_digits_diffusion")
     with pytest.raises(Exception, match="Denoising steps"):
         client.predict("3", 4, 1000, 3.0, 5, "DDIM", api_name="/generate_digits_diffusion")
+
+
+def test_teach_classes_parameters_have_real_names(client):
+    spec = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/teach_classes"]
+    names = [p["parameter_name"] for p in spec["parameters"]]
+    assert names == [f"{kind}_{k}" for k in range(1, 6) for kind in ("name", "images")] + ["epochs", "learning_rate", "batch_size"]

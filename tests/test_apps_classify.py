@@ -118,6 +118,11 @@ def test_teach_three_classes_from_photo_crops(photos, tmp_path):
         assert f.get_tensor("weight").shape == (3, 1280)
         assert torch.equal(f.get_tensor("bias"), head.bias)
         assert f.metadata()["backbone"] == "imagenet-classifier" and "224" in f.metadata()["preprocessing"]
+    # Under the hood: the held-out confusion matrix, the curve of every epoch, what was learned.
+    picture, curve, notes = classify.under_the_hood(head)
+    assert picture.ndim == 3 and sum(map(sum, head.confusion)) == head.n_held_out == 6
+    assert len(curve) == 4 * classify.DEFAULT_TRAINING.epochs and set(curve["curve"]) >= {"held-out accuracy", "training loss"}
+    assert f"{3 * 1280 + 3:,} weights learned" in notes and "| cat | 2 |" in notes
     # Uploaded back (from Gradio's upload folder, as a client's file is), it classifies exactly as before.
     upload = Path(get_upload_folder()) / "reloaded" / "taught_head.safetensors"
     upload.parent.mkdir(parents=True, exist_ok=True)
@@ -187,3 +192,22 @@ def test_explain_any_imagenet_class_by_number_or_name(photos):
         classify.explain_image(photos["chelsea"], "1000")
     with pytest.raises(gr.Error, match="not one of this model's classes"):
         classify.explain_image(photos["chelsea"], "unicorn")
+
+
+def test_training_options_reach_the_head_and_bad_ones_are_refused(photos, tmp_path):
+    rng = np.random.default_rng(5)
+    slots = []
+    for name, photo in (("coffee", "coffee"), ("cat", "chelsea")):
+        files = []
+        for k, crop in enumerate(random_crops(photos[photo], 4, rng)):
+            path = tmp_path / f"{name}-{k}.jpg"
+            Image.fromarray(crop).save(path)
+            files.append({"path": str(path)})
+        slots += [name, files]
+    head, _ = classify.teach_classes(*slots, epochs=12, learning_rate=0.02, batch_size=3, progress=lambda *a, **k: None)
+    assert len(head.history) == 12
+    for option, message in (({"epochs": 0}, "Epochs"), ({"learning_rate": 5}, "Learning rate"), ({"batch_size": -1}, "Batch size")):
+        with pytest.raises(gr.Error, match=message):
+            classify.teach_classes(*slots, **option, progress=lambda *a, **k: None)
+    picture, curve, notes = classify.under_the_hood(None)
+    assert picture is None and curve is None and "Teach some classes" in notes

@@ -418,10 +418,21 @@ def flawless_fabric(folder: Path, count: int = 5) -> list[str]:
     return paths
 
 
+def taught_head_file() -> bytes:
+    import torch
+
+    from models.taught_head import FEATURES, TaughtHead, head_bytes
+
+    head = TaughtHead(["mugs", "plants"], torch.randn(2, FEATURES), torch.zeros(2), 0.9, 6, 2)
+    return head_bytes(head, "imagenet-classifier", 224)
+
+
 def recipes(folder: Path) -> dict[tuple[str, str], object]:
     """(top tab, button label) -> what a person does just before pressing it (None: nothing), in the order pressed.
     A label ending in * stands for every label that starts with the rest (the curve's button names its digit count)."""
     seven = str(EXAMPLES / "digits" / "mnist_test_7.png")
+    head = folder / "a_head.safetensors"  # a head file of the kind the Classify tab saves, to load back
+    head.write_bytes(taught_head_file())
     return {
         ("Neurons", "Perceptron: separable"): None,
         ("Neurons", "Perceptron: curved (underfits)"): None,
@@ -444,6 +455,10 @@ def recipes(folder: Path) -> dict[tuple[str, str], object]:
         ],
         ("Classify", "Classify with my classes"): lambda p: p.locator("#taught-photo input[type=file]").set_input_files(PHOTOS[0]),
         ("Classify", "Download my head (.safetensors)"): None,
+        ("Classify", "Load this head"): lambda p: [
+            p.locator("#head-upload input[type=file]").set_input_files(str(head)),
+            p.wait_for_timeout(1000),
+        ],
         ("Segment", "Random test scene"): None,
         ("Segment", "Segment"): None,
         ("Fabric defects", "Random swatch with a defect"): None,
