@@ -454,9 +454,10 @@ def build() -> None:
     teach.success(lambda head: gr.update(choices=explain_choices(head)), head_state, explain_class, api_visibility="private", queue=False)
     teach.success(under_the_hood, head_state, [confusion, curve, hood], api_visibility="private", **LIGHT_LANE)
     try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False, **LIGHT_LANE)
+    # Heads go in and out as files, with no network: they share the downloads group, not a model lane.
     download_button.click(head_file, head_state, download, api_name="download_head", concurrency_id="downloads")
     load = load_button.click(
-        load_head, [head_upload, head_state], [head_state, report], api_name="load_head", preprocess=False, **LIGHT_LANE
+        load_head, [head_upload, head_state], [head_state, report], api_name="load_head", preprocess=False, concurrency_id="downloads"
     )
     load.success(lambda head: gr.update(choices=explain_choices(head)), head_state, explain_class, api_visibility="private", queue=False)
     load.success(under_the_hood, head_state, [confusion, curve, hood], api_visibility="private", **LIGHT_LANE)
