@@ -88,6 +88,11 @@ def explain_choices(head: TaughtHead | None = None) -> list[str]:
     return [TOP_CLASS, *taught, *(f"{i}: {label}" for i, label in enumerate(model().config.labels))]
 
 
+def explain_choices_update(head: TaughtHead | None):
+    """The explain dropdown's choices after the session's head changed (taught or loaded)."""
+    return gr.update(choices=explain_choices(head))
+
+
 @on_gpu
 def explain_image(image, explain_class=TOP_CLASS, head: TaughtHead | None = None) -> tuple[np.ndarray, str]:
     """Photo -> (Grad-CAM overlay, a sentence saying which class it explains and how likely the network finds it).
@@ -451,7 +456,7 @@ def build() -> None:
         preprocess=False,
         **HEAVY_LANE,
     )
-    teach.success(lambda head: gr.update(choices=explain_choices(head)), head_state, explain_class, api_visibility="private", queue=False)
+    teach.success(explain_choices_update, head_state, explain_class, api_visibility="private", queue=False)
     teach.success(under_the_hood, head_state, [confusion, curve, hood], api_visibility="private", **LIGHT_LANE)
     try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False, **LIGHT_LANE)
     # Heads go in and out as files, with no network: they share the downloads group, not a model lane.
@@ -459,5 +464,5 @@ def build() -> None:
     load = load_button.click(
         load_head, [head_upload, head_state], [head_state, report], api_name="load_head", preprocess=False, concurrency_id="downloads"
     )
-    load.success(lambda head: gr.update(choices=explain_choices(head)), head_state, explain_class, api_visibility="private", queue=False)
+    load.success(explain_choices_update, head_state, explain_class, api_visibility="private", queue=False)
     load.success(under_the_hood, head_state, [confusion, curve, hood], api_visibility="private", **LIGHT_LANE)
