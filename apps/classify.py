@@ -30,7 +30,9 @@ from models.taught_head import TaughtHead
 
 TITLE = "Classify"
 CHECKPOINT = "imagenet-classifier"
-MAX_CLASSES, MIN_IMAGES_PER_CLASS, MAX_IMAGES_PER_CLASS = 5, 3, 30
+MAX_CLASSES, MIN_IMAGES_PER_CLASS, MAX_IMAGES_PER_CLASS = 5, 3, 60
+RECORD_EVERY_S, RECORD_LIMIT_S = 0.2, 60  # the webcam adds up to 5 frames a second to a class; a recording stops after a minute
+LIVE_EVERY_S, LIVE_LIMIT_S = 0.1, 180  # live classification asks for a frame every 0.1 s (it waits while one is in flight)
 INTRO = """
 ### What is in your photo?
 **EfficientNet-Lite0** is a convolutional network of 4.7 million weights that learned from 1.3 million labelled ImageNet photos
@@ -170,12 +172,94 @@ def describe_photo(image):
 # --- Teach it your own classes --------------------------------------------------------------------
 
 
-def check_classes(names: list[str | None], files: list[list | None]) -> tuple[list[str], list[list]]:
-    """The filled-in class slots, or a gr.Error saying what is missing."""
+# A session's examples: for each class slot, the frames recorded from the webcam and the images added to it, each
+# cropped and resized once (data.photos.square_crop) and looked at once by the network (taught_head.Example). They
+# live in that session's gr.State only, so nobody sees another session's classes, and go when the session ends.
+Examples = list[list[taught_head.Example]]
+
+
+def no_examples() -> Examples:
+    return [[] for _ in range(MAX_CLASSES)]
+
+
+def class_slot(class_number) -> int:
+    """A class number 1..MAX_CLASSES (as a learner counts) -> its slot 0..MAX_CLASSES - 1."""
+    return int(check_number(class_number, "Class number", 1, MAX_CLASSES, integer=True)) - 1
+
+
+def example_count(examples: Examples | None, slot: int) -> str:
+    n = len((examples or no_examples())[slot])
+    full = " (full: clear it to record again)" if n >= MAX_IMAGES_PER_CLASS else ""
+    return f"**{n}** of {MAX_IMAGES_PER_CLASS} examples{full}"
+
+
+def example_counts(examples: Examples | None) -> tuple[str, ...]:
+    return tuple(example_count(examples, k) for k in range(MAX_CLASSES))
+
+
+def as_file_list(images) -> list:
+    """Whatever an API caller sent as a list of images -> the non-empty entries (a single file counts as a list of one)."""
+    if images is None:
+        return []
+    if isinstance(images, (str, dict)) or not isinstance(images, (list, tuple)):
+        images = [images]
+    return [f for f in images if f is not None and not (isinstance(f, (str, dict)) and not f)]
+
+
+@on_gpu
+def add_examples(class_number, images, examples: Examples | None = None):
+    """Add images to class `class_number` (1-5) of this session: each is cropped to its centre square and resized to
+    224 x 224 once, the way the webcam's frames are. A class holds up to 60 examples.
+
+    Returns (the session's examples, then each class's count in words). A refused request changes nothing."""
+    slot = class_slot(class_number)
+    files = as_file_list(images)
+    if not files:
+        raise gr.Error("No images were sent. Add one or more images (or record from the webcam).", title="Please check the input")
+    examples = examples or no_examples()
+    have = len(examples[slot])
+    if have + len(files) > MAX_IMAGES_PER_CLASS:
+        raise gr.Error(
+            f"Class {slot + 1} has {have} examples and holds up to {MAX_IMAGES_PER_CLASS}: {len(files)} more is too many. "
+            "Send fewer, or clear the class first. Your classes are unchanged.",
+            title="Too many examples",
+        )
+    added = taught_head.make_examples(model(), [to_rgb(open_image(f, f"an image for class {slot + 1}")) for f in files])
+    examples = [list(group) for group in examples]
+    examples[slot].extend(added)
+    return examples, *example_counts(examples)
+
+
+@on_gpu
+def record_frame(class_number, frame, examples: Examples | None = None):
+    """One webcam frame while a class records -> (the session's examples with the frame added, that class's count).
+    A full class keeps its examples and says so; an empty frame changes nothing."""
+    slot = class_slot(class_number)
+    examples = examples or no_examples()
+    if frame is None or len(examples[slot]) >= MAX_IMAGES_PER_CLASS:
+        return examples, example_count(examples, slot)
+    added = taught_head.make_examples(model(), [to_rgb(open_image(frame, "a webcam frame"))])
+    examples = [list(group) for group in examples]
+    examples[slot].extend(added)
+    return examples, example_count(examples, slot)
+
+
+def clear_examples(class_number, examples: Examples | None = None):
+    """Forget the examples recorded or added for class `class_number` (1-5). Returns (the examples, each class's count)."""
+    slot = class_slot(class_number)
+    examples = [list(group) for group in (examples or no_examples())]
+    examples[slot] = []
+    return examples, *example_counts(examples)
+
+
+def check_classes(names: list[str | None], files: list[list | None], examples: Examples | None = None) -> tuple[list[str], list[list]]:
+    """The filled-in class slots as (names, [their examples: recorded crops first, then uploaded files]), or a gr.Error
+    saying what is missing."""
+    examples = examples or no_examples()
     labels, groups = [], []
     for k, (name, group) in enumerate(zip(names, files, strict=True), start=1):
         name = "" if name is None else str(name).strip()  # an API caller may send a number
-        group = [f for f in (group or []) if f]
+        group = list(examples[k - 1]) + as_file_list(group)
         if not name and not group:
             continue
         if not name:
@@ -183,7 +267,7 @@ def check_classes(names: list[str | None], files: list[list | None]) -> tuple[li
         if len(name) > 40:
             raise gr.Error(f"Class name {name[:40]!r}... is too long: keep names under 40 characters.")
         if len(group) < MIN_IMAGES_PER_CLASS:
-            raise gr.Error(f"Class {name!r} has {len(group)} image(s); add at least {MIN_IMAGES_PER_CLASS}.")
+            raise gr.Error(f"Class {name!r} has {len(group)} image(s); add at least {MIN_IMAGES_PER_CLASS} (record or upload).")
         if len(group) > MAX_IMAGES_PER_CLASS:
             raise gr.Error(f"Class {name!r} has {len(group)} images; {MAX_IMAGES_PER_CLASS} per class is the limit.")
         if name in labels:
@@ -228,29 +312,31 @@ def teach_classes(
     epochs=DEFAULT_TRAINING.epochs,
     learning_rate=DEFAULT_TRAINING.lr,
     batch_size=DEFAULT_TRAINING.batch_size,
+    examples: Examples | None = None,
     progress=gr.Progress(),  # noqa: B008 (Gradio injects it)
 ) -> tuple[TaughtHead, str]:
     """Teach the photo classifier 2 to 5 classes of your own: a new last layer on its frozen features.
 
-    name_k, images_k: the k-th class's name (up to 40 characters) and its 3 to 30 images (empty slots are skipped);
-    epochs: passes over the training images (1-1000); learning_rate: Adam's step size (0.00001-1); batch_size: images
-    per update (0 = all at once, up to 256). Returns (the session's new head, a report)."""
+    name_k, images_k: the k-th class's name (up to 40 characters) and images for it; with what /add_examples and the
+    webcam added to class k, each class needs 3 to 60 (empty slots are skipped). epochs: passes over the training
+    images (1-1000); learning_rate: Adam's step size (0.00001-1); batch_size: images per update (0 = all at once, up
+    to 256). Returns (the session's new head, a report)."""
     settings = training_settings(epochs, learning_rate, batch_size)
     names = [name_1, name_2, name_3, name_4, name_5]
     files = [images_1, images_2, images_3, images_4, images_5]
-    labels, groups = check_classes(names, files)
-    progress(0.05, desc="Reading your images")
-    images, targets = [], []
+    labels, groups = check_classes(names, files, examples)
+    progress(0.05, desc="Looking at your images with the ImageNet network")
+    ready, targets = [], []  # recorded and added examples are ready; images sent with this call are prepared now
     for k, group in enumerate(groups):
-        for f in group:
-            images.append(to_rgb(open_image(f, f"an image for class {labels[k]!r}")))
-            targets.append(k)
-    progress(0.2, desc="Looking at them with the ImageNet network")
-    head = train_head(labels, images, np.asarray(targets, dtype=np.int64), progress=progress, settings=settings)
+        files = [item for item in group if not isinstance(item, taught_head.Example)]
+        rgbs = [to_rgb(open_image(f, f"an image for class {labels[k]!r}")) for f in files]
+        ready += [item for item in group if isinstance(item, taught_head.Example)] + taught_head.make_examples(model(), rgbs)
+        targets += [k] * len(group)
+    head = taught_head.fit_examples(labels, ready, np.asarray(targets, dtype=np.int64), settings, progress)
     report = (
         f"Learned **{len(labels)} classes** ({', '.join(labels)}) from {head.n_train} images (and their mirror images). "
         f"On the **{head.n_held_out} images it did not learn from**, it is right **{head.held_out_accuracy:.0%}** of the time. "
-        "Now try a new image below, or open *Under the hood*."
+        "Now start the live camera, try a new image below, or open *Under the hood*."
     )
     return head, report
 
@@ -322,14 +408,44 @@ def under_the_hood(head: TaughtHead | None) -> tuple[np.ndarray | None, object, 
     return confusion_picture(head), training_curve(head), "\n".join(lines)
 
 
+def require_head(head: TaughtHead | None) -> TaughtHead:
+    if head is None:
+        raise gr.Error("Teach it some classes first (name 2 or more, record or add 3+ images to each, press 'Teach'), or load a head.")
+    return head
+
+
+def taught_probabilities(head: TaughtHead, rgb: np.ndarray) -> dict[str, float]:
+    """(H, W, 3) uint8 -> {your label: probability}, framed the way the head's examples were (centre square)."""
+    probs = head.probabilities(taught_head.pooled_features(model(), [rgb]))[0]
+    return {label: float(p) for label, p in zip(head.labels, probs, strict=True)}
+
+
 @on_gpu
 def classify_taught(head: TaughtHead | None, image) -> dict[str, float]:
     """Photo -> {your label: probability}, with this session's head."""
-    if head is None:
-        raise gr.Error("Teach it some classes first: name 2 or more classes, add 3+ images to each, and press 'Teach'.")
-    rgb = to_rgb(open_image(image, "a photo"))
-    probs = head.probabilities(taught_head.pooled_features(model(), [rgb]))[0]
-    return {label: float(p) for label, p in zip(head.labels, probs, strict=True)}
+    return taught_probabilities(require_head(head), to_rgb(open_image(image, "a photo")))
+
+
+LIVE_RESTART_S = 2.0  # a gap this long between frames starts a new count (the camera was stopped and started again)
+
+
+@on_gpu
+def classify_live(frame, head: TaughtHead | None = None, live: dict | None = None):
+    """One webcam frame -> ({your label: probability}, a caption with the frames classified and the rate, the live
+    count). The stream sends the next frame when this answer is back, so the rate is what the server keeps up with."""
+    import time
+
+    require_head(head)
+    if frame is None:
+        return gr.skip(), gr.skip(), live
+    probs = taught_probabilities(head, to_rgb(open_image(frame, "a webcam frame")))
+    now = time.monotonic()
+    if not live or now - live["last"] > LIVE_RESTART_S:
+        live = {"first": now, "last": now, "frames": 0}
+    live = {"first": live["first"], "last": now, "frames": live["frames"] + 1}
+    elapsed = now - live["first"]
+    rate = f", {(live['frames'] - 1) / elapsed:.1f} a second" if elapsed > 0.5 else ""
+    return probs, f"Live: **{live['frames']}** frames classified{rate}.", live
 
 
 def head_file(head: TaughtHead | None) -> str:
@@ -402,18 +518,36 @@ def build() -> None:
             maps = gr.Image(label="16 feature maps for this photo", type="numpy", buttons=[], height=260)
     with gr.Accordion("Teach it your own classes", open=False, elem_id="teach"):
         gr.Markdown(
-            f"Name 2 to {MAX_CLASSES} classes and give each at least {MIN_IMAGES_PER_CLASS} images. The network stays frozen; only a new "
-            "last layer learns, from the 1,280 numbers it already computes for each image. About 30% of your images are held back "
+            f"Name 2 to {MAX_CLASSES} classes and give each at least {MIN_IMAGES_PER_CLASS} examples: press **Record** on a class's webcam "
+            f"(it adds {1 / RECORD_EVERY_S:.0f} frames a second, up to {MAX_IMAGES_PER_CLASS}), or add images. The network stays frozen; only a new "
+            "last layer learns, from the 1,280 numbers it already computes for each image. About 30% of your examples are held back "
             "to measure how well it learned. Your classes stay in your browser session only."
         )
-        slots = []
+        names, uploads, cameras, counts, clears, numbers = [], [], [], [], [], []
         with gr.Row():
             for k in range(MAX_CLASSES):
                 with gr.Column(min_width=160):
-                    slots.append(gr.Textbox(label=f"Class {k + 1} name", max_length=40, elem_id=f"teach-name-{k}"))
-                    slots.append(
-                        gr.File(label=f"Class {k + 1} images", file_count="multiple", file_types=["image"], elem_id=f"teach-images-{k}")
+                    names.append(gr.Textbox(label=f"Class {k + 1} name", max_length=40, elem_id=f"teach-name-{k}"))
+                    cameras.append(
+                        gr.Image(
+                            label=f"Class {k + 1}: record from the webcam",
+                            sources=["webcam"],
+                            streaming=True,
+                            type="numpy",
+                            webcam_options=gr.WebcamOptions(mirror=True),
+                            height=180,
+                            elem_id=f"teach-cam-{k}",
+                        )
                     )
+                    counts.append(gr.Markdown(example_count(None, k), elem_id=f"teach-count-{k}"))
+                    uploads.append(
+                        gr.File(
+                            label=f"Class {k + 1}: add images", file_count="multiple", file_types=["image"], elem_id=f"teach-images-{k}"
+                        )
+                    )
+                    clears.append(gr.Button(f"Clear class {k + 1}", size="sm"))
+                    numbers.append(gr.Number(k + 1, visible=False))
+        slots = [component for pair in zip(names, uploads, strict=True) for component in pair]
         with gr.Row():
             epochs = gr.Slider(1, 300, value=DEFAULT_TRAINING.epochs, step=1, label="Epochs (passes over your images)")
             learning_rate = gr.Number(value=DEFAULT_TRAINING.lr, minimum=1e-5, maximum=1.0, label="Learning rate (Adam)")
@@ -428,10 +562,22 @@ def build() -> None:
                 curve = gr.LinePlot(x="epoch", y="value", color="curve", height=300, label="Loss and accuracy per epoch")
             hood = gr.Markdown(elem_id="teach-hood")
         with gr.Row():
-            new_photo = gr.Image(
-                label="Try a new image", type="filepath", sources=["upload", "webcam", "clipboard"], height=240, elem_id="taught-photo"
-            )
-            taught_label = gr.Label(label="Your classes")
+            with gr.Column():
+                live_camera = gr.Image(
+                    label="Live: your webcam, classified as it moves (press Record)",
+                    sources=["webcam"],
+                    streaming=True,
+                    type="numpy",
+                    webcam_options=gr.WebcamOptions(mirror=True),
+                    height=240,
+                    elem_id="live-cam",
+                )
+                new_photo = gr.Image(
+                    label="Or try an image", type="filepath", sources=["upload", "clipboard"], height=200, elem_id="taught-photo"
+                )
+            with gr.Column():
+                taught_label = gr.Label(label="Your classes", elem_id="taught-label")
+                live_caption = gr.Markdown(elem_id="live-caption")
         with gr.Row():
             try_button = gr.Button("Classify with my classes")
             download_button = gr.Button("Download my head (.safetensors)")
@@ -440,6 +586,8 @@ def build() -> None:
             head_upload = gr.File(label="A head you downloaded before (.safetensors)", file_types=[".safetensors"], elem_id="head-upload")
             load_button = gr.Button("Load this head")
     head_state = gr.State(None)
+    examples = gr.State(None)  # Examples: this session's recorded and added examples, per class
+    live = gr.State(None)  # the live stream's frame count and start, for its rate
 
     classify_button.click(classify_image, photo, top5_label, api_name="classify_image", preprocess=False, **LIGHT_LANE)
     explain_button.click(
@@ -448,9 +596,29 @@ def build() -> None:
     photo.change(
         describe_photo, photo, [top5_label, heat, heat_caption, filters, maps], api_visibility="private", preprocess=False, **LIGHT_LANE
     )
+    for k in range(MAX_CLASSES):
+        # One endpoint per action: the first class's events are /add_examples and /clear_examples (they take the class
+        # number); the other classes' are the same calls, wired to their own components.
+        public = {"api_name": "add_examples"} if k == 0 else {"api_visibility": "private"}
+        added = uploads[k].upload(
+            add_examples, [numbers[k], uploads[k], examples], [examples, *counts], **public, concurrency_id="examples"
+        )
+        added.then(lambda: None, None, uploads[k], api_visibility="private", queue=False)  # the images are in the class now
+        cameras[k].stream(
+            record_frame,
+            [numbers[k], cameras[k], examples],
+            [examples, counts[k]],
+            stream_every=RECORD_EVERY_S,
+            time_limit=RECORD_LIMIT_S,
+            api_visibility="private",
+            show_progress="hidden",
+            concurrency_id="examples",
+        )
+        public = {"api_name": "clear_examples"} if k == 0 else {"api_visibility": "private"}
+        clears[k].click(clear_examples, [numbers[k], examples], [examples, *counts], **public, concurrency_id="examples")
     teach = teach_button.click(
         teach_classes,
-        [*slots, epochs, learning_rate, batch_size],
+        [*slots, epochs, learning_rate, batch_size, examples],
         [head_state, report],
         api_name="teach_classes",
         preprocess=False,
@@ -458,6 +626,17 @@ def build() -> None:
     )
     teach.success(explain_choices_update, head_state, explain_class, api_visibility="private", queue=False)
     teach.success(under_the_hood, head_state, [confusion, curve, hood], api_visibility="private", **LIGHT_LANE)
+    live_camera.stream(
+        classify_live,
+        [live_camera, head_state, live],
+        [taught_label, live_caption, live],
+        stream_every=LIVE_EVERY_S,
+        time_limit=LIVE_LIMIT_S,
+        api_name="classify_live",
+        show_progress="hidden",
+        **LIGHT_LANE,
+    )
+    new_photo.upload(classify_taught, [head_state, new_photo], taught_label, api_visibility="private", preprocess=False, **LIGHT_LANE)
     try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False, **LIGHT_LANE)
     # Heads go in and out as files, with no network: they share the downloads group, not a model lane.
     download_button.click(head_file, head_state, download, api_name="download_head", concurrency_id="downloads")

@@ -37,6 +37,18 @@ def to_model_input(rgb: np.ndarray, image_size: int = 224) -> torch.Tensor:
     return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
+def square_crop(rgb: np.ndarray, image_size: int = 224) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (image_size, image_size, 3) uint8: the centre square, resized. How a taught class frames a
+    webcam picture or a photo (as Teachable Machine does), done once per example; a crop already that size is kept as is."""
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = np.ascontiguousarray(rgb[top : top + side, left : left + side])
+    if side == image_size:
+        return square
+    return np.asarray(Image.fromarray(square).resize((image_size, image_size), Image.Resampling.BILINEAR))
+
+
 def image_folder(root: str | Path) -> tuple[list[Path], np.ndarray, list[str]]:
     """`<root>/<class name>/*.jpg` -> (paths, labels (N,) int64, class names sorted)."""
     root = Path(root)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data.photos import held_out_split, to_model_input
+from data.photos import held_out_split, square_crop, to_model_input
 from models.efficientnet_lite import EfficientNetLite
 
 
@@ -24,7 +24,7 @@ class HeadTraining:
     batch_size: int = 0  # photos per update; 0 = all of them at once (full-batch Adam)
     weight_decay: float = 1e-3  # keeps the weights small, so a handful of photos is not memorised by one feature
     init_std: float = 0.01  # near-zero start: every class begins equally likely
-    batch: int = 16  # photos per forward pass of the frozen network
+    batch: int = 4  # photos per forward pass of the frozen network (larger batches ran slower per photo on 2 cores)
 
 
 @dataclass
@@ -63,13 +63,36 @@ class TaughtHead:
 
 
 def pooled_features(net: EfficientNetLite, images: list[np.ndarray], flip: bool = False, batch: int = HeadTraining.batch) -> torch.Tensor:
-    """RGB photos (H, W, 3) uint8 -> (N, 1280) features from the frozen network (mirrored when flip is set), on the CPU."""
+    """RGB photos (H, W, 3) uint8 -> (N, 1280) features from the frozen network (mirrored when flip is set), on the CPU.
+    Each photo is framed as a taught class frames it: its centre square, resized (a no-op for a frame cropped already)."""
     device = next(net.parameters()).device
-    x = torch.stack([to_model_input(rgb, net.config.image_size) for rgb in images]).to(device)
+    size = net.config.image_size
+    x = torch.stack([to_model_input(square_crop(rgb, size), size) for rgb in images]).to(device)
     if flip:
         x = x.flip(-1)
     with torch.inference_mode():
         return torch.cat([net.pooled_features(x[i : i + batch]).float().cpu() for i in range(0, len(x), batch)])
+
+
+@dataclass
+class Example:
+    """One example of a taught class, prepared once when it is added (a webcam frame or an image): teaching then
+    only fits the last layer, so it takes well under a second."""
+
+    image: np.ndarray  # (S, S, 3) uint8: the centre square at the network's input size, as the network saw it
+    features: torch.Tensor  # (1280,) pooled features of the image
+    mirrored: torch.Tensor  # (1280,) pooled features of its mirror image (free extra training data)
+
+
+def make_examples(net: EfficientNetLite, images: list[np.ndarray], batch: int = HeadTraining.batch) -> list[Example]:
+    """RGB photos (H, W, 3) uint8 -> Examples: each cropped and resized once, then its features and its mirror's."""
+    if not images:
+        return []
+    size = net.config.image_size
+    crops = [square_crop(rgb, size) for rgb in images]
+    plain = pooled_features(net, crops, batch=batch)
+    mirrored = pooled_features(net, crops, flip=True, batch=batch)
+    return [Example(crop, f, m) for crop, f, m in zip(crops, plain, mirrored, strict=True)]
 
 
 def fit_head(
@@ -136,13 +159,26 @@ def train_head(
     progress=None,
     seed: int = 0,
 ) -> TaughtHead:
-    """Hold out part of each class, learn a linear head on the rest (plus mirrored copies), score the held-out part.
-    progress(fraction, desc=...) is told how far the head has come (from 0.5 to 1: the features come first)."""
+    """Photos -> Examples (make_examples), then fit_examples. progress(fraction, desc=...) is told how far it has come."""
+    s = settings or HeadTraining()
+    return fit_examples(labels, make_examples(net, images, batch=s.batch), targets, s, progress, seed)
+
+
+def fit_examples(
+    labels: list[str],
+    examples: list[Example],
+    targets: np.ndarray,
+    settings: HeadTraining | None = None,
+    progress=None,
+    seed: int = 0,
+) -> TaughtHead:
+    """Hold out part of each class, learn a linear head on the rest (plus their mirror images), score the held-out part.
+    progress(fraction, desc=...) is told how far the head has come (from 0.5 to 1)."""
     s = settings or HeadTraining()
     train_idx, held_idx = held_out_split(targets, fraction=s.held_out, seed=seed)
-    feats = pooled_features(net, images, batch=s.batch)
-    feats_flipped = pooled_features(net, [images[i] for i in train_idx], flip=True, batch=s.batch)
-    x_train = torch.cat([feats[train_idx], feats_flipped])  # (2 * n_train, 1280)
+    feats = torch.stack([e.features for e in examples])  # (N, 1280)
+    mirrored = torch.stack([e.mirrored for e in examples])
+    x_train = torch.cat([feats[train_idx], mirrored[train_idx]])  # (2 * n_train, 1280)
     y_train = torch.from_numpy(np.concatenate([targets[train_idx], targets[train_idx]]))
     head = fit_head(labels, x_train, y_train, feats[held_idx], torch.from_numpy(targets[held_idx]), s, progress, seed)
     head.n_train, head.held_out_index = len(train_idx), held_idx.tolist()
@@ -172,7 +208,7 @@ def head_bytes(head: TaughtHead, backbone: str, image_size: int) -> bytes:
         "labels": "\n".join(head.labels),
         "backbone": backbone,
         "features": f"pooled {FEATURES}-d features of {backbone}",
-        "preprocessing": f"RGB, resized and centre-cropped to {image_size} x {image_size}, scaled as {backbone} expects",
+        "preprocessing": f"RGB, the centre square resized to {image_size} x {image_size}, scaled to [0, 1] ({backbone} normalises itself)",
         "image_size": str(image_size),
         "held_out_accuracy": f"{head.held_out_accuracy:.6f}",
         "n_train": str(head.n_train),

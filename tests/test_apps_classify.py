@@ -211,3 +211,78 @@ def test_training_options_reach_the_head_and_bad_ones_are_refused(photos, tmp_pa
             classify.teach_classes(*slots, **option, progress=lambda *a, **k: None)
     picture, curve, notes = classify.under_the_hood(None)
     assert picture is None and curve is None and "Teach some classes" in notes
+
+
+def webcam_frames(rgb: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
+    """n frames (480, 640, 3) of a photo moving a little in front of a webcam, as a streaming gr.Image delivers them."""
+    rng = np.random.default_rng(seed)
+    big = np.asarray(Image.fromarray(rgb).resize((720, 540)))
+    frames = []
+    for _ in range(n):
+        top, left = int(rng.integers(0, 60)), int(rng.integers(0, 80))
+        frames.append(big[top : top + 480, left : left + 640])
+    return frames
+
+
+def test_webcam_frames_are_cropped_once_and_teach_a_head_that_classifies_the_live_stream(photos):
+    examples = None
+    for number, photo in ((1, "chelsea"), (2, "coffee")):
+        for frame in webcam_frames(photos[photo], 20, seed=number):
+            examples, count = classify.record_frame(number, frame, examples)
+        assert count.startswith("**20** of 60")
+    crops = [e.image for e in examples[0]]
+    assert all(c.shape == (224, 224, 3) and c.dtype == np.uint8 for c in crops) and examples[2] == []
+    classify.teach_classes(name_1="warm", name_2="up", examples=examples, epochs=1, progress=lambda *a, **k: None)
+    start = time.perf_counter()
+    head, report = classify.teach_classes(name_1="cat", name_2="coffee", examples=examples, progress=lambda *a, **k: None)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 5, f"teaching 2 x 20 prepared frames took {elapsed:.1f} s"  # benchmarks/ holds it to 2 s
+    assert head.n_train + head.n_held_out == 40 and head.held_out_accuracy == 1.0, report
+    live = None
+    for k, frame in enumerate(webcam_frames(photos["chelsea"], 3, seed=7), start=1):
+        probs, caption, live = classify.classify_live(frame, head, live)
+        assert max(probs, key=probs.get) == "cat" and f"**{k}** frames classified" in caption
+    with pytest.raises(gr.Error, match="Teach it some classes first"):
+        classify.classify_live(frame, None, None)
+
+
+def test_adding_examples_checks_everything_first_and_a_refusal_changes_nothing(photos, tmp_path):
+    folder = Path(get_upload_folder()) / "examples-test"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, crop in enumerate(random_crops(photos["rocket"], 3, np.random.default_rng(3))):
+        paths.append(str(folder / f"rocket-{k}.png"))
+        Image.fromarray(crop).save(paths[-1])
+    examples, *counts = classify.add_examples(3, paths)
+    assert len(examples[2]) == 3 and counts[2].startswith("**3** of 60") and counts[0].startswith("**0**")
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    refusals = [
+        ((3, [paths[0]] * 1000), "holds up to 60"),
+        ((3, [paths[0], str(folder / "broken.png")]), "not an image we can read"),
+        ((3, []), "No images were sent"),
+        ((3, None), "No images were sent"),
+        ((0, paths), "Class number"),
+        ((6, paths), "Class number"),
+        (("two", paths), "Class number"),
+    ]
+    for args, message in refusals:
+        with pytest.raises(gr.Error, match=message):
+            classify.add_examples(*args, examples)
+        assert [len(group) for group in examples] == [0, 0, 3, 0, 0]
+    # A full class keeps its examples and says so; the webcam cannot push it past the cap.
+    full, _ = classify.add_examples(1, [paths[0]] * 60, examples)[:2]
+    still, count = classify.record_frame(1, webcam_frames(photos["coffee"], 1, seed=0)[0], full)
+    assert len(still[0]) == 60 and "full" in count
+    cleared, *counts = classify.clear_examples(1, still)
+    assert len(cleared[0]) == 0 and len(cleared[2]) == 3 and len(still[0]) == 60
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [(["cat", "coffee", "", "", ""], "'coffee' has 0 image"), (["cat", "", "", "", ""], "at least 2 classes")],
+)
+def test_an_empty_class_or_one_class_is_refused_and_the_examples_stay(photos, names, message):
+    examples, *_ = classify.add_examples(1, [photos["chelsea"]] * 3)
+    with pytest.raises(gr.Error, match=message):
+        classify.teach_classes(names[0], None, names[1], None, examples=examples, progress=lambda *a, **k: None)
+    assert len(examples[0]) == 3
