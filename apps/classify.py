@@ -601,7 +601,7 @@ def build() -> None:
         # number); the other classes' are the same calls, wired to their own components.
         public = {"api_name": "add_examples"} if k == 0 else {"api_visibility": "private"}
         added = uploads[k].upload(
-            add_examples, [numbers[k], uploads[k], examples], [examples, *counts], **public, concurrency_id="examples"
+            add_examples, [numbers[k], uploads[k], examples], [examples, *counts], **public, preprocess=False, **LIGHT_LANE
         )
         added.then(lambda: None, None, uploads[k], api_visibility="private", queue=False)  # the images are in the class now
         cameras[k].stream(
@@ -612,10 +612,11 @@ def build() -> None:
             time_limit=RECORD_LIMIT_S,
             api_visibility="private",
             show_progress="hidden",
-            concurrency_id="examples",
+            preprocess=False,  # the frame as sent (a JPEG data URL), decoded by apps.common.open_image with its size checks
+            **LIGHT_LANE,
         )
         public = {"api_name": "clear_examples"} if k == 0 else {"api_visibility": "private"}
-        clears[k].click(clear_examples, [numbers[k], examples], [examples, *counts], **public, concurrency_id="examples")
+        clears[k].click(clear_examples, [numbers[k], examples], [examples, *counts], **public, queue=False)
     teach = teach_button.click(
         teach_classes,
         [*slots, epochs, learning_rate, batch_size, examples],
@@ -632,12 +633,15 @@ def build() -> None:
         [taught_label, live_caption, live],
         stream_every=LIVE_EVERY_S,
         time_limit=LIVE_LIMIT_S,
-        api_name="classify_live",
+        # gradio_client cannot follow a streaming event; a program sends its frames to /classify_taught, the same model call.
+        api_visibility="private",
         show_progress="hidden",
+        preprocess=False,
         **LIGHT_LANE,
     )
-    new_photo.upload(classify_taught, [head_state, new_photo], taught_label, api_visibility="private", preprocess=False, **LIGHT_LANE)
     try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False, **LIGHT_LANE)
+    # Registered after the button, so the endpoint keeps its name (a private event would take it first).
+    new_photo.upload(classify_taught, [head_state, new_photo], taught_label, api_visibility="private", preprocess=False, **LIGHT_LANE)
     # Heads go in and out as files, with no network: they share the downloads group, not a model lane.
     download_button.click(head_file, head_state, download, api_name="download_head", concurrency_id="downloads")
     load = load_button.click(

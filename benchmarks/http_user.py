@@ -139,3 +139,70 @@ def file_urls(value) -> list[str]:
     if isinstance(value, list):
         return [u for v in value for u in file_urls(v)]
     return []
+
+
+def stream_event(url: str, elem_id: str) -> int:
+    """The id of the event a streaming component (by its elem_id) sets off, read from the app's /config."""
+    import urllib.request
+
+    with urllib.request.urlopen(url.rstrip("/") + "/config", timeout=30) as response:
+        config = json.load(response)
+    component = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+    for index, dependency in enumerate(config["dependencies"]):
+        if [component, "stream"] in [list(t) for t in dependency["targets"]]:
+            return dependency.get("id", index)
+    raise AppError(f"nothing streams from #{elem_id}")
+
+
+def stream_frames(url: str, session_hash: str, fn_index: int, frames: list[str], before: list = (), after: list = ()) -> list[dict]:
+    """Drive a streaming event as a browser's webcam does: join the queue with the first frame (a data URL), then send
+    the next one each time an answer comes back (Gradio's frontend sends no new frame while one is pending), then
+    close the stream. before, after: the event's other inputs around the frame (session state goes as None).
+    Returns every streamed output."""
+    parts = urlsplit(url)
+    listen = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=120)
+    send = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=120)
+
+    def body(frame: str) -> bytes:
+        data = [*before, {"url": frame, "meta": {"_type": "gradio.FileData"}}, *after]
+        return json.dumps({"data": data, "fn_index": fn_index, "session_hash": session_hash, "event_data": None}).encode()
+
+    def post(path: str, payload: bytes = b"{}") -> dict:
+        send.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
+        response = send.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise AppError(f"HTTP {response.status} from {path}: {answer[:200]!r}")
+        return json.loads(answer)
+
+    event_id = post("/gradio_api/queue/join", body(frames[0]))["event_id"]
+    listen.request("GET", f"/gradio_api/queue/data?session_hash={session_hash}")
+    response = listen.getresponse()
+    outputs, sent = [], 1
+    try:
+        for raw in response:
+            line = raw.decode().strip()
+            if not line.startswith("data:"):
+                continue
+            message = json.loads(line[5:])
+            if message.get("event_id") not in (None, event_id):
+                continue
+            kind = message.get("msg")
+            if kind == "process_streaming":
+                if not message.get("success", True):
+                    raise AppError(str(message.get("output"))[:300])
+                outputs.append(message.get("output"))
+                if sent == len(frames):
+                    post(f"/gradio_api/stream/{event_id}/close")
+                    sent += 1
+                elif sent < len(frames):
+                    post(f"/gradio_api/stream/{event_id}", body(frames[sent]))
+                    sent += 1
+            elif kind == "process_completed":
+                if not message.get("success", True):
+                    raise AppError(str(message.get("output"))[:300])
+                break
+    finally:
+        listen.close()
+        send.close()
+    return outputs

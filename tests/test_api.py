@@ -296,3 +296,27 @@ def test_teach_classes_parameters_have_real_names(client):
     spec = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/teach_classes"]
     names = [p["parameter_name"] for p in spec["parameters"]]
     assert names == [f"{kind}_{k}" for k in range(1, 6) for kind in ("name", "images")] + ["epochs", "learning_rate", "batch_size"]
+
+
+def test_examples_added_through_the_api_teach_and_the_live_stream_classifies_frames(running_app, tmp_path):
+    """/add_examples fills a class (a refusal leaves it as it was), /teach_classes learns from what was added, and the
+    live webcam stream, driven as a browser drives it, answers every frame in the taught classes."""
+    from benchmarks.http_user import stream_event, stream_frames
+    from benchmarks.run import webcam_frames
+    from data.photos import sample_photos
+
+    session = Client(running_app.url, verbose=False)
+    counts = session.predict(1, crops_of("chelsea.jpg", 4, tmp_path, seed=3), api_name="/add_examples")
+    assert counts[0].startswith("**4** of 60") and counts[1].startswith("**0**")
+    with pytest.raises(Exception, match="holds up to 60"):
+        session.predict(1, [handle_file(str(EXAMPLE_PHOTOS / "chelsea.jpg"))] * 57, api_name="/add_examples")
+    counts = session.predict(2, crops_of("coffee.jpg", 4, tmp_path, seed=4), api_name="/add_examples")
+    assert counts[0].startswith("**4** of 60") and counts[1].startswith("**4** of 60")
+    report = session.predict(name_1="kitty", name_2="espresso", api_name="/teach_classes")
+    assert "from 6 images" in report  # 8 examples, 2 held out
+    frames = webcam_frames(sample_photos()["chelsea"], 6, seed=1)
+    live = stream_frames(running_app.url, session.session_hash, stream_event(running_app.url, "live-cam"), frames, after=[None, None])
+    assert len(live) == 6 and all(out["data"][0]["label"] == "kitty" for out in live)
+    assert "**6** frames classified" in live[-1]["data"][1]
+    cleared = session.predict(1, api_name="/clear_examples")
+    assert cleared[0].startswith("**0**") and cleared[1].startswith("**4**")

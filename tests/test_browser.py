@@ -35,6 +35,9 @@ def page(running_app):
                 "--disable-component-update",
                 "--disable-sync",
                 "--no-first-run",
+                # A fake camera (Chromium's moving test picture), allowed without asking: the webcam tests record from it.
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
             ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
@@ -147,6 +150,96 @@ def test_classify_a_sample_photo_and_see_where_it_looked(page):
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "classify-coffee.png"), full_page=True)
+
+
+def start_webcam(page, selector: str) -> None:
+    """Open a streaming gr.Image's webcam (the fake camera) and press its Record button."""
+    camera = page.locator(selector)
+    camera.scroll_into_view_if_needed()
+    camera.get_by_text("Click to Access Webcam").click()
+    camera.locator("button", has_text="Record").click(timeout=30000)
+
+
+def stop_webcam(page, selector: str) -> None:
+    page.locator(selector).locator("button", has_text="Stop").click()
+
+
+def shown_count(page, selector: str) -> int:
+    text = page.locator(selector).inner_text()
+    found = re.search(r"(\d+) of 60", text)
+    return int(found.group(1)) if found else 0
+
+
+def test_teach_two_classes_from_the_webcam_watch_it_live_and_reload_the_head_in_a_new_session(running_app, page, tmp_path):
+    """Teachable Machine's loop with Chromium's fake camera: record two classes, teach, watch the live prediction update,
+    open the confusion matrix, download the head, load it in a new session, and get the same answer there."""
+    import urllib.request
+
+    page.goto(running_app.url, wait_until="load")
+    page.get_by_role("tab", name="Classify").click()
+    page.locator("#teach button.label-wrap").first.click()
+    for k, name in enumerate(("still", "moving")):
+        type_name = page.locator(f"#teach-name-{k} textarea, #teach-name-{k} input").first
+        type_name.fill(name)
+        start_webcam(page, f"#teach-cam-{k}")
+        page.wait_for_function(
+            f"() => /(\\d+) of 60/.test(document.querySelector('#teach-count-{k}').innerText) && "
+            f"+document.querySelector('#teach-count-{k}').innerText.match(/(\\d+) of 60/)[1] >= 8",
+            timeout=60000,
+        )
+        stop_webcam(page, f"#teach-cam-{k}")
+        wait_idle(page)
+        assert shown_count(page, f"#teach-count-{k}") >= 8
+    page.get_by_role("button", name="Teach", exact=True).click()
+    page.locator("#teach-report").get_by_text("Learned").wait_for(timeout=60000)
+    # Live: the fake camera's picture moves, and every frame that comes back is counted in the caption.
+    start_webcam(page, "#live-cam")
+    captions = set()
+    deadline = time.monotonic() + 60
+    while len(captions) < 4 and time.monotonic() < deadline:
+        text = page.locator("#live-caption").inner_text()
+        if "frames classified" in text:
+            captions.add(text)
+        page.wait_for_timeout(250)
+    assert len(captions) >= 4, f"the live prediction did not keep updating: {captions}"
+    label = page.locator("#taught-label").inner_text()
+    assert "still" in label or "moving" in label
+    stop_webcam(page, "#live-cam")
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "classify-webcam.png"), full_page=True)
+    # Under the hood: the held-out confusion matrix.
+    page.locator("#under-the-hood button.label-wrap").first.click()
+    page.locator("#teach-confusion img").wait_for(timeout=30000)
+    assert "weights learned" in page.locator("#teach-hood").inner_text()
+    # One answer in this session, the head downloaded ...
+    photo = str(EXAMPLES / "photos" / "coffee.jpg")
+    page.locator("#taught-photo input[type=file]").set_input_files(photo)
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    answer = page.locator("#taught-label").inner_text()
+    page.get_by_role("button", name="Download my head (.safetensors)").click()
+    link = page.locator("a[href*='taught_head']").first
+    link.wait_for(state="attached", timeout=30000)
+    href = link.get_attribute("href")
+    head = tmp_path / "downloaded_head.safetensors"
+    with urllib.request.urlopen(href if href.startswith("http") else running_app.url.rstrip("/") + href, timeout=30) as r:
+        head.write_bytes(r.read())
+    # ... and loaded in a new session (a new browser context: nothing of the first session's state), same answer.
+    other = page.context.browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
+    other.goto(running_app.url, wait_until="load")
+    other.get_by_role("tab", name="Classify").click()
+    other.locator("#teach button.label-wrap").first.click()
+    other.locator("#head-upload input[type=file]").set_input_files(str(head))
+    wait_idle(other)
+    other.get_by_role("button", name="Load this head").click()
+    other.locator("#teach-report").get_by_text("Loaded a head").wait_for(timeout=30000)
+    other.locator("#taught-photo input[type=file]").set_input_files(photo)
+    wait_idle(other)
+    other.wait_for_timeout(500)
+    assert other.locator("#taught-label").inner_text() == answer
+    no_error_toast(page)
+    no_error_toast(other)
+    other.context.close()
 
 
 def test_digit_gan_draws_and_replays_its_training(page):
