@@ -53,6 +53,7 @@ from models.digit_diffusion import (
     to_model_range,
     unet_passes,
 )
+from models.precision import cpu_has_native_bf16
 
 TITLE = "Digit diffusion"
 CHECKPOINT = "digit-diffusion"
@@ -134,8 +135,9 @@ def check_settings(count, steps, guidance, seed, sampler, most: int = MAX_SAMPLE
 
 
 def cpu_bf16(net) -> bool:
-    """bf16 autocast where the checkpoint was judged with it, on a CPU (a GPU draws in float32)."""
-    return bool(sampling_defaults()["bf16"]) and next(net.parameters()).device.type == "cpu"
+    """bf16 autocast where the checkpoint was judged with it, on a CPU with native bf16 (a GPU, or a CPU that would
+    emulate bf16 far slower than float32, draws in float32)."""
+    return bool(sampling_defaults()["bf16"]) and next(net.parameters()).device.type == "cpu" and cpu_has_native_bf16()
 
 
 def as_uint8(pictures: torch.Tensor) -> np.ndarray:

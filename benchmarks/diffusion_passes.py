@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from models.digit_diffusion import SAMPLERS, choose_sampling, sweep_samplers
+from models.precision import cpu_has_native_bf16
 
 HERE = Path(__file__).resolve().parent
 CHECKPOINT = "digit-diffusion"
@@ -71,7 +72,7 @@ def main() -> None:
     unet = hub.load_diffusion_unet(CHECKPOINT)
     judge = hub.load(DigitClassifier, "digit-classifier").cpu()
     config = json.loads(hub.checkpoint_file(CHECKPOINT, "scheduler_config.json").read_text())
-    bf16 = not torch.cuda.is_available()  # as the app draws on a CPU
+    bf16 = not torch.cuda.is_available() and cpu_has_native_bf16()  # as the app draws on a CPU
     settings = {
         "per_class": args.per_class,
         "first_timestep": args.first_timestep,

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.precision import cpu_has_native_bf16
+
 # Called as progress(done, total) so a UI can show a bar; attacks run fine without it.
 Progress = Callable[[int, int], None] | None
 
@@ -131,7 +133,7 @@ def _fast_autocast(device: torch.device) -> contextlib.AbstractContextManager:
     candidates (about 3x faster on our CPU); success is always re-checked in fp32."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():
+    if device.type == "cpu" and cpu_has_native_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

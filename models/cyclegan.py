@@ -29,6 +29,7 @@ from torch import nn
 from data.photos import to_model_input
 from models.digit_judge import frechet_distance
 from models.efficientnet_lite import EfficientNetLite
+from models.precision import cpu_has_native_bf16
 
 
 @dataclass
@@ -215,8 +216,8 @@ def prepare_picture(rgb: np.ndarray, size: int) -> torch.Tensor:
 
 
 def run_generator(net: CycleGenerators, x: torch.Tensor, direction: str) -> torch.Tensor:
-    """(1, 3, H, W) in [0, 1] -> the translation, same shape, in fp32. bf16 autocast on the CPU (close to twice as fast
-    there; benchmarks/ measures it); fp32 elsewhere."""
+    """(1, 3, H, W) in [0, 1] -> the translation, same shape, in fp32. bf16 autocast on a CPU with native bf16 (close to
+    twice as fast there; benchmarks/ measures it); fp32 elsewhere (emulated bf16 is far slower)."""
     device = next(net.parameters()).device
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu"):
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu" and cpu_has_native_bf16()):
         return net(x.to(device), direction).float()

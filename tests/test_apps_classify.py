@@ -230,8 +230,11 @@ def test_webcam_frames_are_cropped_once_and_teach_a_head_that_classifies_the_liv
         for frame in webcam_frames(photos[photo], 20, seed=number):
             examples, count = classify.record_frame(number, frame, examples)
         assert count.startswith("**20** of 60")
-    crops = [e.image for e in examples[0]]
-    assert all(c.shape == (224, 224, 3) and c.dtype == np.uint8 for c in crops) and examples[2] == []
+    # Cropped and resized once, as the head's preprocessing says: the features are those of the frame's centre square.
+    frame = webcam_frames(photos["chelsea"], 1, seed=1)[0]
+    crop = np.asarray(Image.fromarray(frame[:, 80:560]).resize((224, 224), Image.Resampling.BILINEAR))
+    expected = classify.taught_head.pooled_features(classify.model(), [crop])[0]
+    assert torch.allclose(examples[0][0].features, expected, atol=1e-5) and examples[2] == []
     classify.teach_classes(name_1="warm", name_2="up", examples=examples, epochs=1, progress=lambda *a, **k: None)
     start = time.perf_counter()
     head, report = classify.teach_classes(name_1="cat", name_2="coffee", examples=examples, progress=lambda *a, **k: None)

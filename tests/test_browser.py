@@ -173,6 +173,16 @@ def shown_count(page, selector: str) -> int:
 def test_teach_two_classes_from_the_webcam_watch_it_live_and_reload_the_head_in_a_new_session(running_app, page, tmp_path):
     """Teachable Machine's loop with Chromium's fake camera: record two classes, teach, watch the live prediction update,
     open the confusion matrix, download the head, load it in a new session, and get the same answer there."""
+    # Its own browser context, closed at the end: an open camera keeps Chromium drawing its video, which would slow the
+    # tests after this one on the same two cores.
+    first = page.context.browser.new_context(viewport={"width": 1280, "height": 1100})
+    try:
+        webcam_round_trip(running_app, first.new_page(), page.context.browser, tmp_path)
+    finally:
+        first.close()
+
+
+def webcam_round_trip(running_app, page, browser, tmp_path) -> None:
     import urllib.request
 
     page.goto(running_app.url, wait_until="load")
@@ -225,7 +235,7 @@ def test_teach_two_classes_from_the_webcam_watch_it_live_and_reload_the_head_in_
     with urllib.request.urlopen(href if href.startswith("http") else running_app.url.rstrip("/") + href, timeout=30) as r:
         head.write_bytes(r.read())
     # ... and loaded in a new session (a new browser context: nothing of the first session's state), same answer.
-    other = page.context.browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
+    other = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
     other.goto(running_app.url, wait_until="load")
     other.get_by_role("tab", name="Classify").click()
     other.locator("#teach button.label-wrap").first.click()
