@@ -616,7 +616,7 @@ def build() -> None:
             **LIGHT_LANE,
         )
         public = {"api_name": "clear_examples"} if k == 0 else {"api_visibility": "private"}
-        clears[k].click(clear_examples, [numbers[k], examples], [examples, *counts], **public, queue=False)
+        clears[k].click(clear_examples, [numbers[k], examples], [examples, *counts], **public, concurrency_id="examples")  # no network
     teach = teach_button.click(
         teach_classes,
         [*slots, epochs, learning_rate, batch_size, examples],
