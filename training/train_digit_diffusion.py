@@ -26,6 +26,7 @@ from models import hub
 from models.digit_classifier import DigitClassifier
 from models.digit_diffusion import NULL_CLASS, build_scheduler, build_unet, sample_digits, to_model_range
 from models.digit_judge import judge_digits
+from models.precision import cpu_has_native_bf16
 from training.common import (
     CardInfo,
     RunOptions,
@@ -82,6 +83,11 @@ class TrainingRun:
     hardware: str
 
 
+def sampling_bf16(cfg) -> bool:
+    """bf16 autocast for drawing only where the CPU does bf16 natively (emulated bf16 is many times slower)."""
+    return cfg.bf16_sampling and cpu_has_native_bf16()
+
+
 def choose_guidance(unet, scheduler_config: dict, judge, cfg: TrainConfig, per_class: int, steps: int) -> tuple[float, list[dict]]:
     """Try each guidance scale against the validation digits (never the test split).
 
@@ -90,7 +96,7 @@ def choose_guidance(unet, scheduler_config: dict, judge, cfg: TrainConfig, per_c
     labels = torch.arange(10).repeat_interleave(per_class)
     rows = []
     for scale in cfg.guidance_choices:
-        fakes, _ = sample_digits(unet, scheduler_config, labels, steps=steps, guidance=scale, seed=1, bf16=cfg.bf16_sampling)
+        fakes, _ = sample_digits(unet, scheduler_config, labels, steps=steps, guidance=scale, seed=1, bf16=sampling_bf16(cfg))
         rows.append({"guidance": scale, **judge_digits(fakes, labels, judge, seed=1, reference="val")})
     good = [r for r in rows if r["class_accuracy"] >= 0.95]
     best = min(good, key=lambda r: r["fid_digits"]) if good else max(rows, key=lambda r: r["class_accuracy"])
@@ -165,7 +171,7 @@ def main(cfg: TrainConfig) -> None:
             averaged = ema_copy(accelerator.unwrap_model(unet), ema)
             check_labels = torch.arange(10).repeat_interleave(20)
             fakes, _ = sample_digits(
-                averaged, scheduler.config, check_labels, steps=cfg.eval_steps, guidance=1.0, seed=step, bf16=cfg.bf16_sampling
+                averaged, scheduler.config, check_labels, steps=cfg.eval_steps, guidance=1.0, seed=step, bf16=sampling_bf16(cfg)
             )
             judge = hub.load(DigitClassifier, "digit-classifier")
             with torch.inference_mode():
@@ -255,7 +261,7 @@ def card(*, n_params, cfg, eval_steps, sampling, metrics, labels, per_class, run
         metrics=metrics,
         metric_notes={
             "class_accuracy": f"share of {len(labels):,} generated digits ({per_class} per class, {how}"
-            f"{', bf16 autocast' if cfg.bf16_sampling else ''}) that our digit classifier assigns to the requested class",
+            f"{', bf16 autocast' if sampling_bf16(cfg) else ''}) that our digit classifier assigns to the requested class",
             "fid_digits": f"Fréchet distance between digit-classifier features of {min(len(labels), 5000):,} generated digits and of the test split",
             "fid_real_baseline": "the same distance between real training and test digits, for scale",
             "diversity": "mean pairwise feature distance of generated digits divided by that of real test digits (1.0 = as varied as real)",
@@ -301,13 +307,13 @@ def finish(cfg: TrainConfig, accelerator, out_dir, final, scheduler, history, ru
     if sweep is not None:
         chosen = sweep["chosen"]
         sampling = {"sampler": chosen["sampler"], "steps": chosen["steps"], "guidance": chosen["guidance"]}
-        sampling |= {"bf16": cfg.bf16_sampling, "first_timestep": sweep["settings"]["first_timestep"]}
+        sampling |= {"bf16": sampling_bf16(cfg), "first_timestep": sweep["settings"]["first_timestep"]}
     else:
-        sampling = {"sampler": "DDIM", "steps": eval_steps, "guidance": guidance, "bf16": cfg.bf16_sampling, "first_timestep": None}
+        sampling = {"sampler": "DDIM", "steps": eval_steps, "guidance": guidance, "bf16": sampling_bf16(cfg), "first_timestep": None}
     labels = torch.arange(10).repeat_interleave(per_class)
     fakes, _ = sample_digits(
         final, scheduler.config, labels, steps=sampling["steps"], guidance=sampling["guidance"], seed=0,
-        sampler=sampling["sampler"], bf16=cfg.bf16_sampling, first_timestep=sampling["first_timestep"],
+        sampler=sampling["sampler"], bf16=sampling_bf16(cfg), first_timestep=sampling["first_timestep"],
     )  # fmt: skip
     metrics = {k: round(v, 4) for k, v in judge_digits(fakes, labels, judge, seed=0).items()}
     metrics["guidance"] = sampling["guidance"]
