@@ -11,6 +11,7 @@ from PIL import Image
 
 from apps.common import (
     HEAVY_LANE,
+    FILE_LANE,
     LIGHT_LANE,
     cache_file,
     check_number,
@@ -616,7 +617,7 @@ def build() -> None:
             **LIGHT_LANE,
         )
         public = {"api_name": "clear_examples"} if k == 0 else {"api_visibility": "private"}
-        clears[k].click(clear_examples, [numbers[k], examples], [examples, *counts], **public, concurrency_id="examples")  # no network
+        clears[k].click(clear_examples, [numbers[k], examples], [examples, *counts], **public, **FILE_LANE)
     teach = teach_button.click(
         teach_classes,
         [*slots, epochs, learning_rate, batch_size, examples],
@@ -642,10 +643,10 @@ def build() -> None:
     try_button.click(classify_taught, [head_state, new_photo], taught_label, api_name="classify_taught", preprocess=False, **LIGHT_LANE)
     # Registered after the button, so the endpoint keeps its name (a private event would take it first).
     new_photo.upload(classify_taught, [head_state, new_photo], taught_label, api_visibility="private", preprocess=False, **LIGHT_LANE)
-    # Heads go in and out as files, with no network: they share the downloads group, not a model lane.
-    download_button.click(head_file, head_state, download, api_name="download_head", concurrency_id="downloads")
+    # Heads go in and out as files, with no network: they wait in the file lane, not a model lane.
+    download_button.click(head_file, head_state, download, api_name="download_head", **FILE_LANE)
     load = load_button.click(
-        load_head, [head_upload, head_state], [head_state, report], api_name="load_head", preprocess=False, concurrency_id="downloads"
+        load_head, [head_upload, head_state], [head_state, report], api_name="load_head", preprocess=False, **FILE_LANE
     )
     load.success(explain_choices_update, head_state, explain_class, api_visibility="private", queue=False)
     load.success(under_the_hood, head_state, [confusion, curve, hood], api_visibility="private", **LIGHT_LANE)

@@ -49,11 +49,13 @@ except ImportError:
 # heavy requests are queued; the light lane has as many workers as cores (at most 4; MODEL_SHOW_WORKERS overrides).
 # More groups than that made everything slower: a dozen kinds of model call at once fought over the two cores
 # (benchmarks/load.py measures it). Long jobs with a fixed budget (fitting, the live robustness curve) keep a lane of
-# their own, so they never hold a shared worker for half a minute.
+# their own, so they never hold a shared worker for half a minute. Events that run no network but must not wait
+# behind one (a head going in or out as a file, clearing a class's examples) share **FILE_LANE.
 MODEL_WORKERS = int(os.environ.get("MODEL_SHOW_WORKERS", 0)) or max(1, min(4, os.cpu_count() or 1))
 HEAVY_WORKERS = int(os.environ.get("MODEL_SHOW_HEAVY_WORKERS", 0)) or max(1, MODEL_WORKERS // 2)
 LIGHT_LANE = {"concurrency_id": "light", "concurrency_limit": MODEL_WORKERS}
 HEAVY_LANE = {"concurrency_id": "heavy", "concurrency_limit": HEAVY_WORKERS}
+FILE_LANE = {"concurrency_id": "files", "concurrency_limit": MODEL_WORKERS}
 
 
 class RecentAnswers:

@@ -6,6 +6,7 @@ import sys
 
 from huggingface_hub import ModelCard
 
+from apps.common import FILE_LANE
 from tests.conftest import REPO_ROOT
 
 # The playground trains a few hundred weights: it waits in the model pool like the others but stays on the CPU.
@@ -49,7 +50,7 @@ print(json.dumps({"wrapped": sorted(spaces.WRAPPED), "events": events}))
 """
     found = json.loads(built_with_fake_spaces(tmp_path, code).strip().splitlines()[-1])
     wrapped = set(found["wrapped"])
-    groups = {group for _, api, own, group in found["events"] if api and not own and group not in ("downloads",)}
+    groups = {group for _, api, own, group in found["events"] if api and not own and group != FILE_LANE["concurrency_id"]}
     model_endpoints = {name for name, api, own, group in found["events"] if api and group in groups} - CPU_ONLY
     assert len(model_endpoints) >= 15
     assert model_endpoints <= wrapped, f"not wrapped: {sorted(model_endpoints - wrapped)}"
