@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from apps.common import (
-    HEAVY_LANE,
     FILE_LANE,
+    HEAVY_LANE,
     LIGHT_LANE,
     cache_file,
     check_number,

@@ -1,7 +1,7 @@
 """Neurons tab: a perceptron and an MLP learn rabbits from unicorns, live, in the browser.
 
 Trace: settings -> `data.animals.make_animals` -> `models.mlp` (Perceptron or MLP) trained here,
-epoch by epoch -> decision boundary, loss curves and a weight diagram drawn with PIL.
+epoch by epoch -> decision boundary, loss curves, a weight diagram and every neuron's own map, drawn with PIL.
 
 The playground's model is trained on the spot for each visitor, so there is no checkpoint:
 every run is seeded, and the same settings give the same numbers, live or through the API.
@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from apps.common import HEAVY_LANE, RecentAnswers, check_number
 from data.animals import CLASSES, HIGH, LAYOUTS, LOW, make_animals
 from models import mlp
-from models.mlp import ACTIVATIONS, MLP, TALK_WEIGHTS, MLPConfig, Perceptron
+from models.mlp import ACTIVATIONS, MLP, TALK_WEIGHTS, MLPConfig, Perceptron, input_names
 
 TITLE = "Neurons"
 INTRO = """
@@ -32,7 +32,9 @@ INTRO = """
 An **artificial neuron** multiplies its inputs (an animal's speed and size, plus a constant 10) by **weights**, adds them up,
 and says "unicorn" when the sum is above zero: a straight line through the picture. The **perceptron rule** learns the
 weights by nudging them after every mistake. Stack neurons in **hidden layers** with a smooth activation and the network
-can bend that line; it learns every weight at once by **gradient descent**. Pick a preset, press **Play**, and watch it learn.
+can bend that line; it learns every weight at once by **gradient descent**. Pick a preset, press **Play**, and watch it learn:
+the **neuron maps** below show what each hidden neuron computes, so you can see the first layer's straight lines combine into
+the next layer's curves. **Engineered inputs** such as speed² hand the model a curve for free.
 *The animals are invented for teaching: each is just two numbers drawn at random around a pattern (see `data/animals.py`).*
 """
 
@@ -64,9 +66,23 @@ class PlaygroundSettings:
     l2: float = 0.0
     talk_weights: bool = False  # perceptron only: start from the talk's weights 1, 1, -1 instead of 0, 0, 0
     epochs: int = 500  # where Play stops, and what the API trains for
+    # Added after the first release, at the end, so positional API calls keep their meaning.
+    batch_size: int = 0  # MLP: animals per gradient step; 0 = all of them (full batch)
+    l1: float = 0.0  # MLP: L1 strength, which pushes unneeded weights to exactly zero
+    speed_squared: bool = False  # engineered inputs (see models.mlp.engineered_columns), for both models
+    size_squared: bool = False
+    speed_times_size: bool = False
+    sin_speed: bool = False
+    sin_size: bool = False
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """The engineered inputs switched on, in the order models.mlp.ENGINEERED names them."""
+        return tuple(name for name, on in zip(mlp.ENGINEERED, [getattr(self, flag) for flag in EXTRA_FLAGS], strict=True) if on)
 
 
 SETTING_NAMES = [f.name for f in dataclasses.fields(PlaygroundSettings)]
+EXTRA_FLAGS = ("speed_squared", "size_squared", "speed_times_size", "sin_speed", "sin_size")  # one per mlp.ENGINEERED
 
 PRESETS: dict[str, tuple[PlaygroundSettings, str]] = {
     "Perceptron: separable": (
@@ -76,6 +92,10 @@ PRESETS: dict[str, tuple[PlaygroundSettings, str]] = {
     "Perceptron: curved (underfits)": (
         PlaygroundSettings(layout="curved", model="perceptron", learning_rate=0.01, epochs=40),
         "Rabbits in the middle, unicorns around them: no straight line can do it, so a single neuron keeps flipping and stays near chance. That is underfitting.",
+    ),
+    "Perceptron + speed², size²: curved": (
+        PlaygroundSettings(layout="curved", model="perceptron", learning_rate=0.01, epochs=40, speed_squared=True, size_squared=True),
+        "The same single neuron, given speed² and size² (measured from the middle) as extra inputs: a circle is a straight line in those, so now it separates the rabbits from the unicorns. More features can stand in for more layers.",
     ),
     "MLP: curved": (
         PlaygroundSettings(layout="curved", model="mlp", hidden_layers=2, neurons=8, activation="tanh", learning_rate=0.1, epochs=500),
@@ -114,6 +134,24 @@ PRESETS: dict[str, tuple[PlaygroundSettings, str]] = {
         ),
         "The same network and data, but each training step switches off a random 30% of the hidden neurons, so no neuron can rely on memorised details: a smoother boundary and better test accuracy.",
     ),
+    "XOR: two neurons or speed·size": (
+        PlaygroundSettings(layout="xor", model="mlp", hidden_layers=1, neurons=4, activation="tanh", learning_rate=0.1, epochs=300),
+        "Unicorns are fast or big, but not both. No single line can do that; watch the neuron maps: each hidden neuron draws one line, and the output combines them. (A perceptron with the speed·size input solves it alone.)",
+    ),
+    "Rings: mini-batches": (
+        PlaygroundSettings(
+            layout="rings",
+            n_samples=500,
+            model="mlp",
+            hidden_layers=2,
+            neurons=8,
+            activation="tanh",
+            learning_rate=0.1,
+            epochs=300,
+            batch_size=25,
+        ),
+        "Rabbits in the middle and on an outer ring, unicorns on the ring between: two curves are needed. Mini-batches of 25 take ten noisy steps per pass over the data instead of one exact step, so the network gets there in far fewer passes. Set the mini-batch size to 0 to compare.",
+    ),
 }
 
 
@@ -138,7 +176,17 @@ def validate(settings: PlaygroundSettings) -> PlaygroundSettings:
         l2=check_number(settings.l2, "L2 strength", 0, 1),
         talk_weights=bool(settings.talk_weights),
         epochs=int(check_number(settings.epochs, "Epochs", 1, MAX_EPOCHS, integer=True)),
+        batch_size=int(check_number(settings.batch_size, "Mini-batch size", 0, 2000, integer=True)),
+        l1=check_number(settings.l1, "L1 strength", 0, 1),
+        **{flag: _flag(getattr(settings, flag), flag) for flag in EXTRA_FLAGS},
     )
+
+
+def _flag(value, name: str) -> bool:
+    """A checkbox value: a real boolean (or 0 / 1), never a string that merely looks true."""
+    if isinstance(value, bool | int | np.bool_) and value in (0, 1):
+        return bool(value)
+    raise gr.Error(f"{name} must be true or false (got {value!r}).")
 
 
 # --- A run: data, model, optimiser and history, trained a few epochs at a time ------------------
@@ -169,10 +217,10 @@ def new_run(settings: PlaygroundSettings) -> Run:
     data = make_animals(s.layout, s.n_samples, s.noise, s.train_fraction, s.seed)
     generator = torch.Generator().manual_seed(s.seed)
     if s.model == "perceptron":
-        model: torch.nn.Module = Perceptron(TALK_WEIGHTS if s.talk_weights else (0.0, 0.0, 0.0))
+        model: torch.nn.Module = Perceptron(TALK_WEIGHTS if s.talk_weights else None, extras=s.extras)
         optimizer = None
     else:
-        model = MLP(MLPConfig(s.hidden_layers, s.neurons, s.activation, s.dropout))
+        model = MLP(MLPConfig(s.hidden_layers, s.neurons, s.activation, s.dropout, s.extras))
         model.reset_parameters(generator)
         model.generator = generator
         # Plain full-batch gradient descent with momentum: every step sees every training animal.
@@ -183,8 +231,14 @@ def new_run(settings: PlaygroundSettings) -> Run:
     return run
 
 
-def epochs_per_frame(s: PlaygroundSettings) -> int:
-    return PERCEPTRON_EPOCHS_PER_FRAME if s.model == "perceptron" else MLP_EPOCHS_PER_FRAME
+def epochs_per_frame(s: PlaygroundSettings, n_train: int) -> int:
+    """Epochs between two pictures: about MLP_EPOCHS_PER_FRAME gradient steps' worth (mini-batches make an epoch many
+    steps), at least one."""
+    if s.model == "perceptron":
+        return PERCEPTRON_EPOCHS_PER_FRAME
+    if 0 < s.batch_size < n_train:
+        return max(1, round(MLP_EPOCHS_PER_FRAME * s.batch_size / n_train))
+    return MLP_EPOCHS_PER_FRAME
 
 
 def train_epochs(run: Run, n: int) -> None:
@@ -194,7 +248,16 @@ def train_epochs(run: Run, n: int) -> None:
         return
     s = run.settings
     mlp.train_epochs(
-        run.model, run.train_x, run.train_y, n, learning_rate=s.learning_rate, l2=s.l2, generator=run.generator, optimizer=run.optimizer
+        run.model,
+        run.train_x,
+        run.train_y,
+        n,
+        learning_rate=s.learning_rate,
+        l2=s.l2,
+        l1=s.l1,
+        batch_size=s.batch_size,
+        generator=run.generator,
+        optimizer=run.optimizer,
     )
     run.epoch += n
     record(run)
@@ -342,11 +405,11 @@ def render_network(run: Run, width: int = 412, height: int = 260) -> np.ndarray:
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     if isinstance(run.model, Perceptron):
-        weights = [run.model.weight.detach().numpy()[:, None]]  # (3 inputs, 1 output)
-        names = ("speed", "size", "10")
+        weights = [run.model.weight.detach().numpy()[:, None]]  # (3 + extras inputs, 1 output)
+        names = (*input_names(run.settings.extras), "10")
     else:
         weights = [layer.weight.detach().numpy().T for layer in run.model.layers]  # (in, out) per layer
-        names = ("speed", "size")
+        names = input_names(run.settings.extras)
     sizes = (weights[0].shape[0], *(w.shape[1] for w in weights))
     xs = _layer_xs(len(sizes), width)
     biggest = max(float(np.nan_to_num(np.abs(w), posinf=0.0).max()) for w in weights) or 1.0
@@ -371,25 +434,181 @@ def render_network(run: Run, width: int = 412, height: int = 260) -> np.ndarray:
     neurons = _neuron_layer(sizes, names, width, height)
     img.paste(neurons, (0, 0), neurons)
     if isinstance(run.model, Perceptron):
-        for i, y in enumerate(_neuron_ys(3, height)):
+        for i, y in enumerate(_neuron_ys(len(names), height)):
             _write(img, ((xs[0] + xs[1]) / 2, (y + height / 2) / 2 - 8), f"{weights[0][i, 0]:+.2f}", "black", "mm")
     return np.asarray(img)
+
+
+# --- Neuron maps: what every neuron computes over the whole speed x size plane ----------------------
+
+MAPS_WIDTH = 860  # px of the whole picture; each map is square, one model evaluation per pixel
+MAPS_LABEL = 96  # px left of the maps for the row names
+MAPS_GAP = 4
+LOW_RGB, HIGH_RGB = RABBIT_RGB, UNICORN_RGB  # a map runs amber (low) through white to indigo (high)
+
+
+@dataclass(frozen=True)
+class MapsLayout:
+    """Where each neuron's map sits: row r (inputs, hidden layers..., output), column j, from its top-left corner."""
+
+    sizes: tuple[int, ...]  # neurons per row
+    cell: int  # side of one map, px
+
+    @property
+    def row_height(self) -> int:
+        return self.cell + 2 * MAPS_GAP + 12  # the map, its number under it, and room
+
+    @property
+    def height(self) -> int:
+        return 22 + len(self.sizes) * self.row_height
+
+    def corner(self, row: int, column: int) -> tuple[int, int]:
+        return MAPS_LABEL + column * (self.cell + MAPS_GAP), 22 + row * self.row_height
+
+    def neuron_at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(row, column) of the map under pixel (x, y), or None between maps."""
+        row, in_row = divmod(int(y) - 22, self.row_height)
+        column, in_column = divmod(int(x) - MAPS_LABEL, self.cell + MAPS_GAP)
+        if not (0 <= row < len(self.sizes) and 0 <= column < self.sizes[row] and in_column < self.cell and in_row < self.cell):
+            return None
+        return row, column
+
+
+def maps_layout(run: Run) -> MapsLayout:
+    s = run.settings
+    n_inputs = 2 + len(s.extras)
+    hidden = [] if s.model == "perceptron" else [s.neurons] * s.hidden_layers
+    sizes = (n_inputs, *hidden, 1)
+    cell = int(np.clip((MAPS_WIDTH - MAPS_LABEL) // max(sizes) - MAPS_GAP, 16, 48))
+    return MapsLayout(sizes, cell)
+
+
+def map_points(cell: int) -> torch.Tensor:
+    """(cell * cell, 2) speed, size at the centre of each pixel of a cell x cell map, row by row from the top (high size)."""
+    ticks = (np.arange(cell) + 0.5) / cell * (HIGH - LOW) + LOW
+    speed, size = np.meshgrid(ticks, ticks[::-1])
+    return torch.from_numpy(np.stack([speed.ravel(), size.ravel()], 1).astype(np.float32))
+
+
+def value_ranges(run: Run, maps: list[torch.Tensor]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per row, the (low, high) of each neuron's colour scale: the range its values can take (the inputs' own range,
+    tanh -1..1, sigmoid and step 0..1, the output 0..1); ReLU has no top, so each ReLU map is scaled to its largest value."""
+    s = run.settings
+    ranges = []
+    n_inputs = maps[0].shape[1]
+    scale = mlp.BIAS_INPUT if s.model == "perceptron" else 1.0
+    low = np.array([0.0 if s.model == "perceptron" and i < 2 else -scale for i in range(n_inputs)])
+    ranges.append((low, np.full(n_inputs, scale)))
+    for hidden in maps[1:-1]:
+        n = hidden.shape[1]
+        if s.activation == "relu":
+            top = np.maximum(np.nan_to_num(hidden.amax(0).numpy(), nan=1.0, posinf=1.0), 1e-6)
+            ranges.append((np.zeros(n), top))
+        else:
+            ranges.append((np.full(n, -1.0 if s.activation == "tanh" else 0.0), np.ones(n)))
+    ranges.append((np.zeros(1), np.ones(1)))
+    return ranges
+
+
+def map_colours(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """(P, n) values and (n,) scale ends -> (P, n, 3) float colours: amber at low, white in the middle, indigo at high."""
+    t = np.clip((np.nan_to_num(values, nan=0.0) - low) / np.maximum(high - low, 1e-12), 0, 1)[..., None]
+    white = np.float32(255)
+    below = white + (LOW_RGB - white) * (1 - 2 * t)  # t in [0, 0.5]: amber -> white
+    above = white + (HIGH_RGB - white) * (2 * t - 1)  # t in [0.5, 1]: white -> indigo
+    return np.where(t < 0.5, below, above)
+
+
+def row_names(run: Run) -> list[str]:
+    s = run.settings
+    hidden = [] if s.model == "perceptron" else [f"layer {k + 1} ({s.activation})" for k in range(s.hidden_layers)]
+    return ["inputs", *hidden, "P(unicorn)" if s.model == "mlp" else "output (step)"]
+
+
+@torch.no_grad()
+def render_neuron_maps(run: Run) -> np.ndarray:
+    """(H, W, 3) uint8: every neuron as a small map over speed x size (x right, size up), row by row from the inputs
+    to the output, each coloured from the low to the high end of what it can output (see value_ranges)."""
+    layout = maps_layout(run)
+    cell = layout.cell
+    maps = mlp.neuron_maps(run.model, map_points(cell))  # per row (cell * cell, n)
+    canvas = np.full((layout.height, MAPS_WIDTH, 3), 255, np.uint8)
+    for row, (values, (low, high)) in enumerate(zip(maps, value_ranges(run, maps), strict=True)):
+        colours = map_colours(values.numpy(), low, high).astype(np.uint8).reshape(cell, cell, -1, 3)  # (cell, cell, n, 3)
+        for column in range(values.shape[1]):
+            x, y = layout.corner(row, column)
+            canvas[y : y + cell, x : x + cell] = colours[:, :, column]
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    names = input_names(run.settings.extras)
+    for row, name in enumerate(row_names(run)):
+        x, y = layout.corner(row, 0)
+        _write(img, (6, y + cell / 2), name, "black", "lm")
+        for column in range(layout.sizes[row]):
+            x, y = layout.corner(row, column)
+            draw.rectangle((x - 1, y - 1, x + cell, y + cell), outline=(150, 150, 150))
+            label = names[column] if row == 0 and cell >= 40 else str(column + 1)
+            _write(img, (x + cell / 2, y + cell + 2), label, (90, 90, 90), "mt")
+    _write(img, (6, 4), "Every neuron over speed (right) x size (up): amber = low, white = middle, indigo = high. Click one.", "black")
+    return np.asarray(img)
+
+
+def neuron_details(run: Run, row: int, column: int) -> str:
+    """Markdown: what neuron (row, column) of the maps reads and how it combines it."""
+    s = run.settings
+    names = input_names(s.extras)
+    if row == 0:
+        what = {"speed": "speed", "size": "size"}.get(names[column], f"{names[column]}, computed from speed and size")
+        scale = (
+            "as it is (0 to 10)"
+            if s.model == "perceptron" and column < 2
+            else ("times 10, to the range of speed and size" if s.model == "perceptron" else "centred and scaled to -1..1")
+        )
+        return f"**Input {column + 1}: {names[column]}.** The model reads {what}, {scale}. Inputs have no incoming weights."
+    if isinstance(run.model, Perceptron):
+        weights = run.model.weight.tolist()
+        terms = [(w, f"{name}") for w, name in zip(weights[:-1], names, strict=True)] + [(weights[-1], "10")]
+        formula = " ".join(f"{w:+.3f}·{name}" for w, name in terms)
+        return f"**The neuron.** It fires (unicorn) when {formula} > 0 (engineered inputs x 10)."
+    layer = run.model.layers[row - 1]
+    weights = layer.weight.detach()[column].tolist()
+    bias = float(layer.bias.detach()[column])
+    sources = list(names) if row == 1 else [f"n{i + 1}" for i in range(len(weights))]
+    order = sorted(range(len(weights)), key=lambda i: -abs(weights[i]))
+    shown = order[:12]
+    formula = " ".join(f"{weights[i]:+.3f}·{sources[i]}" for i in shown) + (f" … ({len(order) - 12} smaller)" if len(order) > 12 else "")
+    squash = "sigmoid" if row == len(run.model.layers) else s.activation
+    source_row = "the inputs" if row == 1 else f"layer {row - 1} (n1, n2, … are its neurons)"
+    name = "The output neuron, P(unicorn)," if row == len(run.model.layers) else f"Layer {row}, neuron {column + 1},"
+    table = "\n".join(f"| {sources[i]} | {weights[i]:+.4f} |" for i in shown)
+    return (
+        f"**{name}** reads {source_row}: {squash}({formula} {bias:+.3f}).\n\n"
+        f"| incoming from | weight |\n| --- | --- |\n{table}\n| bias | {bias:+.4f} |"
+    )
 
 
 def stats_markdown(run: Run) -> str:
     h = run.history[-1]
     s = run.settings
+    inputs = "speed and size" + "".join(f", {name}" for name in s.extras)
     if isinstance(run.model, Perceptron):
         w = run.model.weight.tolist()
-        rule = f"unicorn when {w[0]:+.2f}·speed {w[1]:+.2f}·size {w[2]:+.2f}·10 > 0"
-        what = f"Single neuron, step activation, perceptron rule (learning rate {s.learning_rate:g}). {rule}."
+        terms = " ".join(f"{wk:+.2f}·{name}" for wk, name in zip(w, (*input_names(s.extras), "10"), strict=True))
+        rule = f"unicorn when {terms} > 0"
+        what = f"Single neuron on {inputs}, step activation, perceptron rule (learning rate {s.learning_rate:g}). {rule}."
+        if s.layout in ("curved", "few samples", "rings") and not {"speed²", "size²"} <= set(s.extras):
+            what += " *No straight line can do this layout: tick the engineered inputs speed² and size², and the neuron can draw a circle.*"
+        elif s.layout == "xor" and "speed·size" not in s.extras:
+            what += " *No straight line can do quadrants: tick the engineered input speed·size, and one neuron can.*"
     else:
         shape = " x ".join([str(s.neurons)] * s.hidden_layers) or "no hidden layers"
-        extras = (
-            ", ".join(x for x in (f"dropout {s.dropout:g}" if s.dropout else "", f"L2 {s.l2:g}" if s.l2 else "") if x)
-            or "no regularisation"
+        regularisers = [f"dropout {s.dropout:g}" if s.dropout else "", f"L2 {s.l2:g}" if s.l2 else "", f"L1 {s.l1:g}" if s.l1 else ""]
+        extras = ", ".join(x for x in regularisers if x) or "no regularisation"
+        batch = f"mini-batches of {s.batch_size}" if 0 < s.batch_size < len(run.train_y) else "full batch"
+        what = (
+            f"MLP on {inputs}: {shape} {s.activation} neurons, gradient descent ({batch}, learning rate {s.learning_rate:g}, "
+            f"momentum 0.9), {extras}."
         )
-        what = f"MLP: {shape} {s.activation} neurons, gradient descent (learning rate {s.learning_rate:g}, momentum 0.9), {extras}."
     diverged = "" if math.isfinite(h["train_loss"]) else " **The loss blew up: try a smaller learning rate.**"
     return (
         f"**Epoch {run.epoch} / {s.epochs}** · train accuracy **{h['train_accuracy']:.1%}** ({len(run.train_y)} animals) · "
@@ -397,8 +616,9 @@ def stats_markdown(run: Run) -> str:
     )
 
 
-def frame(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    return render_boundary(run), render_curves(run), render_network(run), stats_markdown(run)
+def frame(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """The pictures of one moment of a run: boundary, curves, weights, neuron maps, and the stats line."""
+    return render_boundary(run), render_curves(run), render_network(run), render_neuron_maps(run), stats_markdown(run)
 
 
 # --- Pure functions behind the events and the API -----------------------------------------------
@@ -418,7 +638,7 @@ def train_playground(*values, **named) -> tuple[dict, np.ndarray]:
     if (answer := RECENT_RUNS.get(key)) is not None:
         return copy.deepcopy(answer[0]), answer[1]
     run = new_run(settings)
-    per_frame = epochs_per_frame(run.settings)
+    per_frame = epochs_per_frame(run.settings, len(run.train_y))
     while run.epoch < run.settings.epochs:  # the same chunks as Play, so the history matches the live view
         train_epochs(run, per_frame)
     last = run.history[-1]
@@ -483,7 +703,7 @@ def play_frames(run: Run | None, *values):
     s = validate(settings_from(*values))
     if not _same(run, s) or run.epoch >= s.epochs:
         run = new_run(s)
-    per_frame = epochs_per_frame(s)
+    per_frame = epochs_per_frame(s, len(run.train_y))
     with run.lock:
         run.stream += 1
         mine = run.stream
@@ -507,7 +727,7 @@ def step_once(run: Run | None, *values):
         run = new_run(s)
     with run.lock:
         run.stream += 1  # a Step ends any stream still playing this run
-        train_epochs(run, epochs_per_frame(s))
+        train_epochs(run, epochs_per_frame(s, len(run.train_y)))
         return (*frame(run), run)
 
 
@@ -541,6 +761,16 @@ def build() -> None:
                 )
                 widgets["dropout"] = gr.Slider(0, 0.9, value=d.dropout, step=0.05, label="MLP: dropout")
                 widgets["l2"] = gr.Slider(0, 0.1, value=d.l2, step=0.001, label="MLP: L2 strength")
+                widgets["l1"] = gr.Slider(0, 0.1, value=d.l1, step=0.001, label="MLP: L1 strength (zeroes unneeded weights)")
+                widgets["batch_size"] = gr.Slider(
+                    0, 500, value=d.batch_size, step=1, label="MLP: mini-batch size (0 = every training animal at once)"
+                )
+            with gr.Group():
+                gr.Markdown("Engineered inputs, measured from the middle of the plane:")
+                for flag, name in zip(EXTRA_FLAGS, mlp.ENGINEERED, strict=True):
+                    widgets[flag] = gr.Checkbox(
+                        value=getattr(d, flag), label=name, elem_id=f"neurons-{flag.replace('_', '-')}", min_width=80
+                    )
                 widgets["epochs"] = gr.Slider(1, MAX_EPOCHS, value=d.epochs, step=1, label="Epochs to train")
         with gr.Column(scale=2):
             with gr.Row():
@@ -572,9 +802,19 @@ def build() -> None:
                     network = gr.Image(
                         label="Weights", show_label=False, type="numpy", buttons=[], height=260, elem_id="neurons-network", format="png"
                     )
+            neuron_maps = gr.Image(
+                label="Neuron maps",
+                show_label=False,
+                type="numpy",
+                buttons=[],
+                elem_id="neurons-maps",
+                format="png",
+                interactive=False,
+            )
+            neuron_note = gr.Markdown("*Click a neuron's map to see its incoming weights.*", elem_id="neurons-neuron")
     controls = [widgets[name] for name in SETTING_NAMES]  # the order settings_from reads them in
     run_state = gr.State(None)
-    outputs = [boundary, curves, network, stats, run_state]
+    outputs = [boundary, curves, network, neuron_maps, stats, run_state]
 
     def start(*values):
         run = new_run(settings_from(*values))
@@ -590,6 +830,15 @@ def build() -> None:
             s = PlaygroundSettings()
         run = new_run(s)
         return (*_ui_values(s), *frame(run), run)
+
+    def show_neuron(run: Run | None, evt: gr.SelectData):
+        if run is None or evt is None or not isinstance(evt.index, list | tuple) or len(evt.index) != 2:
+            return "*Press Reset or Play first, then click a neuron's map.*"
+        where = maps_layout(run).neuron_at(*evt.index)
+        if where is None:
+            return "*That is between two maps: click inside one.*"
+        with run.lock:
+            return neuron_details(run, *where)
 
     # Shareable state: changing a setting, playing or stepping rewrites the page address; opening it restores them.
     url_js = f"""(...values) => {{
@@ -614,7 +863,8 @@ def build() -> None:
     step.click(step_once, [run_state, *controls], outputs, api_visibility="private", show_progress="hidden", cancels=playing)
     reset.click(start, controls, outputs, api_visibility="private", cancels=playing)
     gr.on([c.change for c in controls] + [play.click, step.click], None, controls, None, js=url_js, api_visibility="private", queue=False)
-    gr.on(None, restore_from_url, None, [*controls, boundary, curves, network, stats, run_state], api_visibility="private")
+    gr.on(None, restore_from_url, None, [*controls, *outputs], api_visibility="private")
+    neuron_maps.select(show_neuron, run_state, neuron_note, api_visibility="private", queue=False)
 
     # The API: the same training, start to finish, deterministic for a given seed.
     api_result = gr.JSON(visible=False)

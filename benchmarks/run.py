@@ -102,7 +102,7 @@ def bench_playground(app: LaunchedApp) -> dict[str, float]:
         for s in range(6)
     ]
 
-    # Live training speed: one frame = 10 gradient steps + boundary, curves and weight pictures,
+    # Live training speed: one frame = 10 gradient steps + boundary, curves, weight and neuron-map pictures,
     # encoded to PNG the way the app's image outputs send them.
     import gradio as gr
 
@@ -113,7 +113,7 @@ def bench_playground(app: LaunchedApp) -> dict[str, float]:
 
     def one_frame():
         neurons.train_epochs(run, neurons.MLP_EPOCHS_PER_FRAME)
-        for picture in neurons.frame(run)[:3]:
+        for picture in neurons.frame(run)[:4]:
             encoder.postprocess(picture)
 
     frame_p50, _ = percentile_ms(one_frame, repeats=60, warmup=5)

@@ -6,6 +6,10 @@ perceptron rule: after each mistake, nudge the weights towards the right answer.
 
 The MLP stacks layers of such neurons with a smooth activation in between and learns all its
 weights at once by gradient descent on the cross-entropy loss.
+
+Both can also read engineered inputs, as TensorFlow Playground offers them: speed², size², speed·size
+and sines, each measured from the centre of the plane (5, 5). With speed² and size² a single neuron
+can draw a circle, because a circle is a straight line in those features.
 """
 
 import math
@@ -18,19 +22,49 @@ from torch import nn
 ACTIVATIONS = ["step", "sigmoid", "tanh", "relu"]
 BIAS_INPUT = 10.0  # the talk's constant third input
 TALK_WEIGHTS = (1.0, 1.0, -1.0)  # speed + size - 10 > 0  ->  unicorn
+ENGINEERED = ("speed²", "size²", "speed·size", "sin(speed)", "sin(size)")
+CENTRE, HALF_WIDTH = 5.0, 5.0  # features live in [0, 10]: centred and scaled, u = (speed - 5) / 5 is in [-1, 1]
+
+
+def centred(x: torch.Tensor) -> torch.Tensor:
+    """(N, 2) speed, size in [0, 10] -> (N, 2) u, v in [-1, 1]."""
+    return (x - CENTRE) / HALF_WIDTH
+
+
+def engineered_columns(x: torch.Tensor, extras: tuple[str, ...]) -> torch.Tensor:
+    """(N, 2) speed, size -> (N, len(extras)) engineered inputs in [-1, 1], from u, v = centred(x):
+    speed² = u², size² = v², speed·size = u·v, sin(speed) = sin(pi·u), sin(size) = sin(pi·v)."""
+    u, v = centred(x).unbind(1)
+    make = {"speed²": lambda: u * u, "size²": lambda: v * v, "speed·size": lambda: u * v}
+    make |= {"sin(speed)": lambda: torch.sin(math.pi * u), "sin(size)": lambda: torch.sin(math.pi * v)}
+    unknown = [name for name in extras if name not in make]
+    if unknown:
+        raise ValueError(f"unknown engineered inputs {unknown}; choose from {ENGINEERED}")
+    return torch.stack([make[name]() for name in extras], 1) if extras else x[:, :0]
+
+
+def input_names(extras: tuple[str, ...]) -> tuple[str, ...]:
+    return ("speed", "size", *extras)
 
 
 class Perceptron(nn.Module):
-    """inputs (speed, size, 10) . weights (w_speed, w_size, w_bias) > 0  ->  unicorn."""
+    """inputs (speed, size, [extras x 10], 10) . weights (w_speed, w_size, [w_extra...], w_bias) > 0  ->  unicorn.
 
-    def __init__(self, weights: tuple[float, float, float] = (0.0, 0.0, 0.0)):
+    Engineered inputs are scaled by 10, to the same range as speed and size, so the perceptron rule moves every
+    weight at the same pace."""
+
+    def __init__(self, weights: tuple[float, ...] | None = None, extras: tuple[str, ...] = ()):
         super().__init__()
+        self.extras = tuple(extras)
+        weights = (0.0,) * (3 + len(self.extras)) if weights is None else tuple(weights)
+        if len(weights) == 3 and self.extras:  # (speed, size, bias) given: the extras start at zero
+            weights = (weights[0], weights[1], *([0.0] * len(self.extras)), weights[2])
         self.weight = nn.Parameter(torch.tensor(weights, dtype=torch.float32), requires_grad=False)
 
-    @staticmethod
-    def with_bias_input(x: torch.Tensor) -> torch.Tensor:
-        """(N, 2) features -> (N, 3) with the constant 10 appended."""
-        return torch.cat([x, torch.full_like(x[:, :1], BIAS_INPUT)], dim=1)
+    def with_bias_input(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 2) features -> (N, 3 + extras): speed, size, the engineered inputs x 10, and the constant 10."""
+        extra = BIAS_INPUT * engineered_columns(x, self.extras)
+        return torch.cat([x, extra, torch.full_like(x[:, :1], BIAS_INPUT)], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 2) -> (N,) weighted sums; positive means unicorn."""
@@ -83,16 +117,14 @@ class MLPConfig:
     neurons: int = 8  # per hidden layer
     activation: str = "tanh"
     dropout: float = 0.0  # chance each hidden neuron is switched off in a training step
-    # Features in [0, 10] are centred and scaled to about [-1, 1] before the first layer.
-    feature_centre: float = 5.0
-    feature_scale: float = 5.0
+    extras: tuple[str, ...] = ()  # engineered inputs (names from ENGINEERED) beside speed and size
 
 
 class MLP(nn.Module):
     def __init__(self, config: MLPConfig):
         super().__init__()
         self.config = config
-        widths = [2] + [config.neurons] * config.hidden_layers + [1]
+        widths = [2 + len(config.extras)] + [config.neurons] * config.hidden_layers + [1]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
         self.generator: torch.Generator | None = None  # dropout masks come from here when set (repeatable runs)
 
@@ -105,16 +137,27 @@ class MLP(nn.Module):
             layer.weight.uniform_(-bound, bound, generator=generator)
             layer.bias.uniform_(-bound, bound, generator=generator)
 
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 2) speed, size in [0, 10] -> (N, 2 + extras): what the first layer reads, each in [-1, 1]."""
+        return torch.cat([centred(x), engineered_columns(x, self.config.extras)], 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 2) raw features -> (N,) logits of P(unicorn)."""
-        h = (x - self.config.feature_centre) / self.config.feature_scale
+        return self.layer_outputs(x)[-1].squeeze(-1)
+
+    def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(N, 2) raw features -> [inputs (N, 2 + extras), each hidden layer's activations (N, neurons)..., logits (N, 1)]."""
+        h = self.inputs(x)
+        outputs = [h]
         for layer in self.layers[:-1]:
             h = activate(layer(h), self.config.activation)
             if self.training and self.config.dropout > 0:
                 # Inverted dropout: switch off a random share of neurons, scale the rest to keep the sum.
                 keep = torch.rand(h.shape, generator=self.generator) >= self.config.dropout
                 h = h * keep / (1 - self.config.dropout)
-        return self.layers[-1](h).squeeze(-1)
+            outputs.append(h)
+        outputs.append(self.layers[-1](h))
+        return outputs
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self(x))
@@ -122,6 +165,23 @@ class MLP(nn.Module):
     def l2_penalty(self) -> torch.Tensor:
         """Sum of squared weights (biases excluded): what L2 regularisation adds to the loss."""
         return sum((layer.weight**2).sum() for layer in self.layers)
+
+    def l1_penalty(self) -> torch.Tensor:
+        """Sum of absolute weights (biases excluded): L1 regularisation, which drives unneeded weights to exactly 0."""
+        return sum(layer.weight.abs().sum() for layer in self.layers)
+
+
+@torch.no_grad()
+def neuron_maps(model: "Perceptron | MLP", points: torch.Tensor) -> list[torch.Tensor]:
+    """What every neuron computes at `points` (P, 2) of the speed x size plane: [inputs (P, n_inputs), each hidden
+    layer's activations (P, neurons)..., output P(unicorn) (P, 1)]. The input columns are what the model reads
+    (centred for the MLP; speed, size and the engineered inputs x 10 for the perceptron); dropout is off."""
+    model.eval()
+    if isinstance(model, Perceptron):
+        inputs = model.with_bias_input(points)[:, :-1]
+        return [inputs, model.predict_proba(points)[:, None]]
+    outputs = model.layer_outputs(points)
+    return [*outputs[:-1], torch.sigmoid(outputs[-1])]
 
 
 def train_epochs(
@@ -134,22 +194,31 @@ def train_epochs(
     l2: float,
     generator: torch.Generator,
     optimizer: torch.optim.Optimizer | None,
+    l1: float = 0.0,
+    batch_size: int = 0,
 ) -> None:
     """`epochs` passes over the training animals x (N, 2), y (N,): the perceptron rule (in an order drawn from
-    `generator`), or for an MLP full-batch gradient steps on cross-entropy plus l2 times the weights' squared size."""
+    `generator`), or for an MLP gradient steps on cross-entropy plus l2 times the weights' squared size plus l1 times
+    their absolute size. batch_size 0 (or >= N) takes one full-batch step per epoch; otherwise each epoch visits every
+    animal once in mini-batches of that size, in an order drawn from `generator`."""
     if isinstance(model, Perceptron):
         for _ in range(epochs):
             model.perceptron_epoch(x, y, learning_rate, generator)
         return
     model.train()
     target = y.float()
+    full = batch_size <= 0 or batch_size >= len(x)
     for _ in range(epochs):
-        loss = F.binary_cross_entropy_with_logits(model(x), target)
-        if l2 > 0:
-            loss = loss + l2 * model.l2_penalty()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        batches = [slice(None)] if full else torch.randperm(len(x), generator=generator).split(batch_size)
+        for rows in batches:
+            loss = F.binary_cross_entropy_with_logits(model(x[rows]), target[rows])
+            if l2 > 0:
+                loss = loss + l2 * model.l2_penalty()
+            if l1 > 0:
+                loss = loss + l1 * model.l1_penalty()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
     model.eval()
 
 
