@@ -1,7 +1,8 @@
 """Digit GAN tab: a generator draws the digit you ask for; morph one digit into another; replay its training.
 
 Trace: digit, seed, count -> `models.dcgan.DigitGenerator` (noise from the seed) -> a grid of digits;
-the training history is `training_frames.safetensors` + `training_log.json` in the checkpoint folder.
+the critic is `discriminator.safetensors` beside it (`models.dcgan.critic_p_real`), asked about the grid, about real
+test digits and about your drawing; the training history is `training_frames.safetensors` + `training_log.json`.
 """
 
 import functools
@@ -12,12 +13,25 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from safetensors import safe_open
 
-from apps.common import LIGHT_LANE, cache_file, check_number, image_file, load_model, on_gpu
+from apps.common import (
+    LIGHT_LANE,
+    cache_file,
+    check_number,
+    drawing_file,
+    drawing_pad,
+    image_file,
+    load_model,
+    on_gpu,
+    open_image,
+    to_gray,
+    upscale,
+)
+from data.mnist import load_splits, sketch_to_mnist
 from models import hub
-from models.dcgan import DigitGenerator
+from models.dcgan import DISCRIMINATOR_FILE, DigitGenerator, critic_p_real, load_discriminator
 
 TITLE = "Digit GAN"
 CHECKPOINT = "digit-gan"
@@ -29,7 +43,8 @@ A **generative adversarial network (GAN)** is two networks trained against each 
 numbers (and the digit you ask for) into a picture. The **discriminator** sees real handwritten digits and the generator's
 pictures and tries to tell them apart. Each training step, the discriminator gets better at spotting fakes, and the generator
 changes its weights to fool the improved discriminator. Starting from noise, after some epochs the generator draws digits
-nobody wrote. Ask for one below, morph one into another, or scrub through its training.
+nobody wrote. Ask for one below, see what the **critic** (the discriminator, which ships too) thinks of each drawing, of
+real digits and of yours, morph one digit into another, or scrub through its training.
 """
 
 
@@ -61,6 +76,13 @@ def grid_image(images: torch.Tensor, columns: int, scale: int = 3, gap: int = 2)
 @torch.inference_mode()
 def generate_digits(digit="any", seed=0, count=64) -> np.ndarray:
     """A grid of `count` generated digits; the same digit, seed and count always give the same picture."""
+    images, _ = generated(digit, seed, count)
+    return grid_image(images, columns=min(len(images), 16))
+
+
+@torch.inference_mode()
+def generated(digit, seed, count) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (count, 1, 28, 28) in [0, 1], labels (count,)) for the settings, checked."""
     label = parse_digit(digit)
     seed = int(check_number(seed, "Seed", 0, 2**31 - 1, integer=True))
     count = int(check_number(count, "Number of digits", 1, MAX_SAMPLES, integer=True))
@@ -71,7 +93,105 @@ def generate_digits(digit="any", seed=0, count=64) -> np.ndarray:
         labels = torch.randint(0, 10, (count,), generator=torch.Generator().manual_seed(seed + 1)).to(device)
     else:
         labels = torch.full((count,), label, device=device)
-    return grid_image(net(z, labels), columns=min(count, 16))
+    return net(z, labels), labels
+
+
+# --- The critic: the discriminator the generator was trained against -------------------------------
+
+
+def critic():
+    return load_model(hub.load_companion, load_discriminator, CHECKPOINT, DISCRIMINATOR_FILE)
+
+
+def verdicts(images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """(N,) the critic's P(real) for pictures (N, 1, 28, 28) in [0, 1] and the digits they claim to be."""
+    net = critic()
+    device = net.real_variety.device
+    with torch.inference_mode():
+        return critic_p_real(net, images.to(device), labels.to(device)).float().cpu().numpy()
+
+
+@functools.cache
+def real_test_digits() -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """The 1,000 test digits the GAN never saw: (images (N, 1, 28, 28), labels (N,), the critic's P(real) of each)."""
+    splits = load_splits()
+    images = torch.from_numpy(splits.test_x).float().div(255).unsqueeze(1)
+    labels = torch.from_numpy(splits.test_y).long()
+    return images, labels, verdicts(images, labels)
+
+
+def share_of_real_below(p_real: float, digit: int) -> float:
+    """The share of real test digits of class `digit` that the critic finds less real than p_real."""
+    _, labels, p = real_test_digits()
+    return float((p[labels.numpy() == digit] < p_real).mean())
+
+
+_FONT = ImageFont.load_default(13)
+
+
+def verdict_grid(images: torch.Tensor, p_real: np.ndarray, columns: int, scale: int = 3) -> np.ndarray:
+    """(H, W, 3) uint8: each digit with the critic's P(real) written under it, on a bar from red (0, "generated") to
+    green (1, "real")."""
+    side, gap, text = 28 * scale, 4, 16
+    n = len(images)
+    rows = -(-n // columns)
+    pics = (images[:, 0].clamp(0, 1) * 255).round().byte().cpu().numpy()
+    canvas = Image.new("RGB", (columns * (side + gap) + gap, rows * (side + text + gap) + gap), (250, 250, 250))
+    draw = ImageDraw.Draw(canvas)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        x, y = gap + c * (side + gap), gap + r * (side + text + gap)
+        canvas.paste(Image.fromarray(pics[i]).resize((side, side), Image.Resampling.NEAREST), (x, y))
+        p = float(p_real[i])
+        bar = (int(220 * (1 - p) + 22 * p), int(38 * (1 - p) + 163 * p), int(38 * (1 - p) + 74 * p))  # red -> green
+        draw.rectangle((x, y + side, x + side - 1, y + side + text - 1), fill=bar)
+        draw.text((x + side / 2, y + side + text / 2), f"{p:.2f}", fill="white", font=_FONT, anchor="mm")
+    return np.asarray(canvas)
+
+
+@on_gpu
+@torch.inference_mode()
+def critic_on_grid(digit="any", seed=0, count=64) -> tuple[np.ndarray, np.ndarray, str]:
+    """The critic's P(real) on the generated grid and on as many real test digits of the same kind: (generated
+    verdicts picture, real verdicts picture, a sentence with both means)."""
+    images, labels = generated(digit, seed, count)
+    fake_p = verdicts(images, labels)
+    real_images, real_labels, real_p = real_test_digits()
+    label = parse_digit(digit)
+    picks = torch.arange(len(real_labels)) if label is None else torch.nonzero(real_labels == label).flatten()
+    picks = picks[: len(images)]
+    columns = min(len(images), 16)
+    what = "test digits" if label is None else f"test {label}s"
+    note = (
+        f"**The critic's verdict**, P(real) = sigmoid(its score): generated, mean **{fake_p.mean():.2f}**; "
+        f"{len(picks)} real {what} it never saw, mean **{real_p[picks.numpy()].mean():.2f}**. "
+        "At the end of a balanced GAN game the critic can barely tell them apart, which is what the generator played for; "
+        "read the numbers as a ranking (a hinge-loss critic is not calibrated)."
+    )
+    return verdict_grid(images, fake_p, columns), verdict_grid(real_images[picks], real_p[picks.numpy()], columns), note
+
+
+@on_gpu
+@torch.inference_mode()
+def judge_drawing(image, digit=7) -> tuple[dict[str, float], np.ndarray, str]:
+    """Does the critic believe your digit? A picture of one digit (drawing, photo, file) and the digit it is meant to be
+    -> ({"real": P(real), "generated": 1 - P(real)}, the 28x28 picture the critic saw, a sentence that ranks it among
+    real test digits of that class)."""
+    label = parse_digit(digit)
+    if label is None:
+        raise gr.Error("Say which digit your picture is meant to be (0-9): the critic judges 'a real 7', not just 'a real digit'.")
+    gray = to_gray(open_image(image, "a picture of a digit"))
+    try:
+        picture = sketch_to_mnist(gray)
+    except ValueError:
+        raise gr.Error("No digit found in the picture: it looks blank. Draw a digit first.", title="No digit found") from None
+    p = float(verdicts(torch.from_numpy(picture)[None, None], torch.tensor([label]))[0])
+    below = share_of_real_below(p, label)
+    sentence = (
+        f"The critic gives your {label} **P(real) = {p:.2f}**: more real-looking than **{below:.0%}** of the real test {label}s "
+        "(handwritten by people, never seen in training)."
+    )
+    return {"real": p, "generated": 1 - p}, upscale(picture, 6), sentence
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -119,6 +239,31 @@ def history() -> tuple[np.ndarray, list[int], list[float]] | None:
     return frames, [int(s) for s in meta["steps"].split(",")], [float(e) for e in meta["epochs"].split(",")]
 
 
+@functools.cache
+def history_verdicts() -> dict[str, list[float]] | None:
+    """The critic's mean P(real) at each snapshot, on 100 fixed real training digits and on the snapshot's grid
+    ({"real": [...], "generated": [...]}), or None for a checkpoint trained before they were recorded."""
+    path = hub.checkpoint_file(CHECKPOINT, "training_frames.safetensors")
+    if path is None:
+        return None
+    with safe_open(str(path), framework="np") as f:
+        meta = f.metadata()
+    if "p_real_real" not in meta:
+        return None
+    return {
+        "real": [float(v) for v in meta["p_real_real"].split(",")],
+        "generated": [float(v) for v in meta["p_real_generated"].split(",")],
+    }
+
+
+def critic_curves() -> pd.DataFrame | None:
+    h, v = history(), history_verdicts()
+    if h is None or v is None:
+        return None
+    rows = [{"epoch": e, "P(real)": v[kind][i], "pictures": f"{kind} digits"} for kind in v for i, e in enumerate(h[2])]
+    return pd.DataFrame(rows)
+
+
 def history_frame(index=0) -> tuple[np.ndarray | None, str]:
     """The fixed 10 x 10 grid (rows: digits 0-9) as it looked at snapshot `index`."""
     h = history()
@@ -130,6 +275,11 @@ def history_frame(index=0) -> tuple[np.ndarray | None, str]:
     caption = (
         f"Snapshot {index + 1} of {len(frames)}: training step {steps[index]:,} (epoch {epochs[index]:.2f}). Row k asks for the digit k."
     )
+    if (v := history_verdicts()) is not None:
+        caption += (
+            f" The critic at that moment: P(real) **{v['generated'][index]:.2f}** for this grid, "
+            f"**{v['real'][index]:.2f}** for 100 real training digits."
+        )
     return grid_image(images, columns=10, scale=2), caption
 
 
@@ -167,10 +317,17 @@ def metrics_markdown() -> str:
     if path is None:
         return ""
     m = json.loads(path.read_text())
+    critic_line = (
+        f" The critic's mean P(real): **{m['critic_p_real_on_real']:.2f}** on 1,000 real test digits, "
+        f"**{m['critic_p_real_on_generated']:.2f}** on 1,000 generated ones."
+        if "critic_p_real_on_real" in m
+        else ""
+    )
     return (
         f"**How good are the drawings?** Our digit classifier reads **{m['class_accuracy']:.1%}** of 10,000 generated digits as the digit "
         f"that was asked for. Fréchet distance to real test digits, on the classifier's features: **{m['fid_digits']:.2f}** "
         f"(real training digits vs. test digits: {m['fid_real_baseline']:.2f}). Variety: **{m['diversity']:.2f}** x that of real digits."
+        + critic_line
     )
 
 
@@ -185,6 +342,28 @@ def build() -> None:
             count = gr.Slider(1, MAX_SAMPLES, value=64, step=1, label="How many")
             draw = gr.Button("Draw", variant="primary", elem_id="gan-draw")
         grid = gr.Image(label="Generated digits", type="numpy", buttons=["download"], elem_id="gan-grid", scale=2, format="png")
+    with gr.Accordion("The critic: what does the discriminator think?", open=True):
+        gr.Markdown(
+            "The discriminator learned to score real digits high and generated ones low. Press **Draw** and it judges each digit "
+            "above, beside as many real test digits. Or draw your own and ask: does the critic believe your 7?"
+        )
+        critic_note = gr.Markdown(elem_id="gan-critic-note")
+        with gr.Row():
+            fake_verdicts = gr.Image(
+                label="Generated: P(real) under each", type="numpy", buttons=[], format="png", elem_id="gan-critic-fake"
+            )
+            real_verdicts = gr.Image(
+                label="Real test digits: P(real) under each", type="numpy", buttons=[], format="png", elem_id="gan-critic-real"
+            )
+        with gr.Row():
+            with gr.Column():
+                sketch = drawing_pad("Draw a digit", 280, 280, 18, elem_id="gan-sketch")
+                claimed = gr.Dropdown(DIGIT_CHOICES[1:], value="7", label="It is meant to be")
+                ask = gr.Button("Ask the critic", elem_id="gan-ask-critic")
+            with gr.Column():
+                verdict = gr.Label(label="The critic's verdict", elem_id="gan-critic-verdict")
+                verdict_note = gr.Markdown(elem_id="gan-critic-sentence")
+                seen = gr.Image(label="What the critic saw (28 x 28)", type="numpy", buttons=[], format="png", height=180)
     with gr.Accordion("Morph one digit into another", open=False):
         with gr.Row():
             from_digit = gr.Dropdown(DIGIT_CHOICES[1:], value="3", label="From digit")
@@ -222,10 +401,35 @@ def build() -> None:
                         title="Losses (hinge): the two networks push against each other",
                         height=300,
                     )
+                critic_history = critic_curves()
+                if critic_history is not None:
+                    gr.LinePlot(
+                        critic_history,
+                        x="epoch",
+                        y="P(real)",
+                        color="pictures",
+                        title="The critic's mean P(real) at each snapshot",
+                        height=260,
+                        elem_id="gan-critic-history",
+                    )
                 history_button = gr.Button("Make a GIF of the whole history")
                 history_file = gr.File(label="Training history GIF")
 
-    draw.click(generate_digits, [digit, seed, count], grid, api_name="generate_digits", preprocess=False, **LIGHT_LANE)
+    drawn = draw.click(generate_digits, [digit, seed, count], grid, api_name="generate_digits", preprocess=False, **LIGHT_LANE)
+    drawn.success(
+        critic_on_grid,
+        [digit, seed, count],
+        [fake_verdicts, real_verdicts, critic_note],
+        api_name="critic_on_grid",
+        preprocess=False,
+        **LIGHT_LANE,
+    )
+    # The drawing goes to the critic as a plain picture, so /judge_drawing takes any image file from a client too.
+    drawing = gr.Image(type="filepath", visible=False)
+    asked = ask.click(drawing_file, sketch, drawing, api_visibility="private", **LIGHT_LANE)
+    asked.success(
+        judge_drawing, [drawing, claimed], [verdict, seen, verdict_note], api_name="judge_drawing", preprocess=False, **LIGHT_LANE
+    )
     morph.click(
         interpolate_digits,
         [from_digit, from_seed, to_digit, to_seed, steps],

@@ -93,10 +93,6 @@ PRESETS: dict[str, tuple[PlaygroundSettings, str]] = {
         PlaygroundSettings(layout="curved", model="perceptron", learning_rate=0.01, epochs=40),
         "Rabbits in the middle, unicorns around them: no straight line can do it, so a single neuron keeps flipping and stays near chance. That is underfitting.",
     ),
-    "Perceptron + speed², size²: curved": (
-        PlaygroundSettings(layout="curved", model="perceptron", learning_rate=0.01, epochs=40, speed_squared=True, size_squared=True),
-        "The same single neuron, given speed² and size² (measured from the middle) as extra inputs: a circle is a straight line in those, so now it separates the rabbits from the unicorns. More features can stand in for more layers.",
-    ),
     "MLP: curved": (
         PlaygroundSettings(layout="curved", model="mlp", hidden_layers=2, neurons=8, activation="tanh", learning_rate=0.1, epochs=500),
         "Two hidden layers of eight tanh neurons bend the boundary into a closed curve around the rabbits.",
@@ -133,6 +129,10 @@ PRESETS: dict[str, tuple[PlaygroundSettings, str]] = {
             epochs=1500,
         ),
         "The same network and data, but each training step switches off a random 30% of the hidden neurons, so no neuron can rely on memorised details: a smoother boundary and better test accuracy.",
+    ),
+    "Perceptron + speed², size²: curved": (
+        PlaygroundSettings(layout="curved", model="perceptron", learning_rate=0.01, epochs=40, speed_squared=True, size_squared=True),
+        "The same single neuron, given speed² and size² (measured from the middle) as extra inputs: a circle is a straight line in those, so now it separates the rabbits from the unicorns. More features can stand in for more layers.",
     ),
     "XOR: two neurons or speed·size": (
         PlaygroundSettings(layout="xor", model="mlp", hidden_layers=1, neurons=4, activation="tanh", learning_rate=0.1, epochs=300),

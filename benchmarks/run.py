@@ -278,13 +278,20 @@ def bench_webcam(app: LaunchedApp, photos: dict[str, np.ndarray]) -> dict[str, f
 
 
 def bench_digit_gan(app: LaunchedApp) -> dict[str, float]:
+    from gradio_client import handle_file
+
+    from data.mnist import load_splits
     from models import hub
-    from models.dcgan import DigitGenerator, evaluate_generator
+    from models.dcgan import DISCRIMINATOR_FILE, DigitGenerator, critic_metrics, evaluate_generator, load_discriminator
     from models.digit_classifier import DigitClassifier
 
     generator = hub.load(DigitGenerator, "digit-gan")
     judge = hub.load(DigitClassifier, "digit-classifier")
     quality = evaluate_generator(generator.cpu(), judge.cpu(), per_class=1000, seed=0)
+    # The critic's mean P(real) on the 1,000 test digits and 1,000 generated ones, each judged alone.
+    critic = hub.load_companion(load_discriminator, "digit-gan", DISCRIMINATOR_FILE).cpu()
+    splits = load_splits()
+    quality |= critic_metrics(critic, generator, splits.test_x, splits.test_y)
     device = next(generator.parameters()).device
     z, labels = generator.noise(64, 0).to(device), torch.arange(64, device=device) % 10
 
@@ -294,11 +301,16 @@ def bench_digit_gan(app: LaunchedApp) -> dict[str, float]:
 
     p50, p95 = percentile_ms(grid, repeats=50, warmup=5)
     api = api_p50_ms(app, "/generate_digits", ["any", 0, 64], repeats=10)
+    critic_grid = api_p50_ms(app, "/critic_on_grid", ["any", 0, 64], repeats=10)
+    seven = handle_file(str(EXAMPLES / "digits" / "mnist_test_7.png"))
+    judge_api = api_p50_ms(app, "/judge_drawing", [seven, "7"], repeats=10)
     return {
         **{k: round(v, 4) for k, v in quality.items()},
         "latency_ms_p50": round(p50, 2),
         "latency_ms_p95": round(p95, 2),
         "api_ms_p50": round(api, 1),
+        "critic_on_grid_api_ms_p50": round(critic_grid, 1),
+        "judge_drawing_api_ms_p50": round(judge_api, 1),
     }
 
 

@@ -4,7 +4,8 @@ The generator turns 64 random numbers plus a digit label into a picture: a linea
 7x7 stack of 256 feature maps, and two transposed convolutions double it to 14x14 and 28x28.
 The discriminator looks at a picture and a label and scores "real digit of that class" against
 "generated". Each learns from the other: the discriminator from its mistakes on both kinds of
-picture, the generator from how the discriminator judged its pictures. Only the generator ships.
+picture, the generator from how the discriminator judged its pictures. Both ship: the generator as
+the checkpoint's model, the discriminator (the "critic") beside it in `discriminator.safetensors`.
 
 No `from __future__ import annotations`: PyTorchModelHubMixin reads the config annotation at run time.
 """
@@ -88,12 +89,70 @@ class DigitDiscriminator(nn.Module):
         # digit for every noise vector makes a batch with no variety, which this makes easy to spot.
         self.score = spectral_norm(nn.Linear(4 * c * 4 * 4 + 1, 1))
         self.label_projection = spectral_norm(nn.Embedding(num_classes, 4 * c * 4 * 4))
+        # The variety feature of a batch of real training digits, kept at the end of training: a picture judged on its
+        # own (a drawing, one generated digit) has no batch, so it is judged as if it came in a batch as varied as real.
+        self.register_buffer("real_variety", torch.zeros(()))
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 28, 28) in [0, 1], (B,) -> (B,) scores; higher means "real"."""
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, variety: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, 28, 28) in [0, 1], (B,) -> (B,) scores; higher means "real". `variety` (a scalar) replaces the
+        batch's own variety feature, so each picture's score depends on it alone."""
         h = self.features(images * 2 - 1).flatten(1)  # (B, 4096)
-        batch_std = h.std(dim=0).mean().expand(h.shape[0], 1)  # (B, 1)
+        if variety is None:
+            variety = self.batch_variety(h)
+        batch_std = variety.reshape(1, 1).expand(h.shape[0], 1)  # (B, 1)
         return self.score(torch.cat([h, batch_std], 1)).squeeze(1) + (self.label_projection(labels) * h).sum(1)
+
+    @staticmethod
+    def batch_variety(h: torch.Tensor) -> torch.Tensor:
+        """(B, F) features -> scalar: their standard deviation over the batch, averaged over features."""
+        return h.std(dim=0).mean()
+
+    @torch.no_grad()
+    def measure_real_variety(self, real: torch.Tensor) -> None:
+        """Keep the variety feature of real digits (B, 1, 28, 28), B >= 2, in batches of 64 as in training."""
+        was_training = self.training
+        self.eval()
+        starts = range(0, max(1, len(real) - 63), 64)  # whole batches of 64; one smaller batch when there are fewer
+        varieties = [self.batch_variety(self.features(real[i : i + 64] * 2 - 1).flatten(1)) for i in starts]
+        self.real_variety.copy_(torch.stack(varieties).mean())
+        self.train(was_training)
+
+
+DISCRIMINATOR_FILE = "discriminator.safetensors"
+
+
+@torch.no_grad()
+def critic_p_real(discriminator: DigitDiscriminator, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 28, 28) in [0, 1], (B,) labels -> (B,) the critic's P("a real digit of this label") in [0, 1].
+
+    The critic learned with the hinge loss, which pushes real scores above +1 and generated ones below -1; P(real) is
+    sigmoid(score), the score squashed to 0..1 (a hinge critic is not calibrated, so read it as a ranking, not a
+    frequency). Each picture is judged alone, with the variety feature of real digits (see `real_variety`)."""
+    discriminator.eval()
+    return torch.sigmoid(discriminator(images, labels, discriminator.real_variety))
+
+
+def load_discriminator(path: str) -> DigitDiscriminator:
+    """The critic from its safetensors file, strictly: every weight and buffer name and shape must match."""
+    from safetensors.torch import load_model
+
+    discriminator = DigitDiscriminator()
+    load_model(discriminator, path, strict=True)
+    return discriminator.eval()
+
+
+@torch.no_grad()
+def critic_metrics(discriminator: DigitDiscriminator, generator: "DigitGenerator", test_x, test_y, seed: int = 0) -> dict[str, float]:
+    """The critic's mean P(real) on the real test digits (uint8 (N, 28, 28), labels (N,)) and on as many generated
+    digits (an equal share of each class, noise seeded by `seed`): held-out pictures it never trained on."""
+    real = torch.as_tensor(test_x).float().div(255).unsqueeze(1)
+    labels = torch.as_tensor(test_y).long()
+    fake_labels = torch.arange(10).repeat_interleave(len(labels) // 10)
+    fake = sample(generator, fake_labels, seed)
+    return {
+        "critic_p_real_on_real": round(float(critic_p_real(discriminator, real, labels).mean()), 4),
+        "critic_p_real_on_generated": round(float(critic_p_real(discriminator, fake, fake_labels).mean()), 4),
+    }
 
 
 @torch.no_grad()

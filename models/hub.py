@@ -130,6 +130,28 @@ def _load_library_model(library: str, name: str, weights_file: str, read) -> tor
         return _cache[key]
 
 
+def load_companion(load_file, name: str, filename: str) -> torch.nn.Module:
+    """A second network that ships in checkpoint `name` as the safetensors file `filename` (the GAN's discriminator
+    beside its generator): `load_file(path)` builds and strictly loads it; cached, on the best device, in eval mode."""
+    key = (filename, name)
+    model = _cache.get(key)
+    if model is not None:
+        return model
+    with _lock:
+        if key not in _cache:
+            path = checkpoint_file(name, filename)
+            if path is None:
+                raise CheckpointError(f"The '{name}' checkpoint has no {filename}. Retrain it with `{training_command(name)}`.")
+            try:
+                _cache[key] = load_file(str(path)).to(pick_device()).eval()
+            except Exception as err:  # corrupt file, shape or name mismatch
+                raise CheckpointError(
+                    f"{filename} of the '{name}' model could not be loaded ({type(err).__name__}: {err}). "
+                    f"Retrain it with `{training_command(name)}`."
+                ) from err
+        return _cache[key]
+
+
 def clear_cache() -> None:
     with _lock:
         _cache.clear()

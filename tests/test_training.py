@@ -199,8 +199,25 @@ def test_gan_dry_run_saves_generator_history_and_metrics(tmp_path):
     assert images.shape == (4, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
     with safe_open(str(out / "training_frames.safetensors"), framework="pt") as f:
         assert f.get_tensor("frames").shape[1:] == (100, 28, 28)
-        assert f.metadata()["steps"].startswith("0,")
-    assert set(json.loads((out / "metrics.json").read_text())) == {"class_accuracy", "fid_digits", "fid_real_baseline", "diversity"}
+        meta = f.metadata()
+        assert meta["steps"].startswith("0,")
+        verdicts = [[float(v) for v in meta[key].split(",")] for key in ("p_real_real", "p_real_generated")]
+        assert all(len(v) == len(meta["steps"].split(",")) and all(0 <= p <= 1 for p in v) for v in verdicts)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {
+        "class_accuracy",
+        "fid_digits",
+        "fid_real_baseline",
+        "diversity",
+        "critic_p_real_on_real",
+        "critic_p_real_on_generated",
+    }
+    # The critic ships beside the generator and loads strictly; it has learned from its two epochs to prefer real digits.
+    from models.dcgan import DISCRIMINATOR_FILE, load_discriminator
+
+    critic = load_discriminator(str(out / DISCRIMINATOR_FILE))
+    assert float(critic.real_variety) > 0
+    assert metrics["critic_p_real_on_real"] > metrics["critic_p_real_on_generated"]
 
 
 def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_shift():

