@@ -226,8 +226,7 @@ def add_examples(class_number, images, examples: Examples | None = None):
             title="Too many examples",
         )
     added = taught_head.make_examples(model(), [to_rgb(open_image(f, f"an image for class {slot + 1}")) for f in files])
-    examples = [list(group) for group in examples]
-    examples[slot].extend(added)
+    examples[slot].extend(added)  # in place: see the examples State in build()
     return examples, *example_counts(examples)
 
 
@@ -240,16 +239,15 @@ def record_frame(class_number, frame, examples: Examples | None = None):
     if frame is None or len(examples[slot]) >= MAX_IMAGES_PER_CLASS:
         return examples, example_count(examples, slot)
     added = taught_head.make_examples(model(), [to_rgb(open_image(frame, "a webcam frame"))])
-    examples = [list(group) for group in examples]
-    examples[slot].extend(added)
+    examples[slot].extend(added)  # in place: see the examples State in build()
     return examples, example_count(examples, slot)
 
 
 def clear_examples(class_number, examples: Examples | None = None):
     """Forget the examples recorded or added for class `class_number` (1-5). Returns (the examples, each class's count)."""
     slot = class_slot(class_number)
-    examples = [list(group) for group in (examples or no_examples())]
-    examples[slot] = []
+    examples = examples or no_examples()
+    examples[slot].clear()
     return examples, *example_counts(examples)
 
 
@@ -587,7 +585,10 @@ def build() -> None:
             head_upload = gr.File(label="A head you downloaded before (.safetensors)", file_types=[".safetensors"], elem_id="head-upload")
             load_button = gr.Button("Load this head")
     head_state = gr.State(None)
-    examples = gr.State(None)  # Examples: this session's recorded and added examples, per class
+    # Examples: this session's recorded and added examples, per class. Each session gets its own copy of this value,
+    # and the events change it in place (add_in_place): two uploads at once (class 1 and class 2) run side by side in
+    # the light lane, and each would otherwise write back its own copy, losing the other's images.
+    examples = gr.State(no_examples())
     live = gr.State(None)  # the live stream's frame count and start, for its rate
 
     classify_button.click(classify_image, photo, top5_label, api_name="classify_image", preprocess=False, **LIGHT_LANE)

@@ -810,6 +810,7 @@ def build() -> None:
                 elem_id="neurons-maps",
                 format="png",
                 interactive=False,
+                height=300,  # fixed: the picture's height changes with the architecture, and the page must not jump
             )
             neuron_note = gr.Markdown("*Click a neuron's map to see its incoming weights.*", elem_id="neurons-neuron")
     controls = [widgets[name] for name in SETTING_NAMES]  # the order settings_from reads them in

@@ -124,6 +124,20 @@ def test_playing_a_preset_updates_the_plot_and_shows_accuracy(page):
     text = stats.inner_text()
     assert "test accuracy" in text and "train accuracy" in text
     assert "layout=curved" in page.url and "hidden_layers=2" in page.url  # the settings live in the address
+    # Every neuron's map is on the page; clicking the first hidden layer's first map names it and its weights.
+    maps = page.locator("#neurons-maps img")
+    maps.wait_for(timeout=20000)
+    box = maps.bounding_box()
+    natural = page.evaluate("() => { const i = document.querySelector('#neurons-maps img'); return [i.naturalWidth, i.naturalHeight]; }")
+    scale = box["width"] / natural[0]
+    from apps import neurons
+
+    layout = neurons.maps_layout(neurons.new_run(neurons.PRESETS["MLP: curved"][0]))
+    x, y = layout.corner(1, 0)
+    maps.click(position={"x": (x + layout.cell / 2) * scale, "y": (y + layout.cell / 2) * scale})
+    page.locator("#neurons-neuron").get_by_text("Layer 1, neuron 1").wait_for(timeout=20000)
+    details = page.locator("#neurons-neuron").inner_text()
+    assert "speed" in details and "bias" in details  # its incoming weights, named by input
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "neurons-mlp-curved.png"), full_page=True)
@@ -257,6 +271,24 @@ def test_digit_gan_draws_and_replays_its_training(page):
     page.locator("#gan-frame img").wait_for(timeout=20000)  # the training history's last snapshot
     page.locator("#gan-draw").click()
     page.locator("#gan-grid img").wait_for(timeout=20000)
+    # The critic judges the grid and real test digits beside it, then a drawn 7.
+    page.locator("#gan-critic-fake img").wait_for(timeout=20000)
+    page.locator("#gan-critic-real img").wait_for(timeout=20000)
+    assert "generated, mean" in page.locator("#gan-critic-note").inner_text()
+    canvas = page.locator("#gan-sketch canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    points = [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]
+    page.mouse.move(x0 + points[0][0] * w, y0 + points[0][1] * h)
+    page.mouse.down()
+    for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
+        for t in [i / 12 for i in range(1, 13)]:
+            page.mouse.move(x0 + (ax + (bx - ax) * t) * w, y0 + (ay + (by - ay) * t) * h)
+    page.mouse.up()
+    page.locator("#gan-ask-critic").click()
+    page.locator("#gan-critic-sentence").get_by_text("P(real) =").wait_for(timeout=20000)
+    assert "real test 7s" in page.locator("#gan-critic-sentence").inner_text()
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "digit-gan.png"), full_page=True)
@@ -542,6 +574,9 @@ def recipes(folder: Path) -> dict[tuple[str, str], object]:
         ("Neurons", "MLP: curved"): None,
         ("Neurons", "Overfitting: huge MLP, few samples"): None,
         ("Neurons", "Rescued by dropout"): None,
+        ("Neurons", "Perceptron + speed², size²: curved"): None,
+        ("Neurons", "XOR: two neurons or speed·size"): None,
+        ("Neurons", "Rings: mini-batches"): None,
         ("Neurons", "▶ Play"): None,
         ("Neurons", "Pause"): None,
         ("Neurons", "Step"): None,
@@ -572,6 +607,7 @@ def recipes(folder: Path) -> dict[tuple[str, str], object]:
         ],
         ("Fabric defects", "Forget my fit"): None,
         ("Digit GAN", "Draw"): None,
+        ("Digit GAN", "Ask the critic"): lambda p: draw(p, "#gan-sketch", [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]),
         ("Digit GAN", "Morph"): None,
         ("Digit GAN", "Make a GIF of the whole history"): None,
         ("Digit diffusion", "Draw"): None,
@@ -598,7 +634,8 @@ def recipes(folder: Path) -> dict[tuple[str, str], object]:
 # Buttons that start a stream of frames (a preset plays its training from the first epoch): the test moves on after a
 # moment instead of watching hundreds of epochs, so the next press lands while the stream still runs, as a person's does.
 PLAYING = ("Perceptron: separable", "Perceptron: curved (underfits)", "MLP: curved", "Overfitting: huge MLP, few samples")
-STREAMS = {("Neurons", name) for name in (*PLAYING, "Rescued by dropout", "▶ Play")}
+NEW_PRESETS = ("Perceptron + speed², size²: curved", "XOR: two neurons or speed·size", "Rings: mini-batches")
+STREAMS = {("Neurons", name) for name in (*PLAYING, "Rescued by dropout", *NEW_PRESETS, "▶ Play")}
 
 
 def recipe_key(tabs: tuple[str, ...], label: str, known) -> tuple[str, str] | None:
