@@ -275,17 +275,7 @@ def test_digit_gan_draws_and_replays_its_training(page):
     page.locator("#gan-critic-fake img").wait_for(timeout=20000)
     page.locator("#gan-critic-real img").wait_for(timeout=20000)
     assert "generated, mean" in page.locator("#gan-critic-note").inner_text()
-    canvas = page.locator("#gan-sketch canvas").first
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
-    points = [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]
-    page.mouse.move(x0 + points[0][0] * w, y0 + points[0][1] * h)
-    page.mouse.down()
-    for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
-        for t in [i / 12 for i in range(1, 13)]:
-            page.mouse.move(x0 + (ax + (bx - ax) * t) * w, y0 + (ay + (by - ay) * t) * h)
-    page.mouse.up()
+    draw(page, "#gan-sketch", [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])
     page.locator("#gan-ask-critic").click()
     page.locator("#gan-critic-sentence").get_by_text("P(real) =").wait_for(timeout=20000)
     assert "real test 7s" in page.locator("#gan-critic-sentence").inner_text()
