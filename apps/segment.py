@@ -107,16 +107,22 @@ def segment_sketch(sketch, confidence, class_name):
 
 
 def random_test_scene():
-    """One of the 500 fixed test scenes (digits the model never saw) and its true mask."""
+    """One of the fixed test scenes (digits the model never saw) that holds a digit, and its true mask."""
+    _, masks = fixed_scenes("test")
+    with_digits = np.flatnonzero((masks > 0).flatten(1).any(1).numpy())  # a digit can land almost wholly off the canvas
+    return test_scene(int(np.random.default_rng().choice(with_digits)))
+
+
+def test_scene(index: int):
+    """Test scene `index`: (picture file, (picture, [(mask, class name)]) for the true mask, note)."""
     images, masks = fixed_scenes("test")
-    index = int(np.random.default_rng().integers(len(images)))
     picture = images[index, 0].numpy()
     path = image_file(Image.fromarray((picture * 255).round().astype(np.uint8)), f"test_scene_{index}.png")
     names = model().config.class_names
     truth = masks[index].numpy()
     layers = [((truth == i).astype(np.float32), names[i]) for i in range(1, len(names)) if (truth == i).any()]
     base = (np.stack([picture] * 3, -1) * 255).round().astype(np.uint8)
-    return path, (base, layers), f"Test scene #{index} of 500: built from held-out test digits only."
+    return path, (base, layers), f"Test scene #{index} of {len(images)}: built from held-out test digits only."
 
 
 def colour_map() -> dict[str, str] | None:

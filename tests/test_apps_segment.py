@@ -81,9 +81,12 @@ def test_bad_input_gets_a_clear_message(tmp_path, value, settings, message):
 
 
 def test_random_test_scene_comes_with_its_true_mask():
-    path, (base, layers), note = tab.random_test_scene()
-    assert Image.open(path).size == (128, 128) and "test digits" in note
-    assert layers and all(mask.shape == (128, 128) for mask, _ in layers)
+    for _ in range(20):  # scene 412's only digit landed off the canvas: it must never be picked
+        path, (base, layers), note = tab.random_test_scene()
+        assert Image.open(path).size == (128, 128) and "test digits" in note
+        assert layers and all(mask.shape == (128, 128) and mask.any() for mask, _ in layers)
+    _, (_, layers), note = tab.test_scene(412)
+    assert layers == [] and "#412 of 500" in note
 
 
 @pytest.mark.parametrize("pair", [(1, 0), (0, 7), (4, 1)])
