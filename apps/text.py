@@ -2,11 +2,14 @@
 
 Trace: prompt -> the shared word tokenizer (checkpoints/word-lstm/tokenizer.json) -> token ids ->
 `models.word_lstm.NextWord` steps `WordLSTM` or the `GPT2LMHeadModel` -> `filter_logits`
-(temperature, top-k, top-p) -> a seeded draw -> the next word, streamed to the page.
+(temperature, top-k, top-p) -> a seeded draw -> the next word, streamed to the page, each word
+coloured by `surprise_bits`. `attention` draws `attention_weights` of the GPT for one word.
 """
 
 import functools
+import html
 import json
+import math
 
 import gradio as gr
 import pandas as pd
@@ -15,7 +18,7 @@ import torch
 from apps.common import HEAVY_LANE, LIGHT_LANE, check_number, lease_number, load_model, on_gpu
 from data.austen import EOS, SPACE, UNK
 from models import hub
-from models.word_lstm import NextWord, WordLSTM, filter_logits
+from models.word_lstm import NextWord, WordLSTM, attention_weights, filter_logits, surprise_bits
 
 TITLE = "Text"
 MODELS = {"LSTM (recurrent network)": "word-lstm", "GPT (small transformer)": "word-gpt"}
@@ -29,7 +32,22 @@ corrected. The **LSTM** is a recurrent network: it carries what it has read in a
 The **GPT** is a small transformer: every word looks back at all the earlier words with attention. To *write*, a model samples
 a word from its probabilities, appends it, and repeats. Lower temperature means safer, duller picks; top-k and top-p cut off
 the unlikely tail. The same seed and settings always write the same text.
+
+The chart on the right shows both: what the model thinks comes next, and what it actually draws from after your settings.
+The written text is coloured by how **surprised** the model was by each word; click a word to see where the GPT's
+attention went while it read it.
 """
+# Surprise, -log2 p, in bits: (upper bound, legend name, colour). 2 bits = a 1-in-4 word, 12 bits = 1 in 4,096.
+SURPRISE_BINS = (
+    (2.0, "under 2 bits (likelier than 1 in 4)", "#c7e9c0"),
+    (5.0, "2-5 bits", "#fff3b0"),
+    (8.0, "5-8 bits", "#fdbf6f"),
+    (12.0, "8-12 bits", "#f4777f"),
+    (math.inf, "over 12 bits (rarer than 1 in 4,096)", "#b75fc4"),
+)
+NOT_SCORED = "not scored (read before the GPT's window)"
+SURPRISE_COLOURS = {name: colour for _, name, colour in SURPRISE_BINS} | {NOT_SCORED: "#e0e0e0"}
+ATTENTION_COLUMNS = 16  # earlier words drawn in the attention table; older ones are summed into one column
 
 
 def model(name: str) -> torch.nn.Module:
@@ -113,22 +131,65 @@ def prompt_ids(prompt: str, notes: list[str]) -> list[int]:
     return [eos, *ids]
 
 
-def top_words(logits: torch.Tensor, k: int = 10) -> dict[str, float]:
-    """The k most likely next words and their probabilities (temperature 1, no filtering)."""
-    probs = logits.float().softmax(-1)
-    values, indices = probs.topk(k)
+def top_words(probs: torch.Tensor, k: int = 10) -> dict[str, float]:
+    """The k most probable next words of a (vocab,) distribution, leaving out words it gives 0."""
+    values, indices = probs.float().topk(k)
     tok = tokenizer()
-    return {label(tok.id_to_token(int(i))): float(v) for v, i in zip(values, indices, strict=True)}
+    return {label(tok.id_to_token(int(i))): float(v) for v, i in zip(values, indices, strict=True) if v > 0}
+
+
+def next_word_charts(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> tuple[dict, dict, str]:
+    """(vocab,) logits -> (the model's own top 10, the top 10 of what a draw really picks from, a sentence on the cut)."""
+    raw = logits.float().softmax(-1)
+    drawn = filter_logits(logits, temperature, top_k, top_p)
+    kept = int((drawn > 0).sum())
+    raw_chart, drawn_chart = top_words(raw), top_words(drawn)
+    best = next(iter(raw_chart))
+    sentence = (
+        f"With temperature {temperature:g}, top-k {top_k or 'off'} and top-p {top_p:g}, a draw picks from **{kept:,}** of the "
+        f"{len(raw):,} words; the likeliest, “{best}”, has {drawn_chart.get(best, 0.0):.1%} of the chance instead of {raw_chart[best]:.1%}."
+    )
+    return raw_chart, drawn_chart, sentence
+
+
+def surprise_name(bits: float | None) -> str:
+    """Which legend entry a word's surprise falls in."""
+    if bits is None:
+        return NOT_SCORED
+    return next(name for upper, name, _ in SURPRISE_BINS if bits < upper)
+
+
+def surprise_summary(bits: list[float], what: str) -> str:
+    if not bits:
+        return ""
+    mean = sum(bits) / len(bits)
+    return f"Mean surprise of {what}: **{mean:.2f} bits** a word, a perplexity of 2^{mean:.2f} = {2**mean:,.1f}."
 
 
 @on_gpu
-def next_words(choice="LSTM (recurrent network)", prompt="") -> tuple[dict[str, float], str]:
-    """What the chosen model would say next after the prompt: its top 10 words, and notes."""
-    # Only the model and the prompt matter here: the raw next-word distribution, no sampling settings.
-    name, prompt, *_, notes = parse_settings(choice, prompt, temperature=1.0, top_k=0, top_p=1.0, words=1, seed=0)
-    ids = prompt_ids(prompt, notes)
-    logits = NextWord(model(name)).feed(ids)
-    return top_words(logits), "\n\n".join(notes)
+def next_words(choice="LSTM (recurrent network)", prompt="", temperature=0.8, top_k=40, top_p=0.95) -> tuple[dict, dict, str]:
+    """What the chosen model would say next after the prompt.
+
+    Returns its own 10 likeliest next words (temperature 1, no filtering), the 10 likeliest of the distribution a draw
+    really uses after temperature (0-2), top-k (0-1000, 0 = off) and top-p (0.01-1, 1 = off), and notes."""
+    name, prompt, temperature, top_k, top_p, *_, notes = parse_settings(choice, prompt, temperature, top_k, top_p, words=1, seed=0)
+    logits = NextWord(model(name)).feed(prompt_ids(prompt, notes))
+    raw, drawn, sentence = next_word_charts(logits, temperature, top_k, top_p)
+    return raw, drawn, "\n\n".join([*notes, sentence])
+
+
+def prompt_surprise(ids: list[int], rows: torch.Tensor) -> list[float | None]:
+    """Surprise of each prompt word ids[1:], from the (n, vocab) rows NextWord.read returned for ids; None where
+    the transformer had to drop the word's predecessor from its window."""
+    first_row = len(ids) - len(rows)  # rows[i] predicts ids[first_row + i + 1]
+    bits: list[float | None] = [None] * (len(ids) - 1)
+    scored = range(max(first_row, 0), len(ids) - 1)
+    if len(scored):
+        targets = torch.tensor([ids[j + 1] for j in scored])
+        values = surprise_bits(rows[scored.start - first_row : scored.stop - first_row], targets)
+        for j, b in zip(scored, values.tolist(), strict=True):
+            bits[j] = b
+    return bits
 
 
 def text_lease_seconds(choice="LSTM (recurrent network)", prompt="", temperature=0.8, top_k=40, top_p=0.95, words=60, seed=0) -> int:
@@ -146,24 +207,120 @@ def generate_text(
     words=60,
     seed=0,
 ):
-    """Stream (text so far, the top-10 chart for the prompt, notes) as each word is written."""
+    """Write on from the prompt like Jane Austen, one word per update.
+
+    Args: model name, prompt (up to 4,000 characters), temperature (0-2), top-k (0-1000, 0 = off), top-p (0.01-1,
+    1 = off), words to write (1-300), seed. Streams (text so far, [(word, surprise class)] for every word read or
+    written, the model's 10 likeliest next words after the prompt, the 10 likeliest of what it draws from, notes)."""
+    for text, spans, raw, drawn, note, _ in writing(choice, prompt, temperature, top_k, top_p, words, seed):
+        yield text, spans, raw, drawn, note
+
+
+@on_gpu(duration=text_lease_seconds)
+def writing(choice, prompt, temperature, top_k, top_p, words, seed):
+    """generate_text's steps, each with the token ids read so far ([<eos>, prompt..., written...]) for the page."""
     name, prompt, temperature, top_k, top_p, words, seed, notes = parse_settings(choice, prompt, temperature, top_k, top_p, words, seed)
     ids = prompt_ids(prompt, notes)
     tok = tokenizer()
     stepper = NextWord(model(name))
     generator = torch.Generator().manual_seed(seed)
-    logits = stepper.feed(ids)
-    chart = top_words(logits)
-    note = "\n\n".join(notes)
+    rows = stepper.read(ids)
+    logits = rows[-1]
+    prompt_bits = prompt_surprise(ids, rows)
+    spans = [(piece(tok.id_to_token(i)), surprise_name(b)) for i, b in zip(ids[1:], prompt_bits, strict=True)]
+    raw, drawn, sentence = next_word_charts(logits, temperature, top_k, top_p)
+    scored_prompt = [b for b in prompt_bits if b is not None]
+    written_bits: list[float] = []
+
+    def note() -> str:
+        parts = [*notes, sentence, surprise_summary(scored_prompt, "the prompt"), surprise_summary(written_bits, "what it wrote")]
+        return "\n\n".join(p for p in parts if p)
+
     text = prompt.rstrip()
-    yield text, chart, note
+    yield text, list(spans), raw, drawn, note(), list(ids)
     for _ in range(words):
         probs = filter_logits(logits, temperature, top_k, top_p)
         word = int(torch.multinomial(probs, 1, generator=generator))
+        bits = float(surprise_bits(logits[None], torch.tensor([word]))[0])  # under the model itself: temperature 1, no cut
+        written_bits.append(bits)
         token = tok.id_to_token(word)
         text += piece(token)
-        yield (text.lstrip() if not prompt.strip() else text), chart, note
+        spans.append((piece(token), surprise_name(bits)))
+        ids.append(word)
+        yield (text.lstrip() if not prompt.strip() else text), list(spans), raw, drawn, note(), list(ids)
         logits = stepper.feed([word])
+
+
+# --- Inside the GPT: where each head looked -------------------------------------------------------
+
+
+def attention_for(ids: list[int], position: int) -> tuple[str, dict]:
+    """ids = [<eos>, words...]; position indexes the words (0 = the first word after <eos>) ->
+    (an HTML table of every layer and head's attention from that word back to the words before it, the numbers)."""
+    net = model("word-gpt")
+    tok = tokenizer()
+    end = position + 2  # the window ends with the chosen word
+    start = max(0, end - int(net.config.n_positions))
+    window = ids[start:end]
+    weights = attention_weights(net, window)[:, :, -1, :]  # (layers, heads, len(window)): the chosen word's row
+    names = [label(tok.id_to_token(i)) if i != tok.token_to_id(EOS) else "¶ (start)" for i in window]
+    chosen = names[-1]
+    data = {
+        "word": chosen,
+        "position": position,
+        "words": names,
+        "attention": [[[round(float(w), 5) for w in head] for head in layer] for layer in weights],
+    }
+    shown = min(len(window), ATTENTION_COLUMNS)
+    older = len(window) - shown
+    header = ["<th>layer, head</th>"] + ([f"<th title='{older} earlier words'>({older} earlier)</th>"] if older else [])
+    header += [f"<th>{html.escape(n)}</th>" for n in names[-shown:]]
+    body = []
+    for layer_index, layer in enumerate(weights, 1):
+        for head_index, head in enumerate(layer, 1):
+            cells = [float(head[:older].sum())] if older else []
+            cells += [float(w) for w in head[-shown:]]
+            tds = "".join(
+                f"<td title='{w:.3f}' style='background: rgba(214, 39, 40, {w:.3f}); color: {'white' if w > 0.55 else 'inherit'}'>"
+                f"{f'{w:.0%}' if w >= 0.05 else ''}</td>"
+                for w in cells
+            )
+            body.append(f"<tr><th>layer {layer_index}, head {head_index}</th>{tds}</tr>")
+    table = (
+        f"<p>While reading <b>{html.escape(chosen)}</b> (word {position + 1}), each of the GPT's "
+        f"{len(weights)} layers x {weights.shape[1]} heads shares out its attention over the words up to it: every row "
+        "adds up to 100%. What a head gathers there is what the GPT uses to guess the word after it.</p>"
+        "<div style='overflow-x: auto'><table style='border-collapse: collapse; font-size: 0.85em; text-align: center'>"
+        f"<tr>{''.join(header)}</tr>{''.join(body)}</table></div>"
+    )
+    return table, data
+
+
+@on_gpu
+def attention(text_value="It is a truth universally acknowledged", word=0) -> tuple[str, dict]:
+    """Where the GPT looked while reading one word of a text.
+
+    Args: text (up to 16,000 characters, read by the GPT whichever model wrote it), word (1 = the first word of the
+    text, 0 = the last). Returns an HTML table (layers x heads, the earlier words as columns) and the same weights as
+    {"word", "position", "words", "attention": [layer][head][word]}."""
+    text_value = "" if text_value is None else str(text_value)
+    if not text_value.strip():
+        raise gr.Error("Write a prompt or some text first; the GPT then reads it word by word.", title="Please check the input")
+    if len(text_value) > MAX_PROMPT_CHARS * 4:
+        raise gr.Error(f"That text is over {MAX_PROMPT_CHARS * 4:,} characters; please use a shorter one.", title="Please check the input")
+    tok = tokenizer()
+    ids = [tok.token_to_id(EOS), *tok.encode(text_value.strip()).ids]
+    n = len(ids) - 1
+    if n == 0:
+        raise gr.Error("The tokenizer found no words in that text.", title="Please check the input")
+    word = check_number(word, "Word", 0, n, integer=True)
+    return attention_for(ids, (word or n) - 1)
+
+
+def attention_click(ids: list[int] | None, evt: gr.SelectData):
+    if not ids or evt is None or not isinstance(evt.index, int) or not 0 <= evt.index < len(ids) - 1:
+        return "<p><i>Press Write, then click a word of the coloured text.</i></p>", None
+    return attention_for(ids, evt.index)
 
 
 # --- Inside the LSTM: one memory unit, word by word -----------------------------------------------
@@ -249,19 +406,37 @@ def build() -> None:
                 value="It is a truth universally acknowledged", label="Prompt", lines=3, max_length=MAX_PROMPT_CHARS, elem_id="text-prompt"
             )
             with gr.Row():
-                temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature (0 = always the likeliest word)")
-                top_k = gr.Slider(0, 200, value=40, step=1, label="Top-k (0 = off)")
+                temperature = gr.Slider(
+                    0, 2, value=0.8, step=0.05, label="Temperature (0 = always the likeliest word)", elem_id="text-temperature"
+                )
+                top_k = gr.Slider(0, 200, value=40, step=1, label="Top-k (0 = off)", elem_id="text-top-k")
             with gr.Row():
-                top_p = gr.Slider(0.05, 1, value=0.95, step=0.01, label="Top-p (1 = off)")
+                top_p = gr.Slider(0.05, 1, value=0.95, step=0.01, label="Top-p (1 = off)", elem_id="text-top-p")
                 words = gr.Number(value=60, precision=0, label=f"Words to write (1-{MAX_WORDS})")
             seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed and settings, same text)")
             with gr.Row():
                 write = gr.Button("Write", variant="primary", elem_id="text-write")
                 peek = gr.Button("What comes next?")
         with gr.Column(scale=2):
-            output = gr.Textbox(label="Text (prompt, then what the model wrote)", lines=12, elem_id="text-output", buttons=["copy"])
+            output = gr.Textbox(label="Text (prompt, then what the model wrote)", lines=8, elem_id="text-output", buttons=["copy"])
+            surprise = gr.HighlightedText(
+                label="How surprised the model was by each word: -log2 p (click a word to see the GPT's attention there)",
+                color_map=SURPRISE_COLOURS,
+                show_legend=True,
+                show_inline_category=False,
+                elem_id="text-surprise",
+            )
             note = gr.Markdown(elem_id="text-note")
-            chart = gr.Label(num_top_classes=10, label="What comes next? The 10 likeliest next words after the prompt", elem_id="text-next")
+            with gr.Row():
+                chart = gr.Label(num_top_classes=10, label="What the model thinks comes next (temperature 1, no cut)", elem_id="text-next")
+                drawn = gr.Label(
+                    num_top_classes=10, label="What a draw really picks from (after temperature, top-k, top-p)", elem_id="text-drawn"
+                )
+    with gr.Accordion("Inside the GPT: where each layer and head looked", open=True):
+        attention_view = gr.HTML(
+            "<p><i>Press Write, then click a word of the coloured text.</i></p>", elem_id="text-attention", padding=False
+        )
+        attention_numbers = gr.JSON(visible=False)
     with gr.Accordion("Inside the LSTM: what one memory unit does as it reads", open=False):
         with gr.Row():
             unit = gr.Number(value=-1, precision=0, label="Memory unit (-1 = the one that changes most)", scale=1)
@@ -277,17 +452,42 @@ def build() -> None:
             gr.LinePlot(
                 curves, x="training done", y="perplexity", color="curve", title="Perplexity while training (lower is better)", height=320
             )
+    ids_state = gr.State(None)
+    settings = [choice, prompt, temperature, top_k, top_p, words, seed]
     # preprocess=False: the raw values reach parse_settings, whose messages name the setting and its range.
     write.click(
-        generate_text,
-        [choice, prompt, temperature, top_k, top_p, words, seed],
-        [output, chart, note],
-        api_name="generate_text",
+        writing,
+        settings,
+        [output, surprise, chart, drawn, note, ids_state],
+        api_visibility="private",
         preprocess=False,
         **HEAVY_LANE,
     )
-    peek.click(next_words, [choice, prompt], [chart, note], api_name="next_words", preprocess=False, **LIGHT_LANE)
+    peek.click(next_words, settings[:5], [chart, drawn, note], api_name="next_words", preprocess=False, **LIGHT_LANE)
+    # Moving a sampling slider (or choosing the other model) redraws what a draw picks from, without writing.
+    gr.on(
+        [c.change for c in (choice, temperature, top_k, top_p)],
+        next_words,
+        settings[:5],
+        [chart, drawn, note],
+        api_visibility="private",
+        preprocess=False,
+        trigger_mode="always_last",
+        show_progress="hidden",
+        **LIGHT_LANE,
+    )
+    surprise.select(attention_click, ids_state, [attention_view, attention_numbers], api_visibility="private", **LIGHT_LANE)
     # Reads the written text, or the prompt when nothing has been written yet.
     look.click(
         lambda out, p, u: lstm_units(out or p, u), [output, prompt, unit], [units_view, units_note], api_visibility="private", **LIGHT_LANE
+    )
+
+    # The API's twins of the page's Write button and word clicks (the page keeps the token ids in a gr.State).
+    api_write, api_attention = gr.Button(visible=False), gr.Button(visible=False)
+    api_word = gr.Number(visible=False, precision=0)
+    api_write.click(
+        generate_text, settings, [output, surprise, chart, drawn, note], api_name="generate_text", preprocess=False, **HEAVY_LANE
+    )
+    api_attention.click(
+        attention, [output, api_word], [attention_view, attention_numbers], api_name="attention", preprocess=False, **LIGHT_LANE
     )

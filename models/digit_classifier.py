@@ -99,10 +99,55 @@ class DigitClassifier(
         a GAN's samples are compared on: FID, diversity)."""
         return self.head[:-2](self.features(self.normalize(images)))  # Flatten, Linear, ReLU; stops before Dropout
 
+    def first_layer(self) -> nn.Sequential:
+        """The first 3x3 convolution with its batch norm and ReLU: (B, 1, 28, 28) normalised -> (B, 32, 28, 28)."""
+        return self.features[0][:3]
+
     @torch.inference_mode()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) in [0, 1] -> (B, 10) class probabilities."""
         return F.softmax(self(images), dim=-1)
+
+
+@dataclass
+class PixelArithmetic:
+    """The arithmetic behind one pixel of a first-layer feature map, as CNN Explainer shows it."""
+
+    window: np.ndarray  # (3, 3) normalised input around the pixel; the padding outside the picture is 0
+    weights: np.ndarray  # (3, 3) the learned filter
+    total: float  # sum of window * weights (the convolution has no bias: batch norm shifts instead)
+    mean: float  # batch norm: the running mean and standard deviation of `total` over the training digits
+    std: float
+    gamma: float  # batch norm: the learned scale and shift
+    beta: float
+    pre_activation: float  # (total - mean) / std * gamma + beta
+    value: float  # ReLU(pre_activation): the feature map's pixel
+
+    @property
+    def products(self) -> np.ndarray:
+        return self.window * self.weights
+
+
+@torch.inference_mode()
+def first_layer_maps(model: DigitClassifier, images: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 28, 28) pixels in [0, 1] -> (B, 32, 28, 28): the first convolution after batch norm and ReLU."""
+    return model.first_layer()(model.normalize(images))
+
+
+@torch.inference_mode()
+def pixel_arithmetic(model: DigitClassifier, digit: np.ndarray, channel: int, row: int, column: int) -> PixelArithmetic:
+    """How pixel (row, column) of first-layer map `channel` comes out of the (28, 28) digit in [0, 1]."""
+    conv, norm = model.first_layer()[:2]
+    x = model.normalize(torch.as_tensor(digit, dtype=torch.float32))
+    padded = F.pad(x, (1, 1, 1, 1))  # the convolution's padding=1, in normalised units
+    window = padded[row : row + 3, column : column + 3].double()
+    weights = conv.weight[channel, 0].detach().cpu().double()
+    total = float((window * weights).sum())
+    mean = float(norm.running_mean[channel])
+    std = float(torch.sqrt(norm.running_var[channel].double() + norm.eps))
+    gamma, beta = float(norm.weight[channel]), float(norm.bias[channel])
+    pre_activation = (total - mean) / std * gamma + beta
+    return PixelArithmetic(window.numpy(), weights.numpy(), total, mean, std, gamma, beta, pre_activation, max(0.0, pre_activation))
 
 
 def to_tensor(images_uint8: np.ndarray) -> torch.Tensor:

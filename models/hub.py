@@ -83,12 +83,15 @@ def _load_uncached(model_cls: type, name: str) -> torch.nn.Module:
 
 
 def load_causal_lm(name: str) -> torch.nn.Module:
-    """Like `load`, for a checkpoint saved the transformers way (`AutoModelForCausalLM`)."""
+    """Like `load`, for a checkpoint saved the transformers way (`AutoModelForCausalLM`).
+
+    Eager attention, not SDPA: only eager returns the attention weights the Text tab draws, and on a
+    model this small the two write equally fast."""
 
     def read(where: str) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32)
+        return AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, attn_implementation="eager")
 
     return _load_library_model("transformers", name, "model.safetensors", read)
 

@@ -100,22 +100,53 @@ class NextWord:
         # transformers renamed `past_key_values` to `cache` (5.x); use whichever this version takes.
         self.cache_arg = "cache" if not self.is_lstm and "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
-    @torch.inference_mode()
     def feed(self, ids: list[int]) -> torch.Tensor:
         """Read `ids` (at least one) and return the (vocab,) logits for the word after them."""
+        return self.read(ids)[-1]
+
+    @torch.inference_mode()
+    def read(self, ids: list[int]) -> torch.Tensor:
+        """Read `ids` (at least one): (n, vocab) logits, row i for the word after ids[len(ids) - n + i].
+
+        n is len(ids), except when a long read overflows the transformer's window: then only the
+        last half-window of ids is read afresh, and only those get a row."""
         if self.is_lstm:
             logits, self.state = self.model(torch.tensor([ids], device=self.device), self.state)
-            return logits[0, -1].float().cpu()
+            return logits[0].float().cpu()
+        fresh = len(ids)
         if len(self.window) + len(ids) > self.max_context:
             # Past the window: start a fresh cache over the most recent half-window of tokens.
             self.window = (self.window + ids)[-self.max_context // 2 :]
             self.state = None
+            fresh = min(fresh, len(self.window))
             ids = self.window
         else:
             self.window = self.window + ids
         out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, **{self.cache_arg: self.state})
         self.state = out[self.cache_arg]
-        return out.logits[0, -1].float().cpu()
+        return out.logits[0, -fresh:].float().cpu()
+
+
+def surprise_bits(logits: torch.Tensor, next_ids: torch.Tensor) -> torch.Tensor:
+    """(n, vocab) logits and the (n,) words that did come next -> (n,) surprise, -log2 p(word), in bits.
+
+    1 bit: the model gave the word a 1-in-2 chance; 10 bits: 1 in 1,024. The mean over a text is
+    log2 of the model's perplexity on it."""
+    log_p = F.log_softmax(logits.float(), dim=-1).gather(-1, next_ids[:, None])[:, 0]
+    return -log_p / torch.log(torch.tensor(2.0))
+
+
+@torch.inference_mode()
+def attention_weights(model: nn.Module, ids: list[int]) -> torch.Tensor:
+    """A transformer (loaded with eager attention) reading `ids` -> (layers, heads, T, T) attention weights.
+
+    Row t of a head: how much the word at t looked at each word 0..t (the rows sum to 1; later words
+    get 0, since a causal model cannot look ahead)."""
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([ids], device=device), output_attentions=True)
+    if not out.attentions:
+        raise ValueError("This model does not return attention weights: load it with attn_implementation='eager'.")
+    return torch.stack([a[0] for a in out.attentions]).float().cpu()
 
 
 def perplexity(model: nn.Module, ids: torch.Tensor, context: int, batch_size: int = 16) -> float:

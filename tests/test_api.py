@@ -241,15 +241,22 @@ def test_fabric_detect_and_fit_through_the_api(client, tmp_path):
 def test_generate_text_streams_word_by_word_and_repeats_for_a_seed(client):
     args = ["GPT (small transformer)", "Mr. Darcy", 0.9, 40, 0.95, 20, 7]
     job = client.submit(*args, api_name="/generate_text")
-    updates = [text for text, _, _ in job]  # every streamed update, the prompt first
+    updates = [text for text, *_ in job]  # every streamed update, the prompt first
     assert len(updates) >= 5 and updates[0] == "Mr. Darcy"
     assert all(b.startswith(a) for a, b in zip(updates, updates[1:], strict=False))
-    final, chart, note = client.predict(*args, api_name="/generate_text")
+    final, surprise, chart, drawn, note = client.predict(*args, api_name="/generate_text")
     assert final == updates[-1] and len(chart["confidences"]) == 10
-    _, _, note = client.predict("LSTM (recurrent network)", "", 0.9, 40, 0.95, 10_000, 7, api_name="/generate_text")
+    assert "".join(span["token"] for span in surprise).lstrip() == final  # every word read or written, coloured
+    raw_top = {c["label"]: c["confidence"] for c in chart["confidences"]}
+    drawn_top = {c["label"]: c["confidence"] for c in drawn["confidences"]}
+    assert all(drawn_top[w] > raw_top[w] for w in drawn_top if w in raw_top)  # temperature 0.9 and the cut sharpen it
+    *_, note = client.predict("LSTM (recurrent network)", "", 0.9, 40, 0.95, 10_000, 7, api_name="/generate_text")
     assert "paragraph boundary" in note and "the limit is" in note
-    chart, _ = client.predict("LSTM (recurrent network)", "She was", api_name="/next_words")
-    assert len(chart["confidences"]) == 10
+    chart, drawn, note = client.predict("LSTM (recurrent network)", "She was", 1.0, 3, 1.0, api_name="/next_words")
+    assert len(chart["confidences"]) == 10 and len(drawn["confidences"]) == 3 and "picks from **3**" in note
+    assert abs(sum(c["confidence"] for c in drawn["confidences"]) - 1) < 1e-4  # top-k 3: all of it, renormalised
+    table, numbers = client.predict("It is a truth universally acknowledged", 4, api_name="/attention")
+    assert numbers["word"] == "truth" and "layer 4, head 4" in table
     with pytest.raises(Exception, match="Temperature"):
         client.predict("LSTM (recurrent network)", "Emma", 7, 40, 0.95, 10, 0, api_name="/generate_text")
 

@@ -97,7 +97,26 @@ def test_drawing_a_seven_shows_seven(page):
     label = page.locator("#digit-label")
     label.get_by_text("7", exact=True).first.wait_for(timeout=20000)
     assert label.locator("h2, .output-class").first.inner_text().strip() == "7"
+    # Inside the network: the filters, the first layer's maps and all three blocks; a click on map 2's middle
+    # shows the 3x3 arithmetic behind that pixel.
+    from apps import digits
+
+    page.locator("#digit-filters img").wait_for(timeout=20000)
+    page.locator("#digit-blocks img").nth(2).wait_for(timeout=20000)
+    maps = page.locator("#digit-first-maps img")
+    maps.wait_for(timeout=20000)
+    maps.scroll_into_view_if_needed()
+    scale = maps.bounding_box()["width"] / page.evaluate("() => document.querySelector('#digit-first-maps img').naturalWidth")
+    step = (28 + digits.MAP_GAP) * digits.FIRST_LAYER_SCALE
+    x, y = step + 14 * digits.FIRST_LAYER_SCALE + 1, 14 * digits.FIRST_LAYER_SCALE + 1
+    maps.click(position={"x": x * scale, "y": y * scale})
+    arithmetic = page.locator("#digit-arithmetic")
+    arithmetic.get_by_text("Map 2, row 15, column 15").wait_for(timeout=20000)
+    assert "Batch norm" in arithmetic.inner_text() and "ReLU" in arithmetic.inner_text()
+    page.locator("#digit-window img").wait_for(timeout=20000)
     no_error_toast(page)
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "digits-inside.png"), full_page=True)
 
 
 def test_uploading_a_digit_shows_its_prediction(page, tmp_path):
@@ -434,6 +453,20 @@ def test_text_tab_writes_on_from_the_prompt(page):
     )
     assert output.input_value().startswith("Emma could not")
     page.locator("#text-next").get_by_text("%").first.wait_for(timeout=30000)  # the next-word chart is drawn (slow machines: 24 s)
+    page.locator("#text-drawn").get_by_text("%").first.wait_for(timeout=30000)  # beside it, what a draw picks from
+    # Every word is coloured by surprise, with a legend in bits.
+    words = page.locator("#text-surprise .token")
+    assert words.count() > 30 and "bits" in page.locator("#text-surprise").inner_text()
+    assert "Mean surprise of what it wrote" in page.locator("#text-note").inner_text()
+    # Moving top-k to 3 redraws the drawn-from chart: three words, no writing needed.
+    set_slider(page, "#text-top-k", 3)
+    page.locator("#text-note").get_by_text("picks from 3 of").wait_for(timeout=30000)
+    assert page.locator("#text-drawn").inner_text().count("%") == 3  # the other words have no chance at all
+    # Clicking the third word ("not") shows where each of the GPT's heads looked while reading it.
+    words.nth(2).click()
+    attention = page.locator("#text-attention")
+    attention.get_by_text("layer 4, head 4").wait_for(timeout=30000)
+    assert "While reading not" in attention.inner_text()
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "text.png"), full_page=True)

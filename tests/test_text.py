@@ -120,7 +120,7 @@ def test_training_dry_run_saves_a_loadable_checkpoint(script, tmp_path):
 # --- The shipped models, through the tab's functions -------------------------------------------------
 
 
-def written(**kwargs) -> tuple[str, dict, str]:
+def written(**kwargs) -> tuple[str, list, dict, dict, str]:
     from apps import text
 
     *_, last = text.generate_text(**kwargs)
@@ -132,7 +132,7 @@ def written(**kwargs) -> tuple[str, dict, str]:
 @pytest.mark.parametrize("choice", ["LSTM (recurrent network)", "GPT (small transformer)"])
 def test_same_seed_same_text_and_another_seed_another(choice):
     settings = dict(choice=choice, prompt="Emma was", temperature=1.0, top_k=0, top_p=1.0, words=25)
-    first, chart, _ = written(seed=3, **settings)
+    first, _, chart, _, _ = written(seed=3, **settings)
     assert written(seed=3, **settings)[0] == first
     assert written(seed=4, **settings)[0] != first
     assert first.startswith("Emma was") and len(first.split()) > 10
@@ -152,16 +152,16 @@ def test_text_streams_one_word_at_a_time():
 def test_edge_cases_are_handled_with_a_message():
     from apps import text
 
-    out, _, note = written(choice="LSTM (recurrent network)", prompt="", temperature=0.8, top_k=40, top_p=0.95, words=10, seed=0)
+    out, *_, note = written(choice="LSTM (recurrent network)", prompt="", temperature=0.8, top_k=40, top_p=0.95, words=10, seed=0)
     assert out.strip() and "paragraph boundary" in note
-    out, _, note = written(
+    out, *_, note = written(
         choice="LSTM (recurrent network)", prompt="Qwxz blorft zzyzx", temperature=0.8, top_k=40, top_p=0.95, words=5, seed=0
     )
     assert "None of the prompt's words" in note and out.startswith("Qwxz blorft zzyzx")
-    _, _, note = written(choice="LSTM (recurrent network)", prompt="Emma", temperature=0.8, top_k=40, top_p=0.95, words=0, seed=0)
+    *_, note = written(choice="LSTM (recurrent network)", prompt="Emma", temperature=0.8, top_k=40, top_p=0.95, words=0, seed=0)
     assert "at least 1" in note
     steps = list(text.generate_text("LSTM (recurrent network)", "Emma", 0.8, 40, 0.95, 10_000, 0))
-    assert len(steps) == text.MAX_WORDS + 1 and f"the limit is {text.MAX_WORDS}" in steps[-1][2]
+    assert len(steps) == text.MAX_WORDS + 1 and f"the limit is {text.MAX_WORDS}" in steps[-1][-1]
     for bad in [dict(temperature=-1), dict(top_p=0), dict(seed="x"), dict(words="many"), dict(choice="ELIZA"), dict(prompt="x" * 5000)]:
         settings = dict(choice="LSTM (recurrent network)", prompt="Emma", temperature=0.8, top_k=40, top_p=0.95, words=5, seed=0) | bad
         with pytest.raises(gr.Error):
@@ -199,3 +199,119 @@ def test_lstm_units_colour_every_word_within_minus_one_to_one():
         text.lstm_units("   ", -1)
     with pytest.raises(gr.Error):
         text.lstm_units("Emma", 100_000)
+
+
+# --- What sampling does, how surprised the model was, and where the GPT looked ------------------------
+
+CHOICES = ["LSTM (recurrent network)", "GPT (small transformer)"]
+
+
+def full_read_bits(choice: str, ids: list[int]) -> list[float]:
+    """-log2 p of ids[1:], from one plain forward pass over the whole text (no stepping, no cache)."""
+    from apps import text
+
+    net = text.model(text.MODELS[choice])
+    with torch.inference_mode():
+        x = torch.tensor([ids])
+        logits = net(x)[0] if isinstance(net, WordLSTM) else net(input_ids=x).logits
+    log_p = torch.log_softmax(logits[0].double(), -1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
+    return (-log_p / torch.log(torch.tensor(2.0, dtype=torch.float64))).tolist()
+
+
+@needs_checkpoint("word-lstm")
+@needs_checkpoint("word-gpt")
+@pytest.mark.parametrize("choice", CHOICES)
+@pytest.mark.parametrize("top_k, top_p", [(5, 1.0), (0, 0.5), (40, 0.95), (0, 1.0)])
+def test_the_drawn_from_chart_sums_to_one_and_is_zero_outside_top_k_and_top_p(choice, top_k, top_p):
+    from apps import text
+
+    raw, drawn, note = text.next_words(choice, "Mr. Darcy", 0.7, top_k, top_p)
+    logits = text.NextWord(text.model(text.MODELS[choice])).feed(text.prompt_ids("Mr. Darcy", []))
+    probs = filter_logits(logits, 0.7, top_k, top_p)
+    assert float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
+    kept = int((probs > 0).sum())
+    assert f"picks from **{kept:,}**" in note
+    tempered = (logits / 0.7).softmax(-1).sort(descending=True)
+    if top_k:
+        assert kept <= top_k
+    if top_p < 1:  # the smallest set of the likeliest words (of top-k's, if on) whose tempered chance reaches top_p
+        z = logits / 0.7
+        if top_k:
+            z = z.masked_fill(z < z.topk(top_k).values[-1], -torch.inf)
+        ordered = z.softmax(-1).sort(descending=True).values
+        assert float(ordered[: kept - 1].sum()) < top_p <= float(ordered[:kept].sum()) + 1e-6
+    # Every word of the drawn chart is among the kept; the kept are exactly the likeliest words, in the model's order.
+    kept_ids = set(probs.nonzero()[:, 0].tolist())
+    assert kept_ids == set(tempered.indices[:kept].tolist())
+    assert list(drawn) == list(raw)[: len(drawn)]
+    assert all(p > 0 for p in drawn.values())
+    if kept <= 10:
+        assert sum(drawn.values()) == pytest.approx(1.0, abs=1e-5) and len(drawn) == kept
+    # The raw chart is the model's own distribution: temperature 1, nothing cut.
+    assert list(raw.values()) == pytest.approx(logits.softmax(-1).sort(descending=True).values[:10].tolist(), abs=1e-6)
+
+
+@needs_checkpoint("word-lstm")
+@needs_checkpoint("word-gpt")
+@pytest.mark.parametrize("choice", CHOICES)
+def test_surprise_is_minus_log2_p_of_every_word_under_the_model(choice):
+    from apps import text
+
+    steps = list(text.writing(choice, "Emma could not repress a smile", 0.9, 40, 0.95, 30, 5))
+    out, spans, _, _, note, ids = steps[-1]
+    bits = full_read_bits(choice, ids)
+    assert len(spans) == len(ids) - 1 == len(bits)
+    assert [name for _, name in spans] == [text.surprise_name(b) for b in bits]
+    assert "".join(piece for piece, _ in spans).lstrip() == out
+    written_bits = bits[-30:]
+    assert f"what it wrote: **{sum(written_bits) / 30:.2f} bits**" in note
+    # The model-level function, checked on its own against a hand-made distribution.
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.125, 0.125]]))
+    assert text.surprise_bits(logits, torch.tensor([1])).tolist() == pytest.approx([2.0])
+
+
+@needs_checkpoint("word-gpt")
+def test_words_read_before_the_gpts_window_are_marked_not_scored():
+    from apps import text
+
+    prompt = " ".join(["Emma walked to Highbury and back again."] * 40)  # ~360 tokens; the GPT's window is 128
+    *_, spans, _, _, _, ids = next(iter(text.writing("GPT (small transformer)", prompt, 0.8, 40, 0.95, 1, 0)))
+    names = [name for _, name in spans]
+    assert names[0] == text.NOT_SCORED and names[-1] != text.NOT_SCORED
+    # The GPT reads the last half-window (64 words) afresh: its first 63 are scored; the 64th predicts what comes next.
+    assert names.count(text.NOT_SCORED) == len(ids) - 1 - 63
+
+
+@needs_checkpoint("word-gpt")
+def test_attention_rows_sum_to_one_and_never_look_ahead():
+    from apps import text
+
+    sentence = "It is a truth universally acknowledged"
+    table, data = text.attention(sentence, 4)
+    assert data["word"] == "truth" and data["words"][0] == "¶ (start)" and len(data["words"]) == 5
+    weights = torch.tensor(data["attention"])  # (layers, heads, words up to "truth")
+    assert weights.shape == (4, 4, 5)
+    assert torch.allclose(weights.sum(-1), torch.ones(4, 4), atol=1e-4)
+    # Causal: the words after "truth" change nothing in its row; the full matrix is zero above the diagonal.
+    ids = text.prompt_ids(sentence, [])
+    full = text.attention_weights(text.model("word-gpt"), ids)
+    assert torch.allclose(full[:, :, 4, :5], weights, atol=1e-5) and (full.triu(1) == 0).all()
+    assert table.count("<tr><th>layer ") == 16 and "truth" in table
+    assert text.attention(sentence, 0)[1]["word"] == "acknowledged"  # 0 = the last word
+    for bad, message in [("", "Write a prompt"), ("   ", "Write a prompt"), ("x" * 20_000, "shorter")]:
+        with pytest.raises(gr.Error, match=message):
+            text.attention(bad, 1)
+    for word in (-1, 7, 2.5, "first"):
+        with pytest.raises(gr.Error, match="Word"):
+            text.attention(sentence, word)
+
+
+@needs_checkpoint("word-gpt")
+def test_clicking_a_written_word_shows_its_attention():
+    from apps import text
+
+    *_, ids = list(text.writing("GPT (small transformer)", "Mr. Darcy", 0.8, 40, 0.95, 5, 0))[-1]
+    table, data = text.attention_click(ids, gr.SelectData(None, {"index": 1, "value": [".", None]}))
+    assert data["position"] == 1 and len(data["words"]) == 3
+    assert "Press Write" in text.attention_click(None, gr.SelectData(None, {"index": 0, "value": None}))[0]
+    assert "Press Write" in text.attention_click(ids, gr.SelectData(None, {"index": 99, "value": None}))[0]
