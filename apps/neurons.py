@@ -651,16 +651,39 @@ def train_playground(*values, **named) -> tuple[dict, np.ndarray]:
 
 # Finished API runs by their settings: a class that runs the same experiment trains it once.
 RECENT_RUNS = RecentAnswers()
+RECENT_MAPS = RecentAnswers()
+
+
+def trained_neuron_maps(*values, **named) -> tuple[np.ndarray, dict]:
+    """Train from scratch as /train_playground does, then show every neuron: (the neuron maps picture, {"rows": [{"name",
+    "neurons": [what clicking that neuron's map says: its incoming weights and bias, as Markdown]}]})."""
+    settings = settings_from(*values, **named)
+    key = dataclasses.astuple(settings)
+    if (answer := RECENT_MAPS.get(key)) is not None:
+        return answer[0], copy.deepcopy(answer[1])
+    run = new_run(settings)
+    per_frame = epochs_per_frame(run.settings, len(run.train_y))
+    while run.epoch < run.settings.epochs:
+        train_epochs(run, per_frame)
+    sizes = maps_layout(run).sizes
+    about = {
+        "rows": [
+            {"name": name, "neurons": [neuron_details(run, row, column) for column in range(sizes[row])]}
+            for row, name in enumerate(row_names(run))
+        ]
+    }
+    answer = (render_neuron_maps(run), about)
+    RECENT_MAPS.put(key, (answer[0], copy.deepcopy(about)))
+    return answer
 
 
 # The API and gradio_client read the endpoint's parameters, names and defaults from the signature: the settings' own.
-train_playground.__signature__ = inspect.Signature(
-    [
-        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=f.type)
-        for f in dataclasses.fields(PlaygroundSettings)
-    ],
-    return_annotation=tuple[dict, np.ndarray],
-)
+SETTINGS_PARAMETERS = [
+    inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=f.type)
+    for f in dataclasses.fields(PlaygroundSettings)
+]
+train_playground.__signature__ = inspect.Signature(SETTINGS_PARAMETERS, return_annotation=tuple[dict, np.ndarray])
+trained_neuron_maps.__signature__ = inspect.Signature(SETTINGS_PARAMETERS, return_annotation=tuple[np.ndarray, dict])
 
 
 def settings_from_query(params: dict[str, str]) -> PlaygroundSettings | None:
@@ -873,3 +896,5 @@ def build() -> None:
     api_button = gr.Button(visible=False)
     # preprocess=False: raw values reach validate(), whose messages name the setting and its range.
     api_button.click(train_playground, controls, [api_result, api_image], api_name="train_playground", preprocess=False, **HEAVY_LANE)
+    api_maps_button = gr.Button(visible=False)
+    api_maps_button.click(trained_neuron_maps, controls, [api_image, api_result], api_name="neuron_maps", preprocess=False, **HEAVY_LANE)

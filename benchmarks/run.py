@@ -129,6 +129,7 @@ def bench_playground(app: LaunchedApp) -> dict[str, float]:
         "regularized_gain_min_seeds_0_5": round(float(np.min(gains)), 4),
         "frames_per_s": round(1000.0 / frame_p50, 1),
         "api_ms_p50": round(api_p50_ms(app, "/train_playground", [], repeats=5, kwargs=api_settings), 1),
+        "neuron_maps_api_ms_p50": round(api_p50_ms(app, "/neuron_maps", [], repeats=5, kwargs=api_settings), 1),
     }
 
 
@@ -151,7 +152,8 @@ def bench_digit_classifier(app: LaunchedApp) -> dict[str, float]:
             model(one)
 
     p50, p95 = percentile_ms(single, repeats=200, warmup=20)
-    api = api_p50_ms(app, "/classify_digit", [handle_file(str(EXAMPLES / "digits" / "mnist_test_7.png"))])
+    seven = [handle_file(str(EXAMPLES / "digits" / "mnist_test_7.png"))]
+    api = api_p50_ms(app, "/classify_digit", seven)
     return {
         "test_accuracy": round(test_acc, 4),
         "font_digit_accuracy": round(font_acc, 4),
@@ -159,6 +161,8 @@ def bench_digit_classifier(app: LaunchedApp) -> dict[str, float]:
         "latency_ms_p50": round(p50, 3),
         "latency_ms_p95": round(p95, 3),
         "api_ms_p50": round(api, 1),
+        "digit_layers_api_ms_p50": round(api_p50_ms(app, "/digit_layers", seven), 1),
+        "explain_pixel_api_ms_p50": round(api_p50_ms(app, "/explain_pixel", [*seven, 5, 12, 15]), 1),
     }
 
 
@@ -646,6 +650,9 @@ def bench_text(app: LaunchedApp) -> dict[str, float]:
         client.predict(*args, api_name="/generate_text")
         times.append((time.perf_counter() - start) * 1000)
     results["api_ms_p50_60_words"] = round(statistics.median(times), 1)
+    results["next_words_api_ms_p50"] = round(api_p50_ms(app, "/next_words", ["GPT (small transformer)", "Mr. Darcy", 0.8, 40, 0.95]), 1)
+    passage = "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife."
+    results["attention_api_ms_p50"] = round(api_p50_ms(app, "/attention", [passage, 0]), 1)
     return results
 
 

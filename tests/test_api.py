@@ -54,6 +54,12 @@ PLAYGROUND = dict(
 )  # fmt: skip
 
 
+def test_neuron_maps_show_every_neuron_of_the_trained_network(client):
+    maps, about = client.predict(layout="xor", hidden_layers=1, neurons=2, epochs=300, api_name="/neuron_maps")
+    assert Image.open(maps).size[0] > 400
+    assert [len(row["neurons"]) for row in about["rows"]] == [2, 2, 1] and "bias" in about["rows"][2]["neurons"][0]
+
+
 def test_train_playground_is_deterministic_for_a_seed(client):
     first, image_a = client.predict(**PLAYGROUND, api_name="/train_playground")
     second, image_b = client.predict(**PLAYGROUND, api_name="/train_playground")

@@ -317,3 +317,16 @@ def test_l1_drives_unneeded_weights_to_zero_and_l2_only_shrinks_them():
 
     plain, with_l1, with_l2 = small_share(), small_share(l1=0.003), small_share(l2=0.003)
     assert with_l1 >= plain + 0.3 and with_l1 >= with_l2 + 0.3, (plain, with_l1, with_l2)
+
+
+def test_the_neuron_maps_endpoint_shows_what_a_click_on_each_map_shows():
+    img, about = neurons.trained_neuron_maps(layout="xor", model="mlp", hidden_layers=1, neurons=2, epochs=300, seed=3)
+    run = neurons.new_run(neurons.settings_from(layout="xor", model="mlp", hidden_layers=1, neurons=2, epochs=300, seed=3))
+    while run.epoch < run.settings.epochs:
+        neurons.train_epochs(run, neurons.epochs_per_frame(run.settings, len(run.train_y)))
+    assert [row["name"] for row in about["rows"]] == ["inputs", "layer 1 (tanh)", "P(unicorn)"]
+    assert [len(row["neurons"]) for row in about["rows"]] == [2, 2, 1]
+    assert about["rows"][1]["neurons"][1] == neurons.neuron_details(run, 1, 1)  # the same training, the same weights
+    assert (img == neurons.render_neuron_maps(run)).all()
+    with pytest.raises(gr.Error, match="Neurons"):
+        neurons.trained_neuron_maps(neurons=0)

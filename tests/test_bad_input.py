@@ -72,6 +72,7 @@ CHEAPER = {
     "/attack": {"model_choice": "digit", "attack_choice": "fgsm", "epsilon": 64},
     "/horse_to_zebra": {"size": 128},
     "/train_playground": {"epochs": 20},
+    "/neuron_maps": {"epochs": 20},
     "/generate_digits_diffusion": {"count": 2, "steps": 5},
     "/generate_text": {"words": 5},
 }
