@@ -135,13 +135,16 @@ def window_picture(digit: np.ndarray, row: int, column: int, scale: int = 8) -> 
 
 
 def _tables(window: np.ndarray, weights: np.ndarray, products: np.ndarray) -> str:
-    """Three 3x3 grids side by side in one Markdown table: window × weights = products."""
-    rows = ["| input window | | | × | filter weights | | | = | products | | |", "| " + " | ".join(["---"] * 11) + " |"]
+    """The three 3x3 grids side by side in a fixed-width block: window × weights = products."""
+
+    def row(values: np.ndarray) -> str:
+        return " ".join(f"{v:+.3f}" for v in values)
+
+    lines = [f"{'input window':<20}   {'filter weights':<20}   products"]
     for i in range(3):
-        cells = [f"{v:+.3f}" for v in window[i]] + ["×" if i == 1 else ""] + [f"{v:+.3f}" for v in weights[i]]
-        cells += ["=" if i == 1 else ""] + [f"{v:+.3f}" for v in products[i]]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        times, equals = ("×", "=") if i == 1 else (" ", " ")
+        lines.append(f"{row(window[i])} {times} {row(weights[i])} {equals} {row(products[i])}")
+    return "```\n" + "\n".join(lines) + "\n```"
 
 
 def arithmetic_markdown(a: PixelArithmetic, channel: int, row: int, column: int) -> str:
@@ -152,7 +155,8 @@ def arithmetic_markdown(a: PixelArithmetic, channel: int, row: int, column: int)
         "mean and spread (paper is about −0.42, ink up to +2.8); outside the picture it is 0 (padding).\n\n"
         f"{_tables(a.window, a.weights, a.products)}\n\n"
         f"1. Sum of the 9 products: **{a.total:+.4f}**\n"
-        f"2. Batch norm: ({a.total:+.4f} − {a.mean:+.4f}) / {a.std:.4f} × {a.gamma:+.4f} + {a.beta:+.4f} = **{a.pre_activation:+.4f}**\n"
+        f"2. Batch norm, with the running mean μ = {a.mean:+.4f} and spread σ = {a.std:.4f} it measured in training, and its "
+        f"learned scale γ = {a.gamma:+.4f} and shift β = {a.beta:+.4f}: (sum − μ) / σ × γ + β = **{a.pre_activation:+.4f}**\n"
         f"3. ReLU keeps positives and turns negatives into 0: max(0, {a.pre_activation:+.4f}) = **{a.value:.4f}**, "
         "the value of this pixel of the feature map."
     )
