@@ -1,11 +1,13 @@
 """Model Show: every model from a beginner's tour of deep learning, one tab each.
 
     python app.py        # serves on http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override)
+                         # and, with gradio[mcp] installed, an MCP server at /gradio_api/mcp/ (MODEL_SHOW_MCP=0: off)
 
 Nothing heavy happens at import: models load on first use and stay cached (models/hub.py).
 """
 
 import ctypes
+import importlib.util
 import io
 import os
 import sys
@@ -155,6 +157,14 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
             pass
 
 
+def mcp_enabled() -> bool:
+    """Serve every public endpoint as an MCP tool too (at /gradio_api/mcp/): on when the `mcp` package that gradio[mcp]
+    brings is installed, unless MODEL_SHOW_MCP is 0 / false / off. Private events are not endpoints, so never tools."""
+    if os.environ.get("MODEL_SHOW_MCP", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return importlib.util.find_spec("mcp") is not None
+
+
 def main() -> None:
     limit_malloc_arenas()  # before any worker thread exists
     demo = build_demo()
@@ -169,6 +179,7 @@ def main() -> None:
         # an API client that sends a number where a file belongs learns what was wrong.
         show_error=True,
         state_session_capacity=session_capacity(),
+        mcp_server=mcp_enabled(),
     )
 
 

@@ -292,13 +292,24 @@ def attack(
     adaptive: bool = False,
     progress=gr.Progress(),  # noqa: B008 (Gradio injects it)
 ):
-    """Attack one picture. epsilon is in grey levels out of 255 (FGSM and PGD; for "smallest-eps" the largest budget
-    searched); steps is for PGD; pixels, population and iterations are for the one-pixel attack; target is "none" or a
-    class ("9", "9: ostrich"). defence ("none", "jpeg", "bitdepth", "median") is put in front of the model; the attack
-    is made on the bare model, or through the defence when adaptive (BPDA: Athalye et al. 2018).
+    """Make an adversarial example: change a picture a little so that a classifier gets it wrong.
 
-    Returns (original as the model sees it, adversarial, amplified perturbation, top-5 before, top-5 after,
-    report, the other digit model's answer, the exact adversarial PNG)."""
+    Args:
+        image: a picture (a photo for the photo model, a digit for the digit models).
+        model_choice: "photo" (EfficientNet-Lite0), "digit" (the digit CNN) or "digit-robust" (the adversarially trained one).
+        attack_choice: "fgsm", "pgd", "one-pixel", "deepfool" or "smallest-eps".
+        epsilon: the budget in grey levels out of 255, 0 to 128 (for "smallest-eps", the largest budget searched).
+        steps: PGD steps, 1 to 100.
+        pixels: pixels the one-pixel attack may change, 1 to 10.
+        target: "none", or the class to turn it into as a number or name ("9", "9: ostrich").
+        population: one-pixel attack's population, 10 to 400.
+        iterations: one-pixel attack's generations, 1 to 200.
+        seed: random seed, 0 to 2147483647.
+        defence: put in front of the model: "none", "jpeg", "bitdepth" or "median".
+        jpeg_quality: JPEG quality of the jpeg defence, 5 to 95.
+        adaptive: attack through the defence (BPDA) instead of the bare model (true or false).
+    Returns:
+        The picture as the model sees it, the adversarial one, the change amplified, top-5 before and after, a report, the other digit model's answer, the exact adversarial PNG."""
     kind = model_choice
     if kind not in CHECKPOINTS:
         raise gr.Error(f"Unknown model {kind!r}. Choose one of: {', '.join(CHECKPOINTS)}.")
@@ -452,7 +463,7 @@ def png_file(adversarial: torch.Tensor) -> str:
 # --- Robustness curve -------------------------------------------------------------------------------
 
 
-def robustness_curve(
+def measure_robustness_curve(
     n_digits: int = 200, steps: int = 10, eps_grid: tuple[float, ...] = (0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4), progress=None
 ) -> pd.DataFrame:
     """Accuracy of both digit models on n test digits (all classes equally) under PGD-steps at each eps."""
@@ -534,10 +545,13 @@ LIVE_CURVE_DIGITS = max(10, int(os.environ.get("MODEL_SHOW_CURVE_DIGITS", 200)) 
 
 
 @on_gpu(duration=int(20 + 0.1 * LIVE_CURVE_DIGITS))  # 18 PGD-10 runs over the digits, plus loading both models
-def recompute_curve(progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
-    """Both digit models' accuracy against eps, PGD-10 on LIVE_CURVE_DIGITS test digits, live."""
+def robustness_curve(progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+    """Measure both digit models' accuracy against the attack budget, live: PGD-10 on held-out test digits.
+
+    Returns:
+        The accuracy-against-epsilon curve of the standard and the robust digit model, and a note."""
     started = time.perf_counter()
-    frame = robustness_curve(LIVE_CURVE_DIGITS, 10, progress=progress)
+    frame = measure_robustness_curve(LIVE_CURVE_DIGITS, 10, progress=progress)
     return (
         frame,
         f"Recomputed live: PGD-10 with a random start on {LIVE_CURVE_DIGITS} held-out test digits ({LIVE_CURVE_DIGITS // 10} per class), "
@@ -806,5 +820,10 @@ def build() -> None:
     random_digit.click(random_test_digit, model_choice, [picture, model_choice, digit_note], api_visibility="private")
     use_sketch.click(use_drawing, [sketch, model_choice], [picture, model_choice], api_visibility="private")
     recompute.click(
-        recompute_curve, None, [curve_plot, curve_note], api_name="robustness_curve", concurrency_id="robustness_curve", concurrency_limit=1
+        robustness_curve,
+        None,
+        [curve_plot, curve_note],
+        api_name="robustness_curve",
+        concurrency_id="robustness_curve",
+        concurrency_limit=1,
     )

@@ -57,7 +57,12 @@ def prepare_photo(image) -> tuple[np.ndarray, torch.Tensor]:
 
 @on_gpu
 def classify_image(image) -> dict[str, float]:
-    """Photo -> {label: probability} for the five most likely ImageNet classes."""
+    """Name what a photo shows: the five likeliest of the 1,000 ImageNet classes, from EfficientNet-Lite0.
+
+    Args:
+        image: a photo (any size; the centre square is read at 224 px).
+    Returns:
+        {class name: probability} for the five likeliest classes."""
     _, x = prepare_photo(image)
     with torch.inference_mode():
         return top5(model()(x).float().softmax(-1)[0].cpu())
@@ -98,10 +103,13 @@ def explain_choices_update(head: TaughtHead | None):
 
 @on_gpu
 def explain_image(image, explain_class=TOP_CLASS, head: TaughtHead | None = None) -> tuple[np.ndarray, str]:
-    """Photo -> (Grad-CAM overlay, a sentence saying which class it explains and how likely the network finds it).
+    """Grad-CAM: where in the photo the network looked for one class ("why not cat?").
 
-    explain_class: "its top class" (or empty), an ImageNet class ("281", "281: tabby" or "tabby"), or one of this
-    session's taught classes ("yours: <name>"), so a learner can ask "why not cat?"."""
+    Args:
+        image: a photo.
+        explain_class: "its top class" (or empty), an ImageNet class as "281", "281: tabby" or "tabby", or one of this session's taught classes as "yours: <name>".
+    Returns:
+        The photo with a heat map over the regions that raised that class, and a sentence naming the class and its probability."""
     rgb, x = prepare_photo(image)
     net = model()
     choice = "" if explain_class is None else str(explain_class).strip()
@@ -209,10 +217,15 @@ def as_file_list(images) -> list:
 
 @on_gpu
 def add_examples(class_number, images, examples: Examples | None = None):
-    """Add images to class `class_number` (1-5) of this session: each is cropped to its centre square and resized to
-    224 x 224 once, the way the webcam's frames are. A class holds up to 60 examples.
+    """Add pictures to one of the classes this session is teaching (what the webcam's Record button does).
 
-    Returns (the session's examples, then each class's count in words). A refused request changes nothing."""
+    Each picture is cropped to its centre square and resized to 224 x 224 once. A class holds up to 60; a refused request adds nothing.
+
+    Args:
+        class_number: which class, 1 to 5.
+        images: a list of pictures to add.
+    Returns:
+        Each class's count of examples, in words."""
     slot = class_slot(class_number)
     files = as_file_list(images)
     if not files:
@@ -244,7 +257,12 @@ def record_frame(class_number, frame, examples: Examples | None = None):
 
 
 def clear_examples(class_number, examples: Examples | None = None):
-    """Forget the examples recorded or added for class `class_number` (1-5). Returns (the examples, each class's count)."""
+    """Forget the examples recorded or added for one of this session's classes.
+
+    Args:
+        class_number: which class, 1 to 5.
+    Returns:
+        Each class's count of examples, in words."""
     slot = class_slot(class_number)
     examples = examples or no_examples()
     examples[slot].clear()
@@ -314,12 +332,24 @@ def teach_classes(
     examples: Examples | None = None,
     progress=gr.Progress(),  # noqa: B008 (Gradio injects it)
 ) -> tuple[TaughtHead, str]:
-    """Teach the photo classifier 2 to 5 classes of your own: a new last layer on its frozen features.
+    """Teach the photo classifier 2 to 5 classes of your own: a new last layer trained on its frozen features.
 
-    name_k, images_k: the k-th class's name (up to 40 characters) and images for it; with what /add_examples and the
-    webcam added to class k, each class needs 3 to 60 (empty slots are skipped). epochs: passes over the training
-    images (1-1000); learning_rate: Adam's step size (0.00001-1); batch_size: images per update (0 = all at once, up
-    to 256). Returns (the session's new head, a report)."""
+    Args:
+        name_1: the first class's name (up to 40 characters).
+        images_1: pictures of the first class; with what add_examples added to class 1, it needs 3 to 60.
+        name_2: the second class's name.
+        images_2: pictures of the second class (3 to 60 with its added examples).
+        name_3: the third class's name (optional; empty classes are skipped).
+        images_3: pictures of the third class.
+        name_4: the fourth class's name (optional).
+        images_4: pictures of the fourth class.
+        name_5: the fifth class's name (optional).
+        images_5: pictures of the fifth class.
+        epochs: passes over the training pictures, 1 to 1000.
+        learning_rate: Adam's step size, 0.00001 to 1.
+        batch_size: pictures per update, 0 (all at once) to 256.
+    Returns:
+        A report with the accuracy on your held-out pictures; the taught head stays in this session for classify_taught."""
     settings = training_settings(epochs, learning_rate, batch_size)
     names = [name_1, name_2, name_3, name_4, name_5]
     files = [images_1, images_2, images_3, images_4, images_5]
@@ -421,7 +451,12 @@ def taught_probabilities(head: TaughtHead, rgb: np.ndarray) -> dict[str, float]:
 
 @on_gpu
 def classify_taught(head: TaughtHead | None, image) -> dict[str, float]:
-    """Photo -> {your label: probability}, with this session's head."""
+    """Classify a photo (or one webcam frame) into the classes this session taught.
+
+    Args:
+        image: a photo.
+    Returns:
+        {your class name: probability}."""
     return taught_probabilities(require_head(head), to_rgb(open_image(image, "a photo")))
 
 
@@ -447,18 +482,25 @@ def classify_live(frame, head: TaughtHead | None = None, live: dict | None = Non
     return probs, f"Live: **{live['frames']}** frames classified{rate}.", live
 
 
-def head_file(head: TaughtHead | None) -> str:
-    """The session's head as a safetensors file (labels and preprocessing in its metadata), for download."""
+def download_head(head: TaughtHead | None) -> str:
+    """Download this session's taught head, to load it again later with load_head.
+
+    Returns:
+        A .safetensors file: weight (classes, 1280) and bias in float32, with the labels and preprocessing in its metadata."""
     if head is None:
         raise gr.Error("There is no taught head yet: teach it some classes first.")
     return cache_file(taught_head.head_bytes(head, CHECKPOINT, model().config.image_size), "taught_head.safetensors")
 
 
 def load_head(file, head: TaughtHead | None = None) -> tuple[TaughtHead, str]:
-    """A head downloaded from this tab -> this session's head (replacing the one it had), and a report.
+    """Load a head file this tab made back into this session; it then classifies exactly as before it was saved.
 
-    Anything else (damaged, another program's safetensors, other shapes or dtypes, another backbone) is refused with the
-    reason, and the session keeps the head it had. Read as safetensors only: no pickle."""
+    Anything else (damaged, foreign, other shapes, dtypes or backbone) is refused with the reason, and the session keeps its head.
+
+    Args:
+        file: a .safetensors head file downloaded from this tab.
+    Returns:
+        A report naming the loaded classes."""
     if isinstance(file, dict):
         file = file.get("path")
     if not file:
@@ -645,7 +687,7 @@ def build() -> None:
     # Registered after the button, so the endpoint keeps its name (a private event would take it first).
     new_photo.upload(classify_taught, [head_state, new_photo], taught_label, api_visibility="private", preprocess=False, **LIGHT_LANE)
     # Heads go in and out as files, with no network: they wait in the file lane, not a model lane.
-    download_button.click(head_file, head_state, download, api_name="download_head", **FILE_LANE)
+    download_button.click(download_head, head_state, download, api_name="download_head", **FILE_LANE)
     load = load_button.click(
         load_head, [head_upload, head_state], [head_state, report], api_name="load_head", preprocess=False, **FILE_LANE
     )

@@ -207,11 +207,17 @@ def generate_digits_diffusion(
     sampler=None,
     progress=gr.Progress(),  # noqa: B008 (Gradio injects it)
 ):
-    """Draw digits from pure noise, streaming the grid after every denoising step.
+    """Draw digits from pure noise with a diffusion model, streaming the grid after every denoising step.
 
-    Yields (grid of `count` digits, denoising GIF path or unchanged, one digit's path from noise, a markdown caption):
-    one update per step, then the final one with the GIF and the time the U-Net took. The same prompt, settings and
-    seed always give the same digits. Settings left out (None) take the checkpoint's defaults (sampling.json)."""
+    Args:
+        prompt: one digit as a word or numeral: "seven", "7", "a 3".
+        count: how many digits, 1 to 64.
+        steps: denoising steps, 4 to 100 (empty = the checkpoint's default).
+        guidance: classifier-free guidance scale, 0 to 10; 1 = none, 0 = ignore the prompt (empty = default).
+        seed: random seed, 0 to 2147483647; the same prompt, settings and seed give the same digits.
+        sampler: "DDIM", "DPM-Solver++" or "UniPC" (empty = default).
+    Returns:
+        Streams (grid, GIF, one digit's path from noise, caption) once per step; the last update holds the GIF and the time taken."""
     digit = digit_from_prompt(prompt)
     count, steps, guidance, seed, sampler = check_settings(count, steps, guidance, seed, sampler)
     net = model()
@@ -275,11 +281,14 @@ def read_digit(picture) -> np.ndarray:
 @on_gpu
 @torch.inference_mode()
 def noise_digit(picture, t=500, seed=0):
-    """The forward process: noise a picture of one digit to step t (0 = clean, 1000 = pure noise) and show what the U-Net
-    makes of it.
+    """The diffusion model's forward process: noise a digit to step t and show what the U-Net makes of it.
 
-    Returns (the noised digit x_t, the U-Net's noise estimate, its guess of the clean digit x̂0, the true noise that was
-    added, a markdown summary with the signal-to-noise ratio in words). The same picture, t and seed give the same noise."""
+    Args:
+        picture: a picture of one digit (any size, either polarity).
+        t: the noise step, 0 (clean) to 1000 (pure noise).
+        seed: random seed of the noise, 0 to 2147483647.
+    Returns:
+        The noised digit x_t, the U-Net's noise estimate, its guess of the clean digit, the true noise, and a summary."""
     digit = read_digit(picture)
     t = int(check_number(t, "Noise step t", 0, TRAIN_STEPS, integer=True))
     seed = int(check_number(seed, "Seed", 0, 2**31 - 1, integer=True))
@@ -316,11 +325,19 @@ def sdedit_lease_seconds(picture=None, prompt="three", strength=0.6, count=4, st
 @on_gpu(duration=sdedit_lease_seconds)
 @torch.inference_mode()
 def denoise_drawing(picture, prompt="three", strength=0.6, count=4, steps=None, guidance=None, seed=0, sampler=None):
-    """SDEdit: noise a drawing of a digit part of the way (strength 0 to 1) and denoise it towards the prompt's digit.
+    """SDEdit: noise a rough drawing of a digit part of the way, then denoise it towards the prompt's digit.
 
-    Returns (a grid of `count` redrawn digits, the drawing as the model reads it (28 x 28), a markdown summary with what
-    our digit classifier reads in each result). Strength 0 returns the drawing unchanged; 1 keeps almost nothing of it.
-    Settings left out (None) take the checkpoint's defaults."""
+    Args:
+        picture: a picture of a rough digit.
+        prompt: the digit to denoise towards, as a word or numeral ("three", "3").
+        strength: 0 to 1, the share of the denoising that runs; 0 keeps the drawing, 1 keeps almost nothing of it.
+        count: how many versions, 1 to 16.
+        steps: denoising steps, 4 to 100 (empty = the checkpoint's default).
+        guidance: guidance scale, 0 to 10 (empty = default).
+        seed: random seed, 0 to 2147483647.
+        sampler: "DDIM", "DPM-Solver++" or "UniPC" (empty = default).
+    Returns:
+        A grid of the redrawn digits, the drawing as the model reads it (28 x 28), and what our digit classifier reads in each."""
     digit = digit_from_prompt(prompt)
     drawing = read_digit(picture)
     strength = float(check_number(strength, "Strength", 0, 1))

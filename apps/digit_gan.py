@@ -75,7 +75,14 @@ def grid_image(images: torch.Tensor, columns: int, scale: int = 3, gap: int = 2)
 @on_gpu
 @torch.inference_mode()
 def generate_digits(digit="any", seed=0, count=64) -> np.ndarray:
-    """A grid of `count` generated digits; the same digit, seed and count always give the same picture."""
+    """Draw handwritten-looking digits with a GAN's generator; the same digit, seed and count give the same picture.
+
+    Args:
+        digit: "any" or "0" to "9".
+        seed: random seed, 0 to 2147483647.
+        count: how many digits, 1 to 256.
+    Returns:
+        A grid of the generated digits."""
     images, _ = generated(digit, seed, count)
     return grid_image(images, columns=min(len(images), 16))
 
@@ -152,8 +159,14 @@ def verdict_grid(images: torch.Tensor, p_real: np.ndarray, columns: int, scale: 
 @on_gpu
 @torch.inference_mode()
 def critic_on_grid(digit="any", seed=0, count=64) -> tuple[np.ndarray, np.ndarray, str]:
-    """The critic's P(real) on the generated grid and on as many real test digits of the same kind: (generated
-    verdicts picture, real verdicts picture, a sentence with both means)."""
+    """Ask the GAN's critic (its discriminator) how real the generated digits and real test digits look.
+
+    Args:
+        digit: "any" or "0" to "9".
+        seed: random seed of the generated grid, 0 to 2147483647.
+        count: how many digits, 1 to 256.
+    Returns:
+        P(real) under each generated digit, the same for as many real test digits, and a sentence with both means."""
     images, labels = generated(digit, seed, count)
     fake_p = verdicts(images, labels)
     real_images, real_labels, real_p = real_test_digits()
@@ -174,9 +187,13 @@ def critic_on_grid(digit="any", seed=0, count=64) -> tuple[np.ndarray, np.ndarra
 @on_gpu
 @torch.inference_mode()
 def judge_drawing(image, digit=7) -> tuple[dict[str, float], np.ndarray, str]:
-    """Does the critic believe your digit? A picture of one digit (drawing, photo, file) and the digit it is meant to be
-    -> ({"real": P(real), "generated": 1 - P(real)}, the 28x28 picture the critic saw, a sentence that ranks it among
-    real test digits of that class)."""
+    """Does the GAN's critic believe your digit is a real handwritten one?
+
+    Args:
+        image: a picture of one digit (a drawing, photo or file).
+        digit: the digit it is meant to be, 0 to 9.
+    Returns:
+        {"real": P(real), "generated": 1 - P(real)}, the 28x28 picture the critic saw, and how it ranks among real test digits."""
     label = parse_digit(digit)
     if label is None:
         raise gr.Error("Say which digit your picture is meant to be (0-9): the critic judges 'a real 7', not just 'a real digit'.")
@@ -204,7 +221,16 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 @on_gpu
 @torch.inference_mode()
 def interpolate_digits(from_digit=3, from_seed=0, to_digit=8, to_seed=1, steps=10) -> tuple[np.ndarray, str]:
-    """Morph (digit, seed) into (digit, seed): (a strip of `steps` pictures, the path of an animated GIF)."""
+    """Morph one generated digit into another by walking the GAN's latent space.
+
+    Args:
+        from_digit: the starting digit, 0 to 9.
+        from_seed: the starting seed, 0 to 2147483647.
+        to_digit: the final digit, 0 to 9.
+        to_seed: the final seed, 0 to 2147483647.
+        steps: pictures along the way, 2 to 64.
+    Returns:
+        A strip of the pictures, and an animated GIF of the morph."""
     a_digit, b_digit = parse_digit(from_digit), parse_digit(to_digit)
     if a_digit is None or b_digit is None:
         raise gr.Error("Pick a digit (0-9) at both ends of the morph.")

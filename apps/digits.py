@@ -169,15 +169,26 @@ def explain(digit: np.ndarray, channel: int, row: int, column: int) -> tuple[str
 
 @on_gpu
 def digit_layers(image) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, str]]]:
-    """Picture of a digit -> (the 32 learned first-layer filters, the first convolution's 32 maps at 28 x 28,
-    [(each conv block's maps, caption)])."""
+    """Look inside the digit CNN: its learned first-layer filters and what every layer makes of a digit.
+
+    Args:
+        image: a picture of one digit (any size, either polarity).
+    Returns:
+        The 32 learned 3x3 filters (red positive, blue negative), the first convolution's 32 feature maps at 28 x 28, [(each conv block's maps, caption)]."""
     return look_inside(prepare_digit(to_gray(open_image(image, "a picture of a digit"))))
 
 
 @on_gpu
 def explain_pixel(image, channel=1, row=14, column=14) -> tuple[str, np.ndarray]:
-    """Picture of a digit and a first-layer pixel (map 1-32, row and column 1-28) -> (the 3x3 arithmetic that
-    produced it, as Markdown; the 28x28 input with that window outlined)."""
+    """Show the multiply-and-add behind one pixel of a first-layer feature map of the digit CNN.
+
+    Args:
+        image: a picture of one digit (any size, either polarity).
+        channel: which feature map, 1 to 32.
+        row: the pixel's row in the 28 x 28 map, 1 (top) to 28.
+        column: the pixel's column, 1 (left) to 28.
+    Returns:
+        The arithmetic as Markdown (3x3 window, weights, products, sum, batch norm, ReLU), and the 28x28 input with the window outlined."""
     channel = check_number(channel, "Map", 1, 32, integer=True)
     row = check_number(row, "Row", 1, 28, integer=True)
     column = check_number(column, "Column", 1, 28, integer=True)
@@ -187,7 +198,12 @@ def explain_pixel(image, channel=1, row=14, column=14) -> tuple[str, np.ndarray]
 
 @on_gpu
 def classify_digit(image) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """Picture of a digit -> ({"0": p0, ..., "9": p9}, the 28x28 input shown 8x larger, first-layer activations)."""
+    """Read a handwritten digit with a small CNN trained on MNIST.
+
+    Args:
+        image: a picture of one digit (any size; dark ink on light paper or the other way round).
+    Returns:
+        {"0": p0, ..., "9": p9} probabilities, the 28x28 picture the network saw (8x larger), the first layer's activations."""
     return classify_gray(to_gray(open_image(image, "a picture of a digit")))
 
 

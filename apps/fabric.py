@@ -154,9 +154,15 @@ def render(
 def detect_defects(
     image, detector: str = AUTOENCODER, threshold: float | None = None, product: str | None = None, fitted: Fitted | None = None
 ):
-    """A photo of fabric -> (reconstruction (autoencoder only), heat map on the product's fixed scale, the photo with
-    defect regions outlined, the verdict). threshold: image threshold in standardised units; None or 0 = the product's
-    calibrated one. product: one of data.fabric.PRODUCT_NAMES (default the first); ignored once fitted to your own cloth."""
+    """Inspect a photo of cloth for defects (holes, stains, cuts), with an autoencoder or a feature memory.
+
+    Args:
+        image: a photo of cloth; its central square is read at 256 px.
+        detector: "autoencoder" (reconstruction error) or "features" (distance to a memory of flawless patches).
+        threshold: the image threshold in standard deviations of flawless cloth's scores, 0.1 to 100; 0 = the calibrated one.
+        product: "linen (plain weave)", "denim (twill)" or "rose satin": sets the calibrated scale.
+    Returns:
+        The reconstruction (autoencoder only), the anomaly map on a fixed scale, the photo with defects outlined, and the verdict."""
     x = prepare_swatch(image)
     index = product_index(product, fitted)
     reconstruction, heat, config = score_swatch(x, detector, index, fitted)
@@ -197,11 +203,15 @@ def random_defective_swatch(product: str | None = None):
 
 
 @on_gpu(duration=int(FIT.seconds + 30))  # the fine-tuning budget, plus features, the memory bank and calibration
-def fit_to_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa: B008 (Gradio injects it)
-    """5-50 photos of flawless product -> detectors fitted to it, for this session only (models.fabric_fit).
+def fit_fabric(files, progress=gr.Progress()) -> tuple[Fitted, str]:  # noqa: B008 (Gradio injects it)
+    """Fit both defect detectors to your own flawless cloth, for this session only.
 
-    A fifth of the photos (at least 2) are held back to calibrate; the features detector's memory
-    bank comes from the rest, and the autoencoder fine-tunes on them for at most FIT.seconds."""
+    A fifth of the photos (at least 2) calibrate the threshold; the rest build the feature memory and fine-tune the autoencoder.
+
+    Args:
+        files: 5 to 50 photos of flawless cloth of one kind.
+    Returns:
+        A report; later detect_defects calls in this session use the fitted detectors."""
     files = [f for f in (files or []) if f]
     if not MIN_FIT <= len(files) <= MAX_FIT:
         raise gr.Error(f"Upload {MIN_FIT} to {MAX_FIT} photos of flawless fabric (got {len(files)}).")
@@ -335,7 +345,5 @@ def build() -> None:
     random_button.click(random_defective_swatch, product, [photo, truth, truth_note], api_visibility="private").then(
         detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **LIGHT_LANE
     )
-    fit_button.click(
-        fit_to_fabric, fit_files, [fitted, fit_report], api_name="fit_fabric", concurrency_id="fit_fabric", concurrency_limit=1
-    )
+    fit_button.click(fit_fabric, fit_files, [fitted, fit_report], api_name="fit_fabric", concurrency_id="fit_fabric", concurrency_limit=1)
     forget_button.click(forget_fit, None, [fitted, fit_report], api_visibility="private")

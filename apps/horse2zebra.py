@@ -114,8 +114,14 @@ def verdict(direction: str, before: torch.Tensor, after: torch.Tensor, cycle_err
 
 @on_gpu
 def horse_to_zebra(image, direction: str = "horse → zebra", size: float = DEFAULT_SIZE):
-    """A picture -> ((input, translated) for the slider, the round trip back, its per-pixel error map,
-    the judge's top-5 before, its top-5 after, a verdict in words)."""
+    """Turn a horse into a zebra (or back) with a CycleGAN, and let an ImageNet classifier judge the result.
+
+    Args:
+        image: a picture (any size and mode).
+        direction: "horse → zebra" or "zebra → horse".
+        size: working size in px of the long side, 64 to 512 (rounded to a multiple of 4).
+    Returns:
+        (input, translated) for a slider, the round trip back, its error map, the judge's top-5 before and after, and a verdict."""
     if direction not in DIRECTIONS:
         raise gr.Error(f"Direction must be one of {list(DIRECTIONS)} (got {direction!r}).", title="Please check the input")
     size = check_number(size, "Working size", MIN_SIZE, MAX_SIZE, integer=True)

@@ -632,7 +632,12 @@ def settings_from(*values, **named) -> PlaygroundSettings:
 
 
 def train_playground(*values, **named) -> tuple[dict, np.ndarray]:
-    """Train from scratch for `epochs` and report: ({train_accuracy, test_accuracy, epochs, history}, boundary image)."""
+    """Train a perceptron or an MLP from scratch to tell rabbits from unicorns by speed and size, and report how it did.
+
+    Args: (see SETTINGS_HELP; the docstring is completed below)
+    Returns:
+        {train_accuracy, test_accuracy, epochs, history}, and the decision-boundary picture.
+    """
     settings = settings_from(*values, **named)
     key = dataclasses.astuple(settings)  # the same settings and seed train the same network, point for point
     if (answer := RECENT_RUNS.get(key)) is not None:
@@ -654,9 +659,13 @@ RECENT_RUNS = RecentAnswers()
 RECENT_MAPS = RecentAnswers()
 
 
-def trained_neuron_maps(*values, **named) -> tuple[np.ndarray, dict]:
-    """Train from scratch as /train_playground does, then show every neuron: (the neuron maps picture, {"rows": [{"name",
-    "neurons": [what clicking that neuron's map says: its incoming weights and bias, as Markdown]}]})."""
+def neuron_maps(*values, **named) -> tuple[np.ndarray, dict]:
+    """Train as train_playground does (the same settings give the same weights), then show every neuron as a map.
+
+    Args: (see SETTINGS_HELP; the docstring is completed below)
+    Returns:
+        The neuron maps picture (each neuron over speed x size), and {"rows": [{"name", "neurons": [its incoming weights and bias, as Markdown]}]}.
+    """
     settings = settings_from(*values, **named)
     key = dataclasses.astuple(settings)
     if (answer := RECENT_MAPS.get(key)) is not None:
@@ -683,7 +692,36 @@ SETTINGS_PARAMETERS = [
     for f in dataclasses.fields(PlaygroundSettings)
 ]
 train_playground.__signature__ = inspect.Signature(SETTINGS_PARAMETERS, return_annotation=tuple[dict, np.ndarray])
-trained_neuron_maps.__signature__ = inspect.Signature(SETTINGS_PARAMETERS, return_annotation=tuple[np.ndarray, dict])
+neuron_maps.__signature__ = inspect.Signature(SETTINGS_PARAMETERS, return_annotation=tuple[np.ndarray, dict])
+# What each setting means, one line each: the Args section of both endpoints' docstrings (MCP tool descriptions).
+SETTINGS_HELP = {
+    "layout": f"how rabbits and unicorns lie on the speed x size plane: one of {', '.join(LAYOUTS)}.",
+    "n_samples": "how many animals to draw, 10 to 2000.",
+    "noise": "how far animals scatter from their pattern, 0 (none) to 1.",
+    "train_fraction": "share of the animals trained on, 0.05 to 0.95; the rest are the held-out test set.",
+    "seed": "random seed for the animals and the starting weights, 0 to 2147483647; the same seed gives the same run.",
+    "model": "'perceptron' (one step neuron, perceptron rule) or 'mlp' (hidden layers, gradient descent).",
+    "hidden_layers": "MLP only: number of hidden layers, 0 to 4.",
+    "neurons": "MLP only: neurons per hidden layer, 1 to 32.",
+    "activation": f"MLP only: the hidden neurons' activation, one of {', '.join(ACTIVATIONS)}.",
+    "learning_rate": "step size of each update, 0.00001 to 10.",
+    "dropout": "MLP only: share of hidden neurons switched off at each training step, 0 to 0.9.",
+    "l2": "MLP only: L2 (weight decay) strength, 0 to 1.",
+    "talk_weights": "perceptron only: start from the talk's weights 1, 1, -1 instead of zeros (true or false).",
+    "epochs": f"passes over the training animals, 1 to {MAX_EPOCHS}.",
+    "batch_size": "MLP only: animals per gradient step, 0 to 2000; 0 = all of them at once.",
+    "l1": "MLP only: L1 strength, which pushes unneeded weights to exactly zero, 0 to 1.",
+    "speed_squared": "add speed² as an input, measured from the middle of the plane (true or false).",
+    "size_squared": "add size² as an input (true or false).",
+    "speed_times_size": "add speed·size as an input (true or false).",
+    "sin_speed": "add sin(speed) as an input (true or false).",
+    "sin_size": "add sin(size) as an input (true or false).",
+}
+for _endpoint in (train_playground, neuron_maps):
+    _endpoint.__doc__ = _endpoint.__doc__.replace(
+        "Args: (see SETTINGS_HELP; the docstring is completed below)",
+        "Args:\n" + "\n".join(f"        {name}: {text}" for name, text in SETTINGS_HELP.items()),
+    )
 
 
 def settings_from_query(params: dict[str, str]) -> PlaygroundSettings | None:
@@ -825,7 +863,7 @@ def build() -> None:
                     network = gr.Image(
                         label="Weights", show_label=False, type="numpy", buttons=[], height=260, elem_id="neurons-network", format="png"
                     )
-            neuron_maps = gr.Image(
+            maps_image = gr.Image(
                 label="Neuron maps",
                 show_label=False,
                 type="numpy",
@@ -838,7 +876,7 @@ def build() -> None:
             neuron_note = gr.Markdown("*Click a neuron's map to see its incoming weights.*", elem_id="neurons-neuron")
     controls = [widgets[name] for name in SETTING_NAMES]  # the order settings_from reads them in
     run_state = gr.State(None)
-    outputs = [boundary, curves, network, neuron_maps, stats, run_state]
+    outputs = [boundary, curves, network, maps_image, stats, run_state]
 
     def start(*values):
         run = new_run(settings_from(*values))
@@ -888,7 +926,7 @@ def build() -> None:
     reset.click(start, controls, outputs, api_visibility="private", cancels=playing)
     gr.on([c.change for c in controls] + [play.click, step.click], None, controls, None, js=url_js, api_visibility="private", queue=False)
     gr.on(None, restore_from_url, None, [*controls, *outputs], api_visibility="private")
-    neuron_maps.select(show_neuron, run_state, neuron_note, api_visibility="private", queue=False)
+    maps_image.select(show_neuron, run_state, neuron_note, api_visibility="private", queue=False)
 
     # The API: the same training, start to finish, deterministic for a given seed.
     api_result = gr.JSON(visible=False)
@@ -897,4 +935,4 @@ def build() -> None:
     # preprocess=False: raw values reach validate(), whose messages name the setting and its range.
     api_button.click(train_playground, controls, [api_result, api_image], api_name="train_playground", preprocess=False, **HEAVY_LANE)
     api_maps_button = gr.Button(visible=False)
-    api_maps_button.click(trained_neuron_maps, controls, [api_image, api_result], api_name="neuron_maps", preprocess=False, **HEAVY_LANE)
+    api_maps_button.click(neuron_maps, controls, [api_image, api_result], api_name="neuron_maps", preprocess=False, **HEAVY_LANE)

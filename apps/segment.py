@@ -85,8 +85,14 @@ def summary(found: dict, probs: np.ndarray, confidence: float) -> str:
 
 @on_gpu
 def segment_digits(image, confidence: float = 0.5, class_name: str = ANY_DIGIT):
-    """A picture of handwritten digits -> (the picture with each digit's pixels coloured by class, the probability
-    map of `class_name`, a summary). Pixels whose top probability is under `confidence` are shown as unsure."""
+    """Find and name every handwritten digit in a picture, pixel by pixel, with a U-Net.
+
+    Args:
+        image: a picture of handwritten digits (any size, either polarity).
+        confidence: 0 to 1; pixels whose top probability is below it are marked unsure.
+        class_name: whose probability map to return: "any digit" or "0" to "9".
+    Returns:
+        The picture with each digit's pixels coloured by class (base image and masks), that class's probability map, and a summary."""
     confidence = check_number(confidence, "Confidence threshold", 0.0, 1.0)
     gray = to_gray(open_image(image, "a picture of handwritten digits"))
     if gray.max() - gray.min() < 0.05:

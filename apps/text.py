@@ -168,10 +168,16 @@ def surprise_summary(bits: list[float], what: str) -> str:
 
 @on_gpu
 def next_words(choice="LSTM (recurrent network)", prompt="", temperature=0.8, top_k=40, top_p=0.95) -> tuple[dict, dict, str]:
-    """What the chosen model would say next after the prompt.
+    """What a Jane Austen language model would write next after a prompt, before and after the sampling settings.
 
-    Returns its own 10 likeliest next words (temperature 1, no filtering), the 10 likeliest of the distribution a draw
-    really uses after temperature (0-2), top-k (0-1000, 0 = off) and top-p (0.01-1, 1 = off), and notes."""
+    Args:
+        choice: "LSTM (recurrent network)" or "GPT (small transformer)".
+        prompt: the text so far (up to 4,000 characters; empty = a new paragraph).
+        temperature: 0 to 2; 0 always takes the likeliest word.
+        top_k: 0 to 1000; keep only the k likeliest words (0 = off).
+        top_p: 0.01 to 1; keep the likeliest words that together hold this much chance (1 = off).
+    Returns:
+        The model's own 10 likeliest next words, the 10 likeliest of what a draw really picks from, and notes."""
     name, prompt, temperature, top_k, top_p, *_, notes = parse_settings(choice, prompt, temperature, top_k, top_p, words=1, seed=0)
     logits = NextWord(model(name)).feed(prompt_ids(prompt, notes))
     raw, drawn, sentence = next_word_charts(logits, temperature, top_k, top_p)
@@ -207,11 +213,18 @@ def generate_text(
     words=60,
     seed=0,
 ):
-    """Write on from the prompt like Jane Austen, one word per update.
+    """Write on from a prompt like Jane Austen, word by word, with an LSTM or a small GPT.
 
-    Args: model name, prompt (up to 4,000 characters), temperature (0-2), top-k (0-1000, 0 = off), top-p (0.01-1,
-    1 = off), words to write (1-300), seed. Streams (text so far, [(word, surprise class)] for every word read or
-    written, the model's 10 likeliest next words after the prompt, the 10 likeliest of what it draws from, notes)."""
+    Args:
+        choice: "LSTM (recurrent network)" or "GPT (small transformer)".
+        prompt: the text to continue (up to 4,000 characters; empty = a new paragraph).
+        temperature: 0 to 2; lower is safer and duller, 0 always takes the likeliest word.
+        top_k: 0 to 1000; draw only among the k likeliest words (0 = off).
+        top_p: 0.01 to 1; draw only among the likeliest words holding this much chance (1 = off).
+        words: how many words to write, 1 to 300.
+        seed: random seed, 0 to 2147483647; the same seed and settings write the same text.
+    Returns:
+        Streams (text so far, every word with its surprise class in bits, the 10 likeliest next words, what a draw picks from, notes)."""
     for text, spans, raw, drawn, note, _ in writing(choice, prompt, temperature, top_k, top_p, words, seed):
         yield text, spans, raw, drawn, note
 
@@ -298,11 +311,13 @@ def attention_for(ids: list[int], position: int) -> tuple[str, dict]:
 
 @on_gpu
 def attention(text_value="It is a truth universally acknowledged", word=0) -> tuple[str, dict]:
-    """Where the GPT looked while reading one word of a text.
+    """Where the small GPT's attention went while it read one word of a text, layer by layer and head by head.
 
-    Args: text (up to 16,000 characters, read by the GPT whichever model wrote it), word (1 = the first word of the
-    text, 0 = the last). Returns an HTML table (layers x heads, the earlier words as columns) and the same weights as
-    {"word", "position", "words", "attention": [layer][head][word]}."""
+    Args:
+        text_value: the text (up to 16,000 characters); the GPT reads it, whichever model wrote it.
+        word: which word, 1 = the first, 0 = the last.
+    Returns:
+        An HTML table (a row per layer and head, a column per earlier word) and the weights as {"word", "position", "words", "attention"}."""
     text_value = "" if text_value is None else str(text_value)
     if not text_value.strip():
         raise gr.Error("Write a prompt or some text first; the GPT then reads it word by word.", title="Please check the input")

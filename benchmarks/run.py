@@ -455,7 +455,7 @@ def write_robustness_curve(n_digits: int = 500, steps: int = 20, apgd_points: li
     from apps import attack
 
     started = time.perf_counter()
-    curve = attack.robustness_curve(n_digits, steps)
+    curve = attack.measure_robustness_curve(n_digits, steps)
     data = {"steps": steps, "n_digits": n_digits, "points": curve.to_dict("records") + (apgd_points or [])}
     write_beside_robust_model(attack.CURVE_FILE, data)
     return round(time.perf_counter() - started, 1)

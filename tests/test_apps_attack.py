@@ -153,7 +153,7 @@ def test_random_test_digit_switches_a_photo_model_to_digits():
 
 
 def test_the_live_robustness_curve_separates_the_models():
-    frame = tab.robustness_curve(n_digits=40, steps=5, eps_grid=(0, 0.3))
+    frame = tab.measure_robustness_curve(n_digits=40, steps=5, eps_grid=(0, 0.3))
     acc = {(row.model, row.eps): row.accuracy for row in frame.itertuples()}
     assert acc[("standard", 0)] > 0.9 and acc[("robust", 0)] > 0.9
     assert acc[("standard", 0.3)] < 0.2 < 0.6 < acc[("robust", 0.3)]

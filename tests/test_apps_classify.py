@@ -112,7 +112,7 @@ def test_teach_three_classes_from_photo_crops(photos, tmp_path):
     assert head.held_out_accuracy >= 0.9, report
     fresh = random_crops(photos["chelsea"], 1, np.random.default_rng(99))[0]
     assert next(iter(sorted(classify.classify_taught(head, fresh).items(), key=lambda kv: -kv[1])))[0] == "cat"
-    path = classify.head_file(head)
+    path = classify.download_head(head)
     with safe_open(path, framework="pt") as f:
         assert f.metadata()["labels"].split("\n") == ["coffee", "cat", "rocket"]
         assert f.get_tensor("weight").shape == (3, 1280)

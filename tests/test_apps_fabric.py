@@ -71,7 +71,7 @@ def test_fit_to_your_own_fabric_separates_held_out_flawless_from_defective(tmp_p
     rng = np.random.default_rng(77)
     cloth = fabric.random_weave(rng)
     photos = [save(fabric.render(dataclasses.replace(cloth, seed=s))[0], tmp_path / f"ok_{s}.png") for s in range(8)]
-    fitted, report = tab.fit_to_fabric(photos, progress=NoProgress())
+    fitted, report = tab.fit_fabric(photos, progress=NoProgress())
     assert "8 photos" in report
     flawless = fabric.render(dataclasses.replace(cloth, seed=100))[0]
     damaged, _ = fabric.add_defect(fabric.render(dataclasses.replace(cloth, seed=101))[0], cloth, "hole", rng)
@@ -107,7 +107,7 @@ def test_bad_input_gets_a_clear_message(tmp_path, image, detector, threshold, pr
 
 def test_fitting_needs_5_to_50_photos():
     with pytest.raises(gr.Error, match="5 to 50"):
-        tab.fit_to_fabric([str(tab.EXAMPLES_DIR / "linen_flawless_40000001.png")] * 3, progress=NoProgress())
+        tab.fit_fabric([str(tab.EXAMPLES_DIR / "linen_flawless_40000001.png")] * 3, progress=NoProgress())
 
 
 def test_random_swatch_is_of_the_chosen_product_and_comes_with_its_true_outline():

@@ -320,7 +320,7 @@ def test_l1_drives_unneeded_weights_to_zero_and_l2_only_shrinks_them():
 
 
 def test_the_neuron_maps_endpoint_shows_what_a_click_on_each_map_shows():
-    img, about = neurons.trained_neuron_maps(layout="xor", model="mlp", hidden_layers=1, neurons=2, epochs=300, seed=3)
+    img, about = neurons.neuron_maps(layout="xor", model="mlp", hidden_layers=1, neurons=2, epochs=300, seed=3)
     run = neurons.new_run(neurons.settings_from(layout="xor", model="mlp", hidden_layers=1, neurons=2, epochs=300, seed=3))
     while run.epoch < run.settings.epochs:
         neurons.train_epochs(run, neurons.epochs_per_frame(run.settings, len(run.train_y)))
@@ -329,4 +329,4 @@ def test_the_neuron_maps_endpoint_shows_what_a_click_on_each_map_shows():
     assert about["rows"][1]["neurons"][1] == neurons.neuron_details(run, 1, 1)  # the same training, the same weights
     assert (img == neurons.render_neuron_maps(run)).all()
     with pytest.raises(gr.Error, match="Neurons"):
-        neurons.trained_neuron_maps(neurons=0)
+        neurons.neuron_maps(neurons=0)

@@ -10,7 +10,7 @@ from apps.common import FILE_LANE
 from tests.conftest import REPO_ROOT
 
 # The playground trains a few hundred weights: it waits in the model pool like the others but stays on the CPU.
-CPU_ONLY = {"train_playground"}
+CPU_ONLY = {"train_playground", "neuron_maps"}
 
 
 def built_with_fake_spaces(tmp_path, code: str) -> str:
@@ -71,7 +71,7 @@ pixel = d["attack"](None, "photo", "one-pixel", 8, 10, 1, "none", 400, 200, 0)
 hostile = d["attack"](None, "photo", "pgd", 8, float("nan"), 1, "none", "lots", None, 0)
 print(json.dumps(dict(few=few, many=many, fgsm=fgsm, pgd=pgd, pixel=pixel, hostile=hostile,
     short=d["generate_text"]("LSTM", "Emma", 0.8, 40, 0.95, 1, 0), long=d["generate_text"]("LSTM", "Emma", 0.8, 40, 0.95, 10**9, 0),
-    fit=d["fit_to_fabric"], curve=d["recompute_curve"])))
+    fit=d["fit_fabric"], curve=d["robustness_curve"])))
 """
     leases = json.loads(built_with_fake_spaces(tmp_path, code).strip().splitlines()[-1])
     assert all(isinstance(v, int) and 5 <= v <= 120 for v in leases.values()), leases
