@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,15 @@ from apps.common import (
     drawing_pad,
     image_file,
     lease_number,
+    link_choice,
+    link_flag,
+    link_number,
     load_model,
     on_gpu,
+    on_link,
     open_image,
+    read_link,
+    share_link,
     to_gray,
     to_rgb,
     upscale,
@@ -684,6 +691,11 @@ def model_changed(kind: str):
     )
 
 
+def switched_to_digits(kind: str) -> tuple:
+    """A photo model switched to the digit model: its budgets and targets (as a person choosing it gets); else unchanged."""
+    return model_changed(DIGIT) if kind == PHOTO else (gr.skip(),) * 5
+
+
 def random_test_digit(kind: str):
     """A random held-out test digit as a 28x28 PNG; switches a photo model to the standard digit model."""
     splits = load_splits()
@@ -693,11 +705,76 @@ def random_test_digit(kind: str):
         path,
         (DIGIT if kind == PHOTO else kind),
         f"Test digit #{index} (true label **{splits.test_y[index]}**), never seen in training.",
+        *switched_to_digits(kind),
     )
 
 
 def use_drawing(sketch, kind: str):
-    return drawing_file(sketch), (DIGIT if kind == PHOTO else kind)
+    return drawing_file(sketch), (DIGIT if kind == PHOTO else kind), *switched_to_digits(kind)
+
+
+LINK = __name__.rsplit(".", 1)[-1]
+EXAMPLE_PICTURES = {p.name: p for p in [*sorted(PHOTO_EXAMPLES.glob("*.jpg")), *sorted(DIGIT_EXAMPLES.glob("mnist_*.png"))]}
+LINK_SETTINGS = [
+    "picture", "model", "attack", "epsilon", "steps", "pixels", "target", "population", "iterations", "seed", "defence", "jpeg_quality", "adaptive"
+]  # fmt: skip
+
+
+def linked_picture(name: str) -> str:
+    """A link's picture: an example by file name, or a random test digit by the name it was given (test_digit_<n>_...)."""
+    if name in EXAMPLE_PICTURES:
+        return str(EXAMPLE_PICTURES[name])
+    match = re.fullmatch(r"test_digit_(\d{1,5})_label_\d\.png", name)
+    splits = load_splits() if match else None
+    if splits is None or int(match.group(1)) >= len(splits.test_y):
+        raise ValueError(f"must be an example picture ({', '.join(EXAMPLE_PICTURES)}) or a test digit the tab picked")
+    index = int(match.group(1))
+    return image_file(Image.fromarray(splits.test_x[index]), f"test_digit_{index}_label_{splits.test_y[index]}.png")
+
+
+def open_link(
+    picture,
+    model,
+    attack,
+    epsilon,
+    steps,
+    pixels,
+    target,
+    population,
+    iterations,
+    seed,
+    defence,
+    jpeg_quality,
+    adaptive,
+    request: gr.Request,
+):
+    """A page opened on a link to this tab: its picture (an example, by name) and settings; the attack itself waits for
+    the Attack button (seconds of work)."""
+    values = [picture, model, attack, epsilon, steps, pixels, target, population, iterations, seed, defence, jpeg_quality, adaptive]
+    current = dict(zip(LINK_SETTINGS, values, strict=True))
+    readers = {
+        "picture": linked_picture,
+        "model": link_choice([v for _, v in MODELS]),
+        "attack": link_choice([v for _, v in ATTACKS]),
+        "epsilon": link_number("ε", 0, 128),
+        "steps": link_number("PGD steps", 1, MAX_STEPS, integer=True),
+        "pixels": link_number("Pixels", 1, 10, integer=True),
+        "target": str,  # checked below, against the linked model's classes
+        "population": link_number("Population", 10, 400, integer=True),
+        "iterations": link_number("Generations", 1, 200, integer=True),
+        "seed": link_number("Seed", 0, 2**31 - 1, integer=True),
+        "defence": link_choice([v for _, v in DEFENCE_CHOICES]),
+        "jpeg_quality": link_number("JPEG quality", 5, 95, integer=True),
+        "adaptive": link_flag,
+    }
+    link = read_link(request, LINK, readers, current)
+    if link is None:
+        return (gr.skip(),) * len(LINK_SETTINGS)
+    kind = link["model"]
+    choices = target_choices(kind)
+    target = next((c for c in choices if c == link["target"] or c.split(": ", 1)[0] == str(link["target"])), NO_TARGET)
+    gr.Info("The link's picture and settings are in place: press Attack to run it.")
+    return (*(link[name] for name in LINK_SETTINGS[:6]), gr.update(choices=choices, value=target), *(link[n] for n in LINK_SETTINGS[7:]))
 
 
 def build() -> None:
@@ -737,6 +814,8 @@ def build() -> None:
                     elem_id="attack-adaptive",
                 )
             go = gr.Button("Attack", variant="primary", elem_id="attack-run")
+            link_settings = [picture, model_choice, attack_choice, epsilon, steps, pixels, target, population, iterations, seed]
+            share_link(LINK, dict(zip(LINK_SETTINGS, [*link_settings, defence, jpeg_quality, adaptive], strict=True)))
             gr.Examples(
                 [[str(p), PHOTO] for p in sorted(PHOTO_EXAMPLES.glob("*.jpg"))]
                 + [[str(p), DIGIT] for p in sorted(DIGIT_EXAMPLES.glob("mnist_*.png"))],
@@ -816,9 +895,13 @@ def build() -> None:
         preprocess=False,
         **HEAVY_LANE,
     )
-    model_choice.change(model_changed, model_choice, [epsilon, steps, population, iterations, target], api_visibility="private")
-    random_digit.click(random_test_digit, model_choice, [picture, model_choice, digit_note], api_visibility="private")
-    use_sketch.click(use_drawing, [sketch, model_choice], [picture, model_choice], api_visibility="private")
+    budgets = [epsilon, steps, population, iterations, target]
+    # `input`: only a person's choice resets the budgets; a link sets the model and its budgets together.
+    model_choice.input(model_changed, model_choice, budgets, api_visibility="private")
+    random_digit.click(random_test_digit, model_choice, [picture, model_choice, digit_note, *budgets], api_visibility="private")
+    use_sketch.click(use_drawing, [sketch, model_choice], [picture, model_choice, *budgets], api_visibility="private")
+    linked = [*link_settings, defence, jpeg_quality, adaptive]
+    on_link(open_link, linked, linked)
     recompute.click(
         robustness_curve,
         None,

@@ -4,6 +4,8 @@ Trace: upload -> `apps.common.open_image` -> `data.photos.to_model_input` -> `mo
 -> top-5 labels; Grad-CAM on the last feature maps; a linear head on pooled features for your classes.
 """
 
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 import torch
@@ -17,9 +19,13 @@ from apps.common import (
     check_number,
     class_from_text,
     heat_colours,
+    link_choice,
     load_model,
     on_gpu,
+    on_link,
     open_image,
+    read_link,
+    share_link,
     to_rgb,
     uploaded_file,
 )
@@ -525,6 +531,27 @@ def example_files() -> list[str]:
     return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.jpg"))]
 
 
+LINK = __name__.rsplit(".", 1)[-1]
+
+
+def open_link(photo, explain_class, request: gr.Request):
+    """A page opened on a link to this tab: the sample photo it names and the class to explain (the photo's change
+    event then classifies and explains it)."""
+    photos = {Path(p).name: p for p in example_files()}
+    readers = {"picture": link_choice(photos), "explain": link_choice(explain_choices())}
+    link = read_link(request, LINK, readers, {"picture": None, "explain": explain_class})
+    if link is None:
+        return gr.skip(), gr.skip()
+    return (photos[link["picture"]] if link["picture"] else gr.skip()), link["explain"]
+
+
+def explain_if_chosen(image, explain_class, head):
+    """After a new photo: Grad-CAM for the class picked in the dropdown, when it is not the top class (already shown)."""
+    if image is None or not explain_class or explain_class == TOP_CLASS:
+        return gr.skip(), gr.skip()
+    return explain_image(image, explain_class, head)
+
+
 def build() -> None:
     """The Classify tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
@@ -544,6 +571,7 @@ def build() -> None:
                 elem_id="classify-explain-class",
             )
             gr.Examples(example_files(), inputs=photo, label="Sample photos (scikit-image, scikit-learn)")
+            share_link(LINK, {"picture": photo, "explain": explain_class})
         with gr.Column():
             top5_label = gr.Label(num_top_classes=5, label="Top 5 ImageNet classes", elem_id="classify-top5")
             heat = gr.Image(label="Grad-CAM: where it looked", type="numpy", buttons=[], height=320, elem_id="classify-cam")
@@ -639,7 +667,15 @@ def build() -> None:
     )
     photo.change(
         describe_photo, photo, [top5_label, heat, heat_caption, filters, maps], api_visibility="private", preprocess=False, **LIGHT_LANE
+    ).success(
+        explain_if_chosen,
+        [photo, explain_class, head_state],
+        [heat, heat_caption],
+        api_visibility="private",
+        preprocess=False,
+        **LIGHT_LANE,
     )
+    on_link(open_link, [photo, explain_class], [photo, explain_class])
     for k in range(MAX_CLASSES):
         # One endpoint per action: the first class's events are /add_examples and /clear_examples (they take the class
         # number); the other classes' are the same calls, wired to their own components.

@@ -376,3 +376,118 @@ def drawing_pad(label: str, width: int, height: int, brush_size: int, elem_id: s
         transforms=(),
         elem_id=elem_id,
     )
+
+
+# --- Links: a tab's settings in the page address ------------------------------------------------
+# ?tab=<tab id>&<setting>=<value>...: every tab writes its settings there as they change (and on "Copy link"), and reads
+# them back when a page opens on such a link. Pictures go in by file name and only examples (or test pictures) a tab
+# knows can come back, so a link never names a file on the server.
+
+
+def link_number(name: str, low: float, high: float, integer: bool = False):
+    """A reader for a link's number setting: the text -> the number, or gr.Error naming the range."""
+    return lambda text: check_number(text, name, low, high, integer)
+
+
+def link_choice(options):
+    """A reader for a link's setting that takes one of `options`."""
+    options = list(options)
+
+    def read(text: str):
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(str(o) for o in options[:12])}")
+        return text
+
+    return read
+
+
+def link_flag(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise ValueError("must be true or false")
+    return text.lower() in ("true", "1")
+
+
+def link_text(limit: int):
+    def read(text: str) -> str:
+        if len(text) > limit:
+            raise ValueError(f"is over {limit:,} characters")
+        return text
+
+    return read
+
+
+def read_link(request: gr.Request | None, tab: str, readers: dict, current: dict) -> dict | None:
+    """The settings a link for `tab` holds, over `current` (the tab's values as the page opened), or None when the page
+    was not opened on a link for this tab. A value a reader refuses (ValueError, gr.Error) keeps its current one, and
+    a toast says which were ignored, so a bad link still opens a usable tab."""
+    params = dict(request.query_params) if request is not None else {}
+    if params.get("tab") != tab:
+        return None
+    values, ignored = dict(current), []
+    for name, text in params.items():
+        if name == "tab":
+            continue
+        if name not in readers:
+            ignored.append(f"{name} (not a setting of this tab)")
+            continue
+        try:
+            values[name] = readers[name](text)
+        except (ValueError, TypeError, gr.Error) as err:
+            ignored.append(f"{name} ({getattr(err, 'message', None) or err})")
+    warn_ignored(ignored)
+    return values
+
+
+def warn_ignored(ignored: list[str]) -> None:
+    """A toast naming the link's values that could not be used (escaped: a link is anyone's text)."""
+    if ignored:
+        import html
+
+        gr.Warning(
+            html.escape(
+                "This link's values for " + "; ".join(i[:160] for i in ignored[:8]) + " could not be used, so they were left as they were."
+            ),
+            title="Part of the link was ignored",
+        )
+
+
+def link_js(tab: str, names: list[str], copy: bool = False) -> str:
+    """JavaScript for an event whose inputs are the settings `names`: writes them into the page address (pictures by
+    file name; drawings and empty values are left out) and, with copy, puts that address on the clipboard."""
+    return f"""(...values) => {{
+        const names = {names!r};
+        const params = new URLSearchParams({{tab: {tab!r}}});
+        names.forEach((name, i) => {{
+            let v = values[i];
+            if (v && typeof v === "object") v = v.orig_name || (typeof v.path === "string" ? v.path.split("/").pop() : null);
+            if (v !== null && v !== undefined && v !== "" && typeof v !== "object") params.set(name, String(v));
+        }});
+        window.history.replaceState(null, "", window.location.pathname + "?" + params.toString());
+        if ({str(copy).lower()}) {{
+            if (navigator.clipboard) navigator.clipboard.writeText(window.location.href).catch(() => {{}});
+            const button = document.querySelector("#{tab}-copy-link");
+            if (button) {{ button.dataset.copied = window.location.href; button.innerText = "Link copied: " + window.location.search.length + " characters of settings"; setTimeout(() => {{ button.innerText = "Copy link to these settings"; }}, 2500); }}
+        }}
+        return [];
+    }}"""
+
+
+def share_link(tab: str, settings: dict) -> gr.Button:
+    """A "Copy link" button for `tab`, and the page address kept up to date with its `settings` ({link name: component})."""
+    button = gr.Button("Copy link to these settings", size="sm", elem_id=f"{tab}-copy-link")
+    components = list(settings.values())
+    names = list(settings)
+    button.click(None, components, None, js=link_js(tab, names, copy=True), api_visibility="private", queue=False)
+    gr.on([c.change for c in components], None, components, None, js=link_js(tab, names), api_visibility="private", queue=False)
+    return button
+
+
+def on_link(open_link, settings: list, outputs: list):
+    """Run open_link(*the settings' values as the page opens, request) once, on page load. (gr.on with no triggers and
+    with inputs would also run it again whenever those inputs change, and open_link changes them.)"""
+    initial = [component.value for component in settings]
+
+    def opened(request: gr.Request):
+        return open_link(*initial, request)
+
+    return gr.on(None, opened, None, outputs, api_visibility="private")

@@ -28,9 +28,15 @@ from apps.common import (
     drawing_pad,
     image_file,
     lease_number,
+    link_choice,
+    link_number,
+    link_text,
     load_model,
     on_gpu,
+    on_link,
     open_image,
+    read_link,
+    share_link,
     to_gray,
     upscale,
 )
@@ -477,6 +483,28 @@ def picture_input(label: str, elem_id: str, value: str):
     return picture
 
 
+LINK = __name__.rsplit(".", 1)[-1]
+LINK_SETTINGS = ["prompt", "count", "steps", "guidance", "seed", "sampler"]
+
+
+def open_link(prompt, count, steps, guidance, seed, sampler, request: gr.Request):
+    """A page opened on a link to this tab: its prompt and settings; drawing waits for the Draw button (seconds)."""
+    values = [prompt, count, steps, guidance, seed, sampler]
+    readers = {
+        "prompt": link_text(100),
+        "count": link_number("How many", 1, MAX_SAMPLES, integer=True),
+        "steps": link_number("Denoising steps", MIN_STEPS, MAX_STEPS, integer=True),
+        "guidance": link_number("Guidance scale", 0, MAX_GUIDANCE),
+        "seed": link_number("Seed", 0, 2**31 - 1, integer=True),
+        "sampler": link_choice(SAMPLERS),
+    }
+    link = read_link(request, LINK, readers, dict(zip(LINK_SETTINGS, values, strict=True)))
+    if link is None:
+        return (gr.skip(),) * len(LINK_SETTINGS)
+    gr.Info("The link's settings are in place: press Draw to run them.")
+    return tuple(link[name] for name in LINK_SETTINGS)
+
+
 def build() -> None:
     """The Digit diffusion tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
@@ -495,6 +523,8 @@ def build() -> None:
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same drawings)")
                 sampler = gr.Radio(list(SAMPLERS), value=defaults["sampler"], label="Sampler")
                 draw = gr.Button("Draw", variant="primary", elem_id="diffusion-draw")
+                linked = [prompt, count, steps, guidance, seed, sampler]
+                share_link(LINK, dict(zip(LINK_SETTINGS, linked, strict=True)))
             with gr.Column(scale=2):
                 with gr.Row():
                     grid = gr.Image(
@@ -578,6 +608,7 @@ def build() -> None:
         with gr.Accordion("Training: how well it learned to predict the noise", open=False):
             gr.LinePlot(loss, x="step", y="noise-prediction error (MSE)", title="Training loss", height=260)
 
+    on_link(open_link, linked, linked)
     draw.click(
         generate_digits_diffusion,
         [prompt, count, steps, guidance, seed, sampler],

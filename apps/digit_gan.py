@@ -23,9 +23,14 @@ from apps.common import (
     drawing_file,
     drawing_pad,
     image_file,
+    link_choice,
+    link_number,
     load_model,
     on_gpu,
+    on_link,
     open_image,
+    read_link,
+    share_link,
     to_gray,
     upscale,
 )
@@ -357,6 +362,23 @@ def metrics_markdown() -> str:
     )
 
 
+LINK = __name__.rsplit(".", 1)[-1]
+LINK_READERS = {
+    "digit": link_choice(DIGIT_CHOICES),
+    "seed": link_number("Seed", 0, 2**31 - 1, integer=True),
+    "count": link_number("How many", 1, MAX_SAMPLES, integer=True),
+}
+
+
+def open_link(digit, seed, count, request: gr.Request):
+    """A page opened on a link to this tab: its settings, and the grid and the critic's verdicts drawn at once (cheap)."""
+    link = read_link(request, LINK, LINK_READERS, {"digit": digit, "seed": seed, "count": count})
+    if link is None:
+        return (gr.skip(),) * 7
+    settings = (link["digit"], link["seed"], link["count"])
+    return (*settings, generate_digits(*settings), *critic_on_grid(*settings))
+
+
 def build() -> None:
     """The Digit GAN tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
@@ -367,6 +389,7 @@ def build() -> None:
             seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same drawings)")
             count = gr.Slider(1, MAX_SAMPLES, value=64, step=1, label="How many")
             draw = gr.Button("Draw", variant="primary", elem_id="gan-draw")
+            share_link(LINK, {"digit": digit, "seed": seed, "count": count})
         grid = gr.Image(label="Generated digits", type="numpy", buttons=["download"], elem_id="gan-grid", scale=2, format="png")
     with gr.Accordion("The critic: what does the discriminator think?", open=True):
         gr.Markdown(
@@ -450,6 +473,7 @@ def build() -> None:
         preprocess=False,
         **LIGHT_LANE,
     )
+    on_link(open_link, [digit, seed, count], [digit, seed, count, grid, fake_verdicts, real_verdicts, critic_note])
     # The drawing goes to the critic as a plain picture, so /judge_drawing takes any image file from a client too.
     drawing = gr.Image(type="filepath", visible=False)
     asked = ask.click(drawing_file, sketch, drawing, api_visibility="private", **LIGHT_LANE)

@@ -13,7 +13,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from apps.common import LIGHT_LANE, check_number, drawing_pad, load_model, on_gpu, open_image, to_gray, upscale
+from apps.common import (
+    LIGHT_LANE,
+    check_number,
+    drawing_pad,
+    link_choice,
+    load_model,
+    on_gpu,
+    on_link,
+    open_image,
+    read_link,
+    share_link,
+    to_gray,
+    upscale,
+)
 from data.mnist import sketch_to_mnist
 from models import hub
 from models.digit_classifier import DigitClassifier, PixelArithmetic, first_layer_maps, pixel_arithmetic
@@ -293,19 +306,33 @@ def example_files() -> list[str]:
     return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.png"))]
 
 
+LINK = __name__.rsplit(".", 1)[-1]
+
+
+def open_link(picture, request: gr.Request):
+    """A page opened on a link to this tab: the example picture it names goes in the upload box, which reads it."""
+    examples = {Path(p).name: p for p in example_files()}
+    link = read_link(request, LINK, {"picture": link_choice(examples)}, {"picture": None})
+    if link is None or link["picture"] is None:
+        return gr.skip(), gr.skip()
+    return examples[link["picture"]], gr.Tabs(selected="upload")
+
+
 def build() -> None:
     """The Digits tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column():
-            with gr.Tab("Draw"):
-                sketch = drawing_pad("Draw one digit", 400, 400, 20, "digit-sketchpad")
-            with gr.Tab("Upload"):
-                upload = gr.Image(
-                    label="Photo or scan of one digit", type="filepath", sources=["upload", "clipboard"], elem_id="digit-upload"
-                )
-                classify_button = gr.Button("Classify", variant="primary")
-                gr.Examples(example_files(), inputs=upload, label="Examples (click one)")
+            with gr.Tabs() as sources:
+                with gr.Tab("Draw", id="draw"):
+                    sketch = drawing_pad("Draw one digit", 400, 400, 20, "digit-sketchpad")
+                with gr.Tab("Upload", id="upload"):
+                    upload = gr.Image(
+                        label="Photo or scan of one digit", type="filepath", sources=["upload", "clipboard"], elem_id="digit-upload"
+                    )
+                    classify_button = gr.Button("Classify", variant="primary")
+                    gr.Examples(example_files(), inputs=upload, label="Examples (click one)")
+            share_link(LINK, {"picture": upload})
         with gr.Column():
             label = gr.Label(num_top_classes=3, label="Top 3 guesses", elem_id="digit-label")
             with gr.Row():
@@ -352,6 +379,7 @@ def build() -> None:
     )
     classify_button.click(classify_digit, upload, outputs, api_name="classify_digit", preprocess=False, **LIGHT_LANE)
     first_maps.select(explain_click, digit_state, [arithmetic, window], **private)
+    on_link(open_link, [upload], [upload, sources])
 
     # API-only twins of what the page does after each drawing and click (the page keeps the digit in a gr.State).
     api_image = gr.Image(type="filepath", visible=False)

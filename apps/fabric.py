@@ -18,7 +18,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from apps.common import LIGHT_LANE, check_number, heat_colours, image_file, load_model, on_gpu, open_image, to_rgb
+from apps.common import (
+    LIGHT_LANE,
+    check_number,
+    heat_colours,
+    image_file,
+    link_choice,
+    link_number,
+    load_model,
+    on_gpu,
+    on_link,
+    open_image,
+    read_link,
+    share_link,
+    to_rgb,
+)
 from data import fabric
 from models import hub
 from models.autoencoder import FabricAutoencoder
@@ -273,6 +287,28 @@ def metrics_markdown() -> str:
     return "\n".join(lines)
 
 
+LINK = __name__.rsplit(".", 1)[-1]
+
+
+def open_link(product, detector, threshold, request: gr.Request):
+    """A page opened on a link to this tab: the example swatch it names, inspected at once with the linked settings."""
+    swatches = {path.name: str(path) for path in sorted(EXAMPLES_DIR.glob("*.png"))}
+    readers = {
+        "picture": link_choice(swatches),
+        "product": link_choice(fabric.PRODUCT_NAMES),
+        "detector": link_choice([AUTOENCODER, FEATURES]),
+        "threshold": link_number("Image threshold", 0.5, 60),
+    }
+    link = read_link(request, LINK, readers, {"picture": None, "product": product, "detector": detector, "threshold": threshold})
+    if link is None:
+        return (gr.skip(),) * 8
+    settings = (link["product"], link["detector"], link["threshold"])
+    if link["picture"] is None:
+        return gr.skip(), *settings, *(gr.skip(),) * 4
+    path = swatches[link["picture"]]
+    return path, *settings, *detect_defects(path, link["detector"], link["threshold"], link["product"])
+
+
 def build() -> None:
     """The Fabric defects tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
@@ -308,6 +344,7 @@ def build() -> None:
             )
             truth_note = gr.Markdown()
             gr.Examples(example_rows(), inputs=[photo, product], label="Example swatches (procedural; never used for training)")
+            share_link(LINK, {"picture": photo, "product": product, "detector": detector, "threshold": threshold})
         with gr.Column():
             verdict = gr.Markdown(elem_id="fabric-verdict")
             with gr.Row():
@@ -339,11 +376,12 @@ def build() -> None:
     detect_inputs = [photo, detector, threshold, product, fitted]
     detect_button.click(detect_defects, detect_inputs, outputs, api_name="detect_defects", preprocess=False, **LIGHT_LANE)
     photo.upload(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **LIGHT_LANE)
-    detector.change(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **LIGHT_LANE)
+    detector.input(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **LIGHT_LANE)
     product.input(detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **LIGHT_LANE)
     threshold.release(detect_defects, detect_inputs, outputs, api_visibility="private", preprocess=False, **LIGHT_LANE)
     random_button.click(random_defective_swatch, product, [photo, truth, truth_note], api_visibility="private").then(
         detect_calibrated, new_picture, [*outputs, threshold], api_visibility="private", preprocess=False, **LIGHT_LANE
     )
+    on_link(open_link, [product, detector, threshold], [photo, product, detector, threshold, *outputs])
     fit_button.click(fit_fabric, fit_files, [fitted, fit_report], api_name="fit_fabric", concurrency_id="fit_fabric", concurrency_limit=1)
     forget_button.click(forget_fit, None, [fitted, fit_report], api_visibility="private")

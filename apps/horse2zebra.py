@@ -18,7 +18,22 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from apps.common import HEAVY_LANE, RecentAnswers, check_number, heat_colours, image_file, load_model, on_gpu, open_image, to_rgb
+from apps.common import (
+    HEAVY_LANE,
+    RecentAnswers,
+    check_number,
+    heat_colours,
+    image_file,
+    link_choice,
+    link_number,
+    load_model,
+    on_gpu,
+    on_link,
+    open_image,
+    read_link,
+    share_link,
+    to_rgb,
+)
 from data.horses import animals
 from data.photos import to_model_input
 from models import hub
@@ -213,6 +228,25 @@ def metrics_markdown() -> str:
     )
 
 
+LINK = __name__.rsplit(".", 1)[-1]
+
+
+def open_link(direction, size, request: gr.Request):
+    """A page opened on a link to this tab: the example animal it names and the settings; translating waits for the
+    Translate button (a second or more of work)."""
+    animals = {Path(path).name: path for path, _ in example_files()}
+    readers = {
+        "picture": link_choice(animals),
+        "direction": link_choice(DIRECTIONS),
+        "size": link_number("Working size", MIN_SIZE, MAX_SIZE, integer=True),
+    }
+    link = read_link(request, LINK, readers, {"picture": None, "direction": direction, "size": size})
+    if link is None:
+        return (gr.skip(),) * 3
+    gr.Info("The link's settings are in place: press Translate to run it.")
+    return (animals[link["picture"]] if link["picture"] else gr.skip()), link["direction"], link["size"]
+
+
 def build() -> None:
     """The Horse to zebra tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
@@ -230,6 +264,7 @@ def build() -> None:
             examples = example_files()
             if examples:
                 gr.Examples(examples, [picture, direction], label="Held-out procedural animals (and a cat, which it was not made for)")
+            share_link(LINK, {"picture": picture, "direction": direction, "size": size})
         with gr.Column():
             slider = gr.ImageSlider(label="Input ↔ translated (drag the bar)", type="numpy", elem_id="h2z-slider", max_height=420)
             summary = gr.Markdown(elem_id="h2z-summary")
@@ -252,6 +287,7 @@ def build() -> None:
             gr.LinePlot(curves, x="step", y="loss", color="curve", title="Losses (mean over each report interval)", height=260)
 
     outputs = [slider, round_trip, error_map, judge_before, judge_after, summary]
+    on_link(open_link, [direction, size], [picture, direction, size])
     go.click(horse_to_zebra, [picture, direction, size], outputs, api_name="horse_to_zebra", preprocess=False, **HEAVY_LANE)
     random_button.click(random_held_out, [direction], [picture], api_visibility="private").then(
         horse_to_zebra, [picture, direction, size], outputs, api_visibility="private", preprocess=False, **HEAVY_LANE

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from apps.common import HEAVY_LANE, RecentAnswers, check_number
+from apps.common import HEAVY_LANE, RecentAnswers, check_number, link_flag, link_js, warn_ignored
 from data.animals import CLASSES, HIGH, LAYOUTS, LOW, make_animals
 from models import mlp
 from models.mlp import ACTIVATIONS, MLP, TALK_WEIGHTS, MLPConfig, Perceptron, input_names
@@ -724,28 +724,26 @@ for _endpoint in (train_playground, neuron_maps):
     )
 
 
-def settings_from_query(params: dict[str, str]) -> PlaygroundSettings | None:
-    """URL query parameters -> settings, or None when the URL holds none; bad values fall back to defaults."""
-    if not any(name in params for name in SETTING_NAMES):
+def settings_from_query(params: dict[str, str], ignored: list[str] | None = None) -> PlaygroundSettings | None:
+    """A link's query parameters -> settings, or None when it is not a link to this tab. Each value is checked as
+    validate() checks it; one it refuses keeps its default and is named in `ignored`."""
+    if params.get("tab") != "neurons":
         return None
-    defaults = PlaygroundSettings()
-    values = {}
-    for f in dataclasses.fields(PlaygroundSettings):
-        raw = params.get(f.name)
-        default = getattr(defaults, f.name)
+    ignored = [] if ignored is None else ignored
+    settings = PlaygroundSettings()
+    for name, text in params.items():
+        if name == "tab":
+            continue
+        if name not in SETTING_NAMES:
+            ignored.append(f"{name} (not a setting of this tab)")
+            continue
+        default = getattr(settings, name)
         try:
-            if raw is None:
-                values[f.name] = default
-            elif isinstance(default, bool):
-                values[f.name] = raw.lower() in {"1", "true", "yes"}
-            else:
-                values[f.name] = type(default)(raw)
-        except ValueError:
-            values[f.name] = default
-    try:
-        return validate(PlaygroundSettings(**values))
-    except gr.Error:
-        return None
+            value = link_flag(text) if isinstance(default, bool) else type(default)(text)
+            settings = validate(dataclasses.replace(settings, **{name: value}))
+        except (ValueError, gr.Error) as err:
+            ignored.append(f"{name} ({getattr(err, 'message', None) or err})")
+    return settings
 
 
 # --- UI ---------------------------------------------------------------------------------------
@@ -839,6 +837,7 @@ def build() -> None:
                 pause = gr.Button("Pause", elem_id="neurons-pause")
                 step = gr.Button("Step", elem_id="neurons-step")
                 reset = gr.Button("Reset", elem_id="neurons-reset")
+                copy_link = gr.Button("Copy link to these settings", size="sm", elem_id="neurons-copy-link")
             stats = gr.Markdown(elem_id="neurons-stats")
             with gr.Row():
                 boundary = gr.Image(
@@ -887,11 +886,13 @@ def build() -> None:
         return (*_ui_values(s), f"**{name}.** {note}")
 
     def restore_from_url(request: gr.Request):
-        s = settings_from_query(dict(request.query_params)) if request else None
-        if s is None:
-            s = PlaygroundSettings()
-        run = new_run(s)
-        return (*_ui_values(s), *frame(run), run)
+        """The first frame on page load: of the linked experiment on a link to this tab, else of the default one (the
+        settings are then left alone, so that no change event rewrites another tab's link in the address)."""
+        ignored: list[str] = []
+        s = settings_from_query(dict(request.query_params), ignored) if request else None
+        warn_ignored(ignored)
+        run = new_run(s or PlaygroundSettings())
+        return (*(_ui_values(s) if s else [gr.skip()] * len(SETTING_NAMES)), *frame(run), run)
 
     def show_neuron(run: Run | None, evt: gr.SelectData):
         if run is None or evt is None or not isinstance(evt.index, list | tuple) or len(evt.index) != 2:
@@ -903,13 +904,8 @@ def build() -> None:
             return neuron_details(run, *where)
 
     # Shareable state: changing a setting, playing or stepping rewrites the page address; opening it restores them.
-    url_js = f"""(...values) => {{
-        const names = {SETTING_NAMES!r};
-        const params = new URLSearchParams({{tab: "neurons"}});
-        names.forEach((n, i) => params.set(n, String(values[i])));
-        window.history.replaceState(null, "", window.location.pathname + "?" + params.toString());
-        return [];
-    }}"""
+    url_js = link_js("neurons", SETTING_NAMES)
+    copy_link.click(None, controls, None, js=link_js("neurons", SETTING_NAMES, copy=True), api_visibility="private", queue=False)
 
     # Play streams frames; Pause cancels that stream (the run keeps its place); Step and Reset are one frame.
     # Streams of a few hundred weights each run in a lane of their own, up to 8 at once: a stream sleeps between frames.

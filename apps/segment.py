@@ -6,13 +6,29 @@ probabilities -> coloured mask, probability map.
 """
 
 import json
+import re
 
 import gradio as gr
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from apps.common import LIGHT_LANE, check_number, drawing_pad, heat_colours, image_file, load_model, on_gpu, open_image, to_gray
+from apps.common import (
+    LIGHT_LANE,
+    check_number,
+    drawing_pad,
+    heat_colours,
+    image_file,
+    link_choice,
+    link_number,
+    load_model,
+    on_gpu,
+    on_link,
+    open_image,
+    read_link,
+    share_link,
+    to_gray,
+)
 from data.digit_scenes import fixed_scenes
 from models import hub
 from models.segmentation import read_drawing
@@ -187,27 +203,53 @@ def metrics_markdown() -> str:
     return text
 
 
+LINK = __name__.rsplit(".", 1)[-1]
+
+
+def test_scene_name(name: str) -> int:
+    """A link's picture: "test_scene_<n>.png", one of the fixed test scenes -> n."""
+    match = re.fullmatch(r"test_scene_(\d{1,4})\.png", name)
+    if match is None or int(match.group(1)) >= len(fixed_scenes("test")[0]):
+        raise ValueError("must name a test scene, test_scene_0.png to test_scene_499.png")
+    return int(match.group(1))
+
+
+def open_link(confidence, class_name, request: gr.Request):
+    """A page opened on a link to this tab: the test scene it names, segmented at once with the linked settings."""
+    readers = {"picture": test_scene_name, "confidence": link_number("Confidence", 0, 0.99), "class_name": link_choice(class_choices())}
+    link = read_link(request, LINK, readers, {"picture": None, "confidence": confidence, "class_name": class_name})
+    if link is None:
+        return (gr.skip(),) * 10
+    if link["picture"] is None:
+        return (gr.skip(),) * 3 + (link["confidence"], link["class_name"]) + (gr.skip(),) * 5
+    path, truth, note = test_scene(link["picture"])
+    segmented = segment_digits(path, link["confidence"], link["class_name"])
+    return path, truth, note, link["confidence"], link["class_name"], *segmented, "upload", gr.Tabs(selected="upload")
+
+
 def build() -> None:
     """The Segment tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
     gr.Markdown(metrics_markdown())
     with gr.Row():
         with gr.Column():
-            with gr.Tab("Draw"):
-                sketch = drawing_pad("Draw a few digits", 512, 384, 14, "segment-sketchpad")
-            with gr.Tab("Upload or test scene"):
-                upload = gr.Image(
-                    label="Photo or scan of written digits",
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    elem_id="segment-upload",
-                )
-                with gr.Row():
-                    segment_button = gr.Button("Segment", variant="primary")
-                    random_button = gr.Button("Random test scene")
-                scene_note = gr.Markdown()
+            with gr.Tabs() as sources:
+                with gr.Tab("Draw", id="draw"):
+                    sketch = drawing_pad("Draw a few digits", 512, 384, 14, "segment-sketchpad")
+                with gr.Tab("Upload or test scene", id="upload"):
+                    upload = gr.Image(
+                        label="Photo or scan of written digits",
+                        type="filepath",
+                        sources=["upload", "clipboard", "webcam"],
+                        elem_id="segment-upload",
+                    )
+                    with gr.Row():
+                        segment_button = gr.Button("Segment", variant="primary")
+                        random_button = gr.Button("Random test scene")
+                    scene_note = gr.Markdown()
             confidence = gr.Slider(0.0, 0.99, value=0.5, step=0.01, label="Confidence threshold: pixels below it are shown grey (unsure)")
             class_name = gr.Dropdown(class_choices(), value=ANY_DIGIT, label="Probability map for class")
+            share_link(LINK, {"picture": upload, "confidence": confidence, "class_name": class_name})
         with gr.Column():
             overlay = gr.AnnotatedImage(label="Every pixel's class", color_map=colour_map(), height=360, elem_id="segment-overlay")
             found = gr.Markdown(elem_id="segment-summary")
@@ -242,6 +284,7 @@ def build() -> None:
     random_button.click(random_test_scene, None, [upload, truth, scene_note], api_visibility="private").then(
         segment_digits, [upload, *settings], outputs, api_visibility="private", preprocess=False, **LIGHT_LANE
     ).then(lambda: "upload", None, source, api_visibility="private")
+    on_link(open_link, [confidence, class_name], [upload, truth, scene_note, confidence, class_name, *outputs, source, sources])
     for setting in (confidence, class_name):
         setting.change(
             resegment, [source, sketch, upload, *settings], outputs, api_visibility="private", trigger_mode="always_last", **LIGHT_LANE

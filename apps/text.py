@@ -15,7 +15,20 @@ import gradio as gr
 import pandas as pd
 import torch
 
-from apps.common import HEAVY_LANE, LIGHT_LANE, check_number, lease_number, load_model, on_gpu
+from apps.common import (
+    HEAVY_LANE,
+    LIGHT_LANE,
+    check_number,
+    lease_number,
+    link_choice,
+    link_number,
+    link_text,
+    load_model,
+    on_gpu,
+    on_link,
+    read_link,
+    share_link,
+)
 from data.austen import EOS, SPACE, UNK
 from models import hub
 from models.word_lstm import NextWord, WordLSTM, attention_weights, filter_logits, surprise_bits
@@ -411,6 +424,33 @@ def scores_markdown() -> str:
     )
 
 
+LINK = __name__.rsplit(".", 1)[-1]
+LINK_SETTINGS = ["model", "prompt", "temperature", "top_k", "top_p", "words", "seed"]
+LINK_READERS = {
+    "model": link_choice(MODELS),
+    "prompt": link_text(MAX_PROMPT_CHARS),
+    "temperature": link_number("Temperature", 0, 2),
+    "top_k": link_number("Top-k", 0, 200, integer=True),
+    "top_p": link_number("Top-p", 0.05, 1),
+    "words": link_number("Words to write", 1, MAX_WORDS, integer=True),
+    "seed": link_number("Seed", 0, 2**31 - 1, integer=True),
+}
+
+
+def open_link(choice, prompt, temperature, top_k, top_p, words, seed, request: gr.Request):
+    """A page opened on a link to this tab: its model, prompt and settings (then `write_linked` writes, as Write would)."""
+    values = [choice, prompt, temperature, top_k, top_p, words, seed]
+    link = read_link(request, LINK, LINK_READERS, dict(zip(LINK_SETTINGS, values, strict=True)))
+    return (gr.skip(),) * len(LINK_SETTINGS) if link is None else tuple(link[name] for name in LINK_SETTINGS)
+
+
+def write_linked(choice, prompt, temperature, top_k, top_p, words, seed, request: gr.Request):
+    """After open_link: write from the linked settings (cheap, and the same seed writes the same text), else nothing."""
+    if request is None or request.query_params.get("tab") != LINK:
+        return
+    yield from writing(choice, prompt, temperature, top_k, top_p, words, seed)
+
+
 def build() -> None:
     """The Text tab's components and events, inside the current gr.Tab."""
     gr.Markdown(INTRO)
@@ -432,6 +472,7 @@ def build() -> None:
             with gr.Row():
                 write = gr.Button("Write", variant="primary", elem_id="text-write")
                 peek = gr.Button("What comes next?")
+            share_link(LINK, dict(zip(LINK_SETTINGS, [choice, prompt, temperature, top_k, top_p, words, seed], strict=True)))
         with gr.Column(scale=2):
             output = gr.Textbox(label="Text (prompt, then what the model wrote)", lines=8, elem_id="text-output", buttons=["copy"])
             surprise = gr.HighlightedText(
@@ -477,6 +518,9 @@ def build() -> None:
         api_visibility="private",
         preprocess=False,
         **HEAVY_LANE,
+    )
+    on_link(open_link, settings, settings).then(
+        write_linked, settings, [output, surprise, chart, drawn, note, ids_state], api_visibility="private", preprocess=False, **HEAVY_LANE
     )
     peek.click(next_words, settings[:5], [chart, drawn, note], api_name="next_words", preprocess=False, **LIGHT_LANE)
     # Moving a sampling slider (or choosing the other model) redraws what a draw picks from, without writing.

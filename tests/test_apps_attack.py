@@ -147,9 +147,12 @@ def test_a_blank_drawing_is_refused_clearly(tmp_path):
 
 
 def test_random_test_digit_switches_a_photo_model_to_digits():
-    path, kind, note = tab.random_test_digit(tab.PHOTO)
+    path, kind, note, epsilon, *_ = tab.random_test_digit(tab.PHOTO)
     assert kind == tab.DIGIT and "true label" in note
     assert Image.open(path).size == (28, 28)
+    assert epsilon["value"] == tab.DEFAULTS[tab.DIGIT]["eps"]  # switching to the digit model brings its budgets
+    *_, unchanged = tab.random_test_digit(tab.DIGIT)
+    assert unchanged is gr.skip() or unchanged == gr.skip()  # already on digits: the person's budgets stay
 
 
 def test_the_live_robustness_curve_separates_the_models():

@@ -504,6 +504,63 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PHOTOS = [str(EXAMPLES / "photos" / f"{name}.jpg") for name in ("chelsea", "astronaut", "rocket", "coffee", "china", "flower")]
 
 
+# Each tab's link: (query, the selector to read, what it must show once the page has opened on it).
+LINKS = [
+    ("tab=neurons&layout=xor&hidden_layers=1&neurons=3", "#neurons-stats", "3 tanh neurons"),
+    ("tab=digits&picture=mnist_test_7.png", "#digit-label", "97%"),
+    ("tab=classify&picture=chelsea.jpg&explain=281%3A%20tabby%20cat", "#classify-top5", "Egyptian Mau"),
+    ("tab=segment&picture=test_scene_12.png&confidence=0.7", "#segment-summary", "70% confidence"),
+    ("tab=fabric&picture=linen_hole_40000010.png&detector=features&threshold=9.5", "#fabric-verdict", "threshold 9.5"),
+    ("tab=digit_gan&digit=3&seed=5&count=16", "#gan-critic-note", "16 real test 3s"),
+    ("tab=digit_diffusion&prompt=three&count=4&steps=10&seed=3&sampler=DDIM", "#diffusion-prompt textarea", "three"),
+    ("tab=horse2zebra&picture=horse_3000001.png&direction=horse%20%E2%86%92%20zebra&size=128", "#h2z-input img", None),
+    ("tab=attack&picture=mnist_test_7.png&model=digit&attack=fgsm&epsilon=60&target=3", "#attack-eps input[type=number]", "60"),
+    ("tab=text&model=GPT%20(small%20transformer)&prompt=Emma%20smiled&seed=4&words=12&top_k=7", "#text-note", "top-k 7"),
+]
+
+
+def shown(page, selector: str) -> str:
+    element = page.locator(selector).first
+    return element.input_value() if selector.endswith(("textarea", "input[type=number]")) else element.inner_text()
+
+
+def test_a_link_to_each_tab_opens_it_with_its_settings_and_a_bad_link_leaves_a_usable_tab_and_a_note(running_app, page):
+    try:
+        for query, selector, expected in LINKS:
+            page.goto(f"{running_app.url}?{query}", wait_until="load")
+            page.locator(selector).first.wait_for(timeout=30000)
+            if expected is not None:
+                page.wait_for_function(
+                    "([selector, expected]) => { const e = document.querySelector(selector);"
+                    " return e && ((e.value !== undefined ? e.value : e.innerText) || '').includes(expected); }",
+                    arg=[selector, expected],
+                    timeout=30000,
+                )
+            assert (
+                page.locator("button[role=tab][aria-selected=true]").first.inner_text().strip() != ""
+                and f"tab={query.split('&')[0][4:]}" in page.url
+            )
+            no_error_toast(page)
+        # A bad link: the bad values are named in a note, the good ones are used, and the tab works.
+        page.goto(f"{running_app.url}?tab=text&temperature=banana&prompt=Emma&bogus=1", wait_until="load")
+        page.locator(".toast-body").get_by_text("could not be used").first.wait_for(timeout=30000)
+        note = page.locator(".toast-body").first.inner_text()
+        assert "temperature" in note and "bogus" in note
+        page.wait_for_function("() => (document.querySelector('#text-output textarea') || {}).value?.startsWith('Emma ')", timeout=30000)
+        page.locator("#text-write").click()
+        page.locator("#text-attention").wait_for(timeout=30000)
+        no_error_toast(page)
+        # "Copy link" writes the tab's current settings into the address.
+        page.goto(running_app.url, wait_until="load")
+        page.get_by_role("tab", name="Digit GAN").click()
+        page.locator("#digit_gan-copy-link").click()
+        page.wait_for_function("() => window.location.search.includes('tab=digit_gan')", timeout=10000)
+        assert "seed=0" in page.url and "count=64" in page.url
+    finally:
+        page.goto(running_app.url, wait_until="load")
+        page.get_by_role("tab", name="Digits").wait_for()
+
+
 def app_buttons(url: str) -> list[tuple[tuple[str, ...], str]]:
     """Every visible button of the launched app, as (tab path, label), read from its own /config."""
     import json
