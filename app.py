@@ -64,6 +64,8 @@ def build_demo() -> gr.Blocks:
     # declared where each event is wired); any other event runs at most 4 at once; the rest wait in line.
     demo.queue(default_concurrency_limit=4, max_size=64)
     processing_utils.save_pil_to_cache = save_pil_to_cache_atomically  # see its docstring
+    processing_utils.save_base64_to_cache = save_base64_to_cache_tracked  # see its docstring
+    demo.temp_file_sets.append(BASE64_FILES)
     route_utils.delete_files_created_by_app = delete_old_cache_files  # see its docstring
     return demo
 
@@ -77,6 +79,21 @@ def save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", forma
     gradio's own save_file_to_cache already stages and renames; apps.common.cache_file does the same for the
     images tabs return, and for the files they hand back."""
     return cache_file(encode_picture(img, format), f"{name}.{format}", cache_dir)
+
+
+BASE64_FILES: set[str] = set()  # files gradio wrote from base64 data (an MCP tool call's picture), swept by age like the rest
+_save_base64_to_cache = processing_utils.save_base64_to_cache
+
+
+def save_base64_to_cache_tracked(base64_encoding: str, cache_dir: str, file_name: str | None = None) -> str:
+    """gradio's save_base64_to_cache, with the file it writes remembered for the cache sweep (delete_old_cache_files).
+
+    An MCP client sends pictures as base64 data; gradio's MCP server writes each to the cache and then uploads that copy
+    to the app. The upload is swept by age like every other, but gradio tracks no set for the first copy, so without
+    this every picture an assistant sent would stay on disk for as long as the server runs."""
+    path = _save_base64_to_cache(base64_encoding, cache_dir, file_name)
+    BASE64_FILES.add(path)
+    return path
 
 
 def encode_picture(img, format: str) -> bytes:

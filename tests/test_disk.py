@@ -129,3 +129,25 @@ def test_files_live_only_in_the_cache_and_leave_it_by_age(short_lived_app, tmp_p
     assert not left, f"{len(left)} of {len(written)} files outlived the cache age, e.g. {sorted(left)[:5]}"
     print(f"{len(jobs)} requests to {len(endpoints)} endpoints in {took:.0f} s wrote {len(written)} files; all gone after the age")
     Image.open(photos[0]).close()  # the client's own inputs are untouched
+
+
+@needs_checkpoint("digit-classifier")
+def test_pictures_an_mcp_client_sends_leave_the_cache_by_age_too(short_lived_app, tmp_path):
+    """gradio's MCP server writes each base64 picture to the cache before it uploads a copy to the app: that first
+    copy is swept by age as well (app.save_base64_to_cache_tracked)."""
+    pytest.importorskip("mcp")
+    from tests.test_mcp import data_url, on_mcp
+
+    before = files_under(short_lived_app.cache_dir)
+    sevens = [Path(p) for p in pictures(tmp_path, 3)]
+
+    async def work(session):
+        return [await session.call_tool("classify_digit", {"image": data_url(path)}) for path in sevens]
+
+    answers = on_mcp(short_lived_app, work)
+    assert all(not a.isError and "'label': '7'" in a.content[0].text for a in answers)
+    assert len(files_under(short_lived_app.cache_dir) - before) >= 3  # each picture's base64 copy, its upload, the answers
+    deadline = time.monotonic() + AGE_S + 10 * FREQUENCY_S + 20
+    while files_under(short_lived_app.cache_dir) - before and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not files_under(short_lived_app.cache_dir) - before, sorted(map(str, files_under(short_lived_app.cache_dir) - before))[:5]
