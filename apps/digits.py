@@ -315,7 +315,7 @@ def open_link(picture, request: gr.Request):
     link = read_link(request, LINK, {"picture": link_choice(examples)}, {"picture": None})
     if link is None or link["picture"] is None:
         return gr.skip(), gr.skip()
-    return examples[link["picture"]], gr.Tabs(selected="upload")
+    return examples[link["picture"]], gr.Tabs(selected="digits-upload")
 
 
 def build() -> None:
@@ -324,9 +324,9 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             with gr.Tabs() as sources:
-                with gr.Tab("Draw", id="draw"):
+                with gr.Tab("Draw", id="digits-draw"):
                     sketch = drawing_pad("Draw one digit", 400, 400, 20, "digit-sketchpad")
-                with gr.Tab("Upload", id="upload"):
+                with gr.Tab("Upload", id="digits-upload"):
                     upload = gr.Image(
                         label="Photo or scan of one digit", type="filepath", sources=["upload", "clipboard"], elem_id="digit-upload"
                     )

@@ -224,7 +224,7 @@ def open_link(confidence, class_name, request: gr.Request):
         return (gr.skip(),) * 3 + (link["confidence"], link["class_name"]) + (gr.skip(),) * 5
     path, truth, note = test_scene(link["picture"])
     segmented = segment_digits(path, link["confidence"], link["class_name"])
-    return path, truth, note, link["confidence"], link["class_name"], *segmented, "upload", gr.Tabs(selected="upload")
+    return path, truth, note, link["confidence"], link["class_name"], *segmented, "upload", gr.Tabs(selected="segment-upload")
 
 
 def build() -> None:
@@ -234,9 +234,9 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             with gr.Tabs() as sources:
-                with gr.Tab("Draw", id="draw"):
+                with gr.Tab("Draw", id="segment-draw"):
                     sketch = drawing_pad("Draw a few digits", 512, 384, 14, "segment-sketchpad")
-                with gr.Tab("Upload or test scene", id="upload"):
+                with gr.Tab("Upload or test scene", id="segment-upload"):
                     upload = gr.Image(
                         label="Photo or scan of written digits",
                         type="filepath",

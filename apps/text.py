@@ -447,6 +447,7 @@ def open_link(choice, prompt, temperature, top_k, top_p, words, seed, request: g
 def write_linked(choice, prompt, temperature, top_k, top_p, words, seed, request: gr.Request):
     """After open_link: write from the linked settings (cheap, and the same seed writes the same text), else nothing."""
     if request is None or request.query_params.get("tab") != LINK:
+        yield (gr.skip(),) * 6  # not one update at all would blank the outputs (a Label then breaks the tab)
         return
     yield from writing(choice, prompt, temperature, top_k, top_p, words, seed)
 

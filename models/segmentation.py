@@ -142,3 +142,122 @@ def thicker_truth_miou(masks: torch.Tensor, n_classes: int) -> float:
     for c in range(1, n_classes):
         grown[F.max_pool2d((masks == c).float()[:, None], 3, stride=1, padding=1)[:, 0] > 0] = c
     return scores(pixel_counts(masks, grown, n_classes))["miou"]
+
+
+# --- Scoring the way a person looks: outlines to within a pixel, and each digit found and named -------------------
+# Boundary-tolerant IoU in the spirit of the boundary F-score (Martin et al. 2004; Csurka et al. 2013), and panoptic
+# quality (Kirillov et al. 2019, "Panoptic Segmentation"). Instances: the connected ink of one class (8-connected), so
+# two touching digits of the same class count as one.
+
+MIN_INSTANCE_PX = 4  # smaller predicted specks are not a digit found (the tab's summary ignores them too)
+
+
+def _grow(mask: torch.Tensor, tolerance: int) -> torch.Tensor:
+    """(N, H, W) bool -> the same grown by `tolerance` px in every direction (a (2t+1) square)."""
+    if tolerance <= 0:
+        return mask
+    return F.max_pool2d(mask[:, None].float(), 2 * tolerance + 1, stride=1, padding=tolerance)[:, 0] > 0
+
+
+def tolerant_counts(truth: torch.Tensor, predicted: torch.Tensor, n_classes: int, tolerance: int = 1) -> torch.Tensor:
+    """(n_classes, 3) counts [matched, false positive, false negative] for label maps (N, H, W).
+
+    A predicted pixel of class c is matched when a true pixel of class c lies within `tolerance` px, and a true pixel
+    when a predicted one does; matched = the mean of the two matched counts."""
+    out = torch.zeros(n_classes, 3, dtype=torch.float64)
+    for c in range(n_classes):
+        p, t = predicted == c, truth == c
+        p_hit = (p & _grow(t, tolerance)).sum().double()
+        t_hit = (t & _grow(p, tolerance)).sum().double()
+        out[c] = torch.stack([(p_hit + t_hit) / 2, p.sum() - p_hit, t.sum() - t_hit])
+    return out
+
+
+def tolerant_miou(counts: torch.Tensor) -> float:
+    """Mean over classes (background included, as `scores`) of matched / (matched + FP + FN); a class that neither the
+    truth nor the prediction holds is left out (on the test scenes every class is there)."""
+    matched, fp, fn = counts.unbind(1)
+    total = matched + fp + fn
+    present = total > 0
+    return float((matched[present] / total[present]).mean())
+
+
+def instances(labels: np.ndarray, n_classes: int, min_px: int = 1) -> list[tuple[int, np.ndarray]]:
+    """(H, W) label map -> [(class, bool mask)] for each 8-connected region of each digit class (not the background)."""
+    found = []
+    for c in range(1, n_classes):
+        regions, count = ndimage.label(labels == c, structure=np.ones((3, 3)))
+        for k in range(1, count + 1):
+            mask = regions == k
+            if mask.sum() >= min_px:
+                found.append((c, mask))
+    return found
+
+
+def digit_counts(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Per-digit recognition on one scene: counts of true digits, true digits found and named, predicted digits, and
+    predicted digits that are right; plus the panoptic-quality sums per class.
+
+    A true digit is found when, of its ink, the right class covers at least half in the prediction. A predicted digit
+    (a region of one class, at least MIN_INSTANCE_PX) is right when at least half of it lies on true ink of its class.
+    PQ matches a predicted and a true region of the same class when their IoU is over 0.5 (unique by construction)."""
+    true_digits = instances(truth, n_classes)
+    predicted_digits = instances(predicted, n_classes, MIN_INSTANCE_PX)
+    found = sum(int((predicted[mask] == c).mean() >= 0.5) for c, mask in true_digits)
+    right = sum(int((truth[mask] == c).mean() >= 0.5) for c, mask in predicted_digits)
+    pq = np.zeros((n_classes, 4))  # per class: sum of matched IoUs, TP, FP, FN
+    matched_true = set()
+    for c, p_mask in predicted_digits:
+        best = 0.0
+        for k, (tc, t_mask) in enumerate(true_digits):
+            if tc == c and k not in matched_true:
+                iou = (p_mask & t_mask).sum() / (p_mask | t_mask).sum()
+                if iou > 0.5:
+                    best, match = iou, k
+                    break
+        if best > 0.5:
+            matched_true.add(match)
+            pq[c, 0] += best
+            pq[c, 1] += 1
+        else:
+            pq[c, 2] += 1
+    for k, (c, _) in enumerate(true_digits):
+        if k not in matched_true:
+            pq[c, 3] += 1
+    return {"true": len(true_digits), "found": found, "predicted": len(predicted_digits), "right": right, "pq": pq}
+
+
+def digit_scores(per_scene: list[dict]) -> dict[str, float]:
+    """Dataset-level digit precision, recall, F1 and panoptic quality from digit_counts of every scene."""
+    true = sum(s["true"] for s in per_scene)
+    found = sum(s["found"] for s in per_scene)
+    predicted = sum(s["predicted"] for s in per_scene)
+    right = sum(s["right"] for s in per_scene)
+    precision = right / max(predicted, 1)
+    recall = found / max(true, 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    pq = sum(s["pq"] for s in per_scene)
+    present = pq[:, 1:].sum(1) > 0
+    per_class = pq[:, 0] / np.maximum(pq[:, 1] + 0.5 * pq[:, 2] + 0.5 * pq[:, 3], 1e-12)
+    return {
+        "digit_precision": precision,
+        "digit_recall": recall,
+        "digit_f1": f1,
+        "pq": float(per_class[present].mean()) if present.any() else 0.0,
+    }
+
+
+@torch.inference_mode()
+def person_scores(model: UNet, images: torch.Tensor, masks: torch.Tensor, n_classes: int, batch_size: int = 25) -> dict[str, float]:
+    """The person's view of a test set (N, 1, H, W) with true label maps (N, H, W): miou_tol1, digit precision, recall,
+    F1 and PQ."""
+    model.eval()
+    device = next(model.parameters()).device
+    tolerant = torch.zeros(n_classes, 3, dtype=torch.float64)
+    per_scene = []
+    for start in range(0, len(images), batch_size):
+        predicted = model(images[start : start + batch_size].to(device)).argmax(1).cpu()
+        truth = masks[start : start + batch_size]
+        tolerant += tolerant_counts(truth, predicted, n_classes, tolerance=1)
+        per_scene += [digit_counts(t.numpy(), p.numpy(), n_classes) for t, p in zip(truth, predicted, strict=True)]
+    return {"miou_tol1": tolerant_miou(tolerant), **digit_scores(per_scene)}

@@ -15,6 +15,7 @@ from data.pen_digits import draw_digit
 from tests.conftest import needs_checkpoint
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+PAGE_ERRORS: list[str] = []  # uncaught errors of the page's JavaScript, for the whole module
 SCREENSHOTS = Path(os.environ.get("MODEL_SHOW_SCREENSHOTS", "")) if os.environ.get("MODEL_SHOW_SCREENSHOTS") else None
 
 
@@ -41,6 +42,7 @@ def page(running_app):
             ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)[:300]))
         # Not "networkidle": Gradio keeps a heartbeat stream open for session state.
         page.goto(running_app.url, wait_until="load")
         page.get_by_role("tab", name="Digits").wait_for()
@@ -78,6 +80,10 @@ def test_every_tab_opens(page):
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / f"tab-{module.__name__.split('.')[-1]}.png"), full_page=True)
     no_error_toast(page)
+    # Opened after the others, the last tab still shows its controls (a page-load event that blanked a Label once
+    # broke the whole Text tab this way), and the page's scripts raised nothing.
+    page.locator("#text-prompt textarea").wait_for(timeout=10000)
+    assert PAGE_ERRORS == []
 
 
 def test_drawing_a_seven_shows_seven(page):

@@ -158,3 +158,59 @@ def test_error_split_tells_finding_the_ink_from_naming_it():
     # (the 1 included, now never predicted) have no pixels and count 0, as in `scores`.
     assert split["miou_if_named_right"] == pytest.approx((7 / 8 + 4 / 5 + 1.0) / 11)
     assert split["miou_if_named_right"] > scores(counts)["miou"]
+
+
+# --- The person's view: tolerant IoU, per-digit F1 and panoptic quality, on hand-counted scenes ----------------
+
+
+def two_digit_scene(first: int = 3, second: int = 7) -> np.ndarray:
+    """A 20 x 20 label map with two 4 x 3 px strokes: class `first` on the left, `second` on the right."""
+    labels = np.zeros((20, 20), np.int64)
+    labels[4:8, 3:6] = first
+    labels[10:14, 12:15] = second
+    return labels
+
+
+def test_a_one_pixel_shift_is_perfect_with_a_1px_tolerance_and_not_strictly():
+    from models.segmentation import tolerant_counts, tolerant_miou
+
+    truth = two_digit_scene()
+    shifted = np.roll(truth, 1, axis=1)  # every outline 1 px to the right
+    t, p = torch.from_numpy(truth)[None], torch.from_numpy(shifted)[None]
+    assert tolerant_miou(tolerant_counts(t, p, 11, tolerance=1)) == pytest.approx(1.0)
+    strict = scores(pixel_counts(t, p, 11))
+    assert strict["iou_3"] == pytest.approx(0.5) and strict["iou_7"] == pytest.approx(0.5)  # 8 of 16 px in common
+    counts = tolerant_counts(t, p, 11, tolerance=1)
+    matched, fp, fn = counts.unbind(1)
+    assert float(fp.sum()) == 0 and float(fn.sum()) == 0
+    two_px = np.roll(truth, 2, axis=1)
+    counts = tolerant_counts(t, torch.from_numpy(two_px)[None], 11, tolerance=1)
+    assert float(counts[3, 1]) == 4 and float(counts[3, 2]) == 4  # one column of 4 px beyond the band on each side
+
+
+def test_a_wrongly_named_digit_halves_precision_recall_and_f1():
+    from models.segmentation import digit_counts, digit_scores
+
+    truth = two_digit_scene(3, 7)
+    right = digit_scores([digit_counts(truth, truth, 11)])
+    assert right == {"digit_precision": 1.0, "digit_recall": 1.0, "digit_f1": 1.0, "pq": 1.0}
+    wrong = truth.copy()
+    wrong[wrong == 7] = 1  # the 7 named a 1
+    scored = digit_scores([digit_counts(truth, wrong, 11)])
+    assert scored["digit_precision"] == 0.5 and scored["digit_recall"] == 0.5 and scored["digit_f1"] == 0.5
+    # PQ per class present: class 3 matched (1), class 7 missed (0 / 0.5), class 1 a false positive (0 / 0.5): mean 1/3.
+    assert scored["pq"] == pytest.approx(1 / 3)
+
+
+def test_a_half_found_digit_counts_and_a_speck_does_not():
+    from models.segmentation import MIN_INSTANCE_PX, digit_counts, digit_scores
+
+    truth = two_digit_scene(3, 7)
+    predicted = truth.copy()
+    predicted[12:14, 12:15] = 0  # only the top half of the 7's ink is predicted 7: still found (half is enough)
+    predicted[0, 0] = 5  # a 1-px speck of 5: not a digit found
+    counts = digit_counts(truth, predicted, 11)
+    assert counts["found"] == 2 and counts["predicted"] == 2 and MIN_INSTANCE_PX > 1
+    predicted[11, 12:15] = 0  # now a quarter: missed
+    assert digit_counts(truth, predicted, 11)["found"] == 1
+    assert digit_scores([counts])["digit_f1"] == 1.0
