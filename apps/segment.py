@@ -31,7 +31,7 @@ from apps.common import (
 )
 from data.digit_scenes import fixed_scenes
 from models import hub
-from models.segmentation import read_drawing
+from models.segmentation import digits_found, read_drawing
 from models.unet import UNet
 
 TITLE = "Segment"
@@ -94,8 +94,12 @@ def summary(found: dict, probs: np.ndarray, confidence: float) -> str:
     if not found:
         text = "**No digit found** with that confidence: every pixel looks like background to it."
     else:
+        names = model().config.class_names
+        digits = digits_found(probs, confidence)
+        reads = " ".join(names[d["class"]] for d in digits)
+        each = ", ".join(f"{names[d['class']]} ({d['confidence']:.0%})" for d in digits)
         parts = ", ".join(f"**{name}** ({pixels:,} px)" for name, pixels in sorted(found.items(), key=lambda kv: -kv[1]))
-        text = f"Found {parts}."
+        text = f"**It reads: {reads}** (left to right, line by line; each digit's mean confidence: {each}). Found {parts}."
     return text + f" {unsure:.1%} of pixels are below the {confidence:.0%} confidence threshold (shown grey)."
 
 

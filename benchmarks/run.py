@@ -378,16 +378,19 @@ def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
     from PIL import Image
 
     from apps import segment
-    from data.digit_scenes import fixed_scenes, font_scenes
+    from data.digit_scenes import fixed_scenes_with_instances, font_scenes
     from data.pen_digits import draw_digit
-    from models.segmentation import confusion, error_split, scores, thicker_truth_miou
+    from models.segmentation import confusion, error_split, person_scores, pq_of_truth, scores, thicker_truth_miou
 
     net = segment.model()
     n_classes = len(net.config.class_names)
-    test_images, test_masks = fixed_scenes("test")
+    test_images, test_masks, test_owners = fixed_scenes_with_instances("test")
     test_counts = confusion(net, test_images, test_masks, n_classes)
     test = scores(test_counts)
-    font = scores(confusion(net, *font_scenes(), n_classes))
+    font_images, font_masks, font_owners = font_scenes(instances=True)
+    font = scores(confusion(net, font_images, font_masks, n_classes))
+    person = person_scores(net, test_images, test_masks, n_classes, test_owners)  # outlines within 1 px; digits found and named
+    font_person = person_scores(net, font_images, font_masks, n_classes, font_owners)
     device = next(net.parameters()).device
     one = test_images[:1].to(device)
 
@@ -409,6 +412,9 @@ def bench_digit_segmenter(app: LaunchedApp) -> dict[str, float]:
         "font_scene_miou": round(font["miou"], 4),
         "miou_true_masks_1px_thicker": round(thicker_truth_miou(test_masks, n_classes), 4),  # a yardstick, see its docstring
         **{k: round(v, 4) for k, v in error_split(test_counts).items()},  # finding the ink vs naming it
+        **{k: round(v, 4) for k, v in person.items()},
+        "pq_truth_itself": round(pq_of_truth(test_masks, test_owners), 4),  # the yardstick: see models.segmentation.pq_of_truth
+        **{f"font_{k}": round(v, 4) for k, v in font_person.items()},
         "latency_ms_p50": round(p50, 2),
         "latency_ms_p95": round(p95, 2),
         "api_ms_p50": round(api, 1),

@@ -137,16 +137,20 @@ def _paper(b: int, cfg: SceneConfig, generator: torch.Generator) -> torch.Tensor
 
 
 def make_scenes(
-    digits: torch.Tensor, labels: torch.Tensor, count: torch.Tensor, cfg: SceneConfig, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """digits (B, K, 28, 28) in [0, 1], labels (B, K), count (B,) -> (images (B, 1, S, S) in [0, 1], masks (B, S, S) int64)."""
+    digits: torch.Tensor, labels: torch.Tensor, count: torch.Tensor, cfg: SceneConfig, generator: torch.Generator, instances: bool = False
+):
+    """digits (B, K, 28, 28) in [0, 1], labels (B, K), count (B,) -> (images (B, 1, S, S) in [0, 1], masks (B, S, S) int64),
+    and with `instances` also (B, S, S) int64: which digit (slot + 1, 0 = none) each mask pixel belongs to. The random
+    draws are the same either way, so the same seed gives the same scenes."""
     b, k = labels.shape
     layers = _digit_layers(digits, count, cfg, generator)  # (B, K, S, S)
     masks = torch.zeros(b, cfg.size, cfg.size, dtype=torch.long)
+    owner = torch.zeros(b, cfg.size, cfg.size, dtype=torch.long)
     ink = torch.zeros(b, cfg.size, cfg.size)
     for slot in range(k):  # later slots lie on top
         layer = layers[:, slot]
         masks = torch.where(layer >= 0.5, labels[:, slot, None, None] + 1, masks)
+        owner = torch.where(layer >= 0.5, slot + 1, owner)
         ink = torch.maximum(ink, layer)
     ink = torch.maximum(ink, _strokes(b, cfg, generator) * (0.6 + 0.4 * torch.rand(b, 1, 1, generator=generator)))
     paper = _paper(b, cfg, generator)
@@ -160,12 +164,17 @@ def make_scenes(
         kernel = (kernel[:, None] * kernel[None, :] / 16).view(1, 1, 3, 3)
         image[blur] = F.conv2d(image[blur][:, None], kernel, padding=1)[:, 0]
     image = image + torch.randn(image.shape, generator=generator) * cfg.noise * torch.rand(b, 1, 1, generator=generator)
-    return image.clamp(0, 1)[:, None], masks
+    return (image.clamp(0, 1)[:, None], masks, owner) if instances else (image.clamp(0, 1)[:, None], masks)
 
 
 def sample_scenes(
-    pool_x: np.ndarray | torch.Tensor, pool_y: np.ndarray | torch.Tensor, n: int, cfg: SceneConfig, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+    pool_x: np.ndarray | torch.Tensor,
+    pool_y: np.ndarray | torch.Tensor,
+    n: int,
+    cfg: SceneConfig,
+    generator: torch.Generator,
+    instances: bool = False,
+):
     """n scenes whose digits are drawn (with replacement) from the pool (N, 28, 28) uint8 or float, labels (N,)."""
     pool_x = torch.as_tensor(pool_x)
     pool_x = pool_x.float() / 255 if pool_x.dtype == torch.uint8 else pool_x.float()
@@ -173,20 +182,27 @@ def sample_scenes(
     k = cfg.max_digits
     index = torch.randint(len(pool_y), (n, k), generator=generator)
     count = torch.randint(cfg.min_digits, k + 1, (n,), generator=generator)
-    return make_scenes(pool_x[index], pool_y[index], count, cfg, generator)
+    return make_scenes(pool_x[index], pool_y[index], count, cfg, generator, instances)
 
 
 @functools.cache
 def fixed_scenes(split: str, dataset: str | None = None, size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed validation (200) or test (500) scenes, built only from that split's digits."""
+    return fixed_scenes_with_instances(split, dataset, size)[:2]
+
+
+@functools.cache
+def fixed_scenes_with_instances(split: str, dataset: str | None = None, size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """fixed_scenes, and which digit each mask pixel belongs to (make_scenes' instances): per-digit scoring."""
     splits = load_splits(dataset)
     pool = {"val": (splits.val_x, splits.val_y), "test": (splits.test_x, splits.test_y)}[split]
     n, seed = (VAL_SCENES, VAL_SEED) if split == "val" else (TEST_SCENES, TEST_SEED)
-    return sample_scenes(*pool, n, SceneConfig(size=size), torch.Generator().manual_seed(seed))
+    return sample_scenes(*pool, n, SceneConfig(size=size), torch.Generator().manual_seed(seed), instances=True)
 
 
-def font_scenes(n: int = 300, seed: int = 7, size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scenes built from digits rendered in the machine's fonts, prepared like MNIST: a proxy for drawings."""
+def font_scenes(n: int = 300, seed: int = 7, size: int = 128, instances: bool = False):
+    """Scenes built from digits rendered in the machine's fonts, prepared like MNIST: a proxy for drawings (with
+    `instances`, also which digit each mask pixel belongs to)."""
     from data.font_digits import font_digit_set
     from data.mnist import sketch_to_mnist
 
@@ -199,7 +215,7 @@ def font_scenes(n: int = 300, seed: int = 7, size: int = 128) -> tuple[torch.Ten
         except ValueError:
             continue
     pool_x = torch.from_numpy(np.stack(prepared))
-    return sample_scenes(pool_x, np.asarray(kept), n, SceneConfig(size=size), torch.Generator().manual_seed(seed))
+    return sample_scenes(pool_x, np.asarray(kept), n, SceneConfig(size=size), torch.Generator().manual_seed(seed), instances)
 
 
 # --- Any (image, mask) dataset, for --dataset ---------------------------------------------------------

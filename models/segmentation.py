@@ -146,10 +146,12 @@ def thicker_truth_miou(masks: torch.Tensor, n_classes: int) -> float:
 
 # --- Scoring the way a person looks: outlines to within a pixel, and each digit found and named -------------------
 # Boundary-tolerant IoU in the spirit of the boundary F-score (Martin et al. 2004; Csurka et al. 2013), and panoptic
-# quality (Kirillov et al. 2019, "Panoptic Segmentation"). Instances: the connected ink of one class (8-connected), so
-# two touching digits of the same class count as one.
+# quality (Kirillov et al. 2019, "Panoptic Segmentation"). A true digit is its own ink (the scene generator says which
+# pixel belongs to which digit); a predicted digit is a connected region of one class, where pieces of a stroke 1-2 px
+# apart count as one region.
 
 MIN_INSTANCE_PX = 4  # smaller predicted specks are not a digit found (the tab's summary ignores them too)
+JOIN_PX = 2  # predicted pieces of one class closer than 2 * JOIN_PX + 1 px are one digit (broken strokes)
 
 
 def _grow(mask: torch.Tensor, tolerance: int) -> torch.Tensor:
@@ -182,49 +184,62 @@ def tolerant_miou(counts: torch.Tensor) -> float:
     return float((matched[present] / total[present]).mean())
 
 
-def instances(labels: np.ndarray, n_classes: int, min_px: int = 1) -> list[tuple[int, np.ndarray]]:
-    """(H, W) label map -> [(class, bool mask)] for each 8-connected region of each digit class (not the background)."""
+def instances(labels: np.ndarray, n_classes: int, min_px: int = 1, join_px: int = 0) -> list[tuple[int, np.ndarray]]:
+    """(H, W) label map -> [(class, bool mask)] for each 8-connected region of each digit class (not the background);
+    with join_px, regions whose pixels lie within 2 * join_px + 1 of each other are one."""
     found = []
     for c in range(1, n_classes):
-        regions, count = ndimage.label(labels == c, structure=np.ones((3, 3)))
+        mask = labels == c
+        grown = ndimage.binary_dilation(mask, iterations=join_px) if join_px else mask
+        regions, count = ndimage.label(grown, structure=np.ones((3, 3)))
         for k in range(1, count + 1):
-            mask = regions == k
-            if mask.sum() >= min_px:
-                found.append((c, mask))
+            region = (regions == k) & mask
+            if region.sum() >= min_px:
+                found.append((c, region))
     return found
 
 
-def digit_counts(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict[str, float]:
+def true_digits(truth: np.ndarray, owner: np.ndarray | None, n_classes: int) -> list[tuple[int, np.ndarray]]:
+    """The true digits of a scene: [(class, mask)] from the generator's owner map (which digit each pixel is), or,
+    without one (a dataset of masks only), the connected regions of each class."""
+    if owner is None:
+        return instances(truth, n_classes, MIN_INSTANCE_PX)
+    digits = []
+    for k in np.unique(owner[owner > 0]):
+        mask = owner == k
+        if mask.sum() >= MIN_INSTANCE_PX:  # a digit almost wholly off the canvas or under another is not one a person sees
+            digits.append((int(np.bincount(truth[mask]).argmax()), mask))
+    return digits
+
+
+def digit_counts(truth: np.ndarray, predicted: np.ndarray, n_classes: int, owner: np.ndarray | None = None) -> dict:
     """Per-digit recognition on one scene: counts of true digits, true digits found and named, predicted digits, and
     predicted digits that are right; plus the panoptic-quality sums per class.
 
     A true digit is found when, of its ink, the right class covers at least half in the prediction. A predicted digit
     (a region of one class, at least MIN_INSTANCE_PX) is right when at least half of it lies on true ink of its class.
-    PQ matches a predicted and a true region of the same class when their IoU is over 0.5 (unique by construction)."""
-    true_digits = instances(truth, n_classes)
-    predicted_digits = instances(predicted, n_classes, MIN_INSTANCE_PX)
-    found = sum(int((predicted[mask] == c).mean() >= 0.5) for c, mask in true_digits)
+    PQ matches a predicted and a true digit of the same class when their IoU is over 0.5 (unique by construction)."""
+    truths = true_digits(truth, owner, n_classes)
+    predicted_digits = instances(predicted, n_classes, MIN_INSTANCE_PX, JOIN_PX)
+    found = sum(int((predicted[mask] == c).mean() >= 0.5) for c, mask in truths)
     right = sum(int((truth[mask] == c).mean() >= 0.5) for c, mask in predicted_digits)
     pq = np.zeros((n_classes, 4))  # per class: sum of matched IoUs, TP, FP, FN
     matched_true = set()
     for c, p_mask in predicted_digits:
-        best = 0.0
-        for k, (tc, t_mask) in enumerate(true_digits):
-            if tc == c and k not in matched_true:
-                iou = (p_mask & t_mask).sum() / (p_mask | t_mask).sum()
-                if iou > 0.5:
-                    best, match = iou, k
-                    break
-        if best > 0.5:
-            matched_true.add(match)
-            pq[c, 0] += best
-            pq[c, 1] += 1
-        else:
+        match = next(
+            (k for k, (tc, t_mask) in enumerate(truths) if tc == c and (p_mask & t_mask).sum() * 2 > (p_mask | t_mask).sum()), None
+        )
+        if match is None or match in matched_true:
             pq[c, 2] += 1
-    for k, (c, _) in enumerate(true_digits):
+            continue
+        matched_true.add(match)
+        t_mask = truths[match][1]
+        pq[c, 0] += (p_mask & t_mask).sum() / (p_mask | t_mask).sum()
+        pq[c, 1] += 1
+    for k, (c, _) in enumerate(truths):
         if k not in matched_true:
             pq[c, 3] += 1
-    return {"true": len(true_digits), "found": found, "predicted": len(predicted_digits), "right": right, "pq": pq}
+    return {"true": len(truths), "found": found, "predicted": len(predicted_digits), "right": right, "pq": pq}
 
 
 def digit_scores(per_scene: list[dict]) -> dict[str, float]:
@@ -248,9 +263,11 @@ def digit_scores(per_scene: list[dict]) -> dict[str, float]:
 
 
 @torch.inference_mode()
-def person_scores(model: UNet, images: torch.Tensor, masks: torch.Tensor, n_classes: int, batch_size: int = 25) -> dict[str, float]:
-    """The person's view of a test set (N, 1, H, W) with true label maps (N, H, W): miou_tol1, digit precision, recall,
-    F1 and PQ."""
+def person_scores(
+    model: UNet, images: torch.Tensor, masks: torch.Tensor, n_classes: int, owners: torch.Tensor | None = None, batch_size: int = 25
+) -> dict[str, float]:
+    """The person's view of a test set (N, 1, H, W) with true label maps (N, H, W) and, where known, which digit each
+    pixel is (N, H, W): miou_tol1, digit precision, recall, F1 and PQ."""
     model.eval()
     device = next(model.parameters()).device
     tolerant = torch.zeros(n_classes, 3, dtype=torch.float64)
@@ -259,5 +276,43 @@ def person_scores(model: UNet, images: torch.Tensor, masks: torch.Tensor, n_clas
         predicted = model(images[start : start + batch_size].to(device)).argmax(1).cpu()
         truth = masks[start : start + batch_size]
         tolerant += tolerant_counts(truth, predicted, n_classes, tolerance=1)
-        per_scene += [digit_counts(t.numpy(), p.numpy(), n_classes) for t, p in zip(truth, predicted, strict=True)]
+        for i, (t, p) in enumerate(zip(truth, predicted, strict=True)):
+            owner = None if owners is None else owners[start + i].numpy()
+            per_scene.append(digit_counts(t.numpy(), p.numpy(), n_classes, owner))
     return {"miou_tol1": tolerant_miou(tolerant), **digit_scores(per_scene)}
+
+
+def digits_found(probs: np.ndarray, confidence: float) -> list[dict]:
+    """(classes, H, W) probabilities -> every digit found: {"class", "box": (x0, y0, x1, y1) in px, "confidence": the mean
+    top probability over its pixels, "pixels"}, in reading order. Pixels under `confidence` belong to no digit."""
+    labels = np.where(probs.max(0) >= confidence, probs.argmax(0), 0)
+    found = []
+    for c, mask in instances(labels, len(probs), MIN_INSTANCE_PX, JOIN_PX):
+        ys, xs = np.nonzero(mask)
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        found.append({"class": c, "box": box, "confidence": float(probs[c][mask].mean()), "pixels": int(mask.sum())})
+    return reading_order(found)
+
+
+def reading_order(digits: list[dict]) -> list[dict]:
+    """Digits with boxes -> the order a person reads them: lines from the top, each left to right. A digit joins a line
+    when it overlaps the line's height by at least half of the shorter of the two."""
+    lines: list[list[dict]] = []
+    for digit in sorted(digits, key=lambda d: (d["box"][1] + d["box"][3]) / 2):
+        _, top, _, bottom = digit["box"]
+        for line in lines:
+            line_top, line_bottom = min(d["box"][1] for d in line), max(d["box"][3] for d in line)
+            overlap = min(bottom, line_bottom) - max(top, line_top)
+            if overlap * 2 >= min(bottom - top, line_bottom - line_top):
+                line.append(digit)
+                break
+        else:
+            lines.append([digit])
+    return [digit for line in lines for digit in sorted(line, key=lambda d: d["box"][0])]
+
+
+def pq_of_truth(masks: torch.Tensor, owners: torch.Tensor) -> float:
+    """PQ that the true masks score as a prediction of themselves: a yardstick, not a result. Below 1 because a digit
+    cut in two by another (or a broken stroke further apart than JOIN_PX allows) is two predicted regions."""
+    n_classes = int(masks.max()) + 1
+    return digit_scores([digit_counts(m.numpy(), m.numpy(), n_classes, o.numpy()) for m, o in zip(masks, owners, strict=True)])["pq"]

@@ -140,3 +140,35 @@ def test_metrics_text_quotes_the_card_and_the_one_pixel_yardstick():
     text = tab.metrics_markdown()
     assert f"{metrics['miou']:.3f}" in text and f"{metrics['font_scene_miou']:.3f}" in text
     assert f"{metrics['miou_true_masks_1px_thicker']:.3f}" in text
+
+
+@pytest.mark.parametrize("pair", [(1, 0), (0, 7), (4, 1)])
+def test_the_summary_reads_the_digits_left_to_right(pair):
+    (_, _), _, text = tab.segment_digits(two_digit_canvas(*pair), 0.5, tab.ANY_DIGIT)
+    assert f"It reads: {pair[0]} {pair[1]}**" in text
+
+
+def test_two_lines_of_digits_are_read_line_by_line():
+    canvas = Image.new("L", (600, 600), 255)
+    for digit, x, y in [(7, 0, 0), (4, 300, 0), (1, 0, 300), (0, 300, 300)]:
+        canvas.paste(draw_digit(digit), (x, y))
+    (_, _), _, text = tab.segment_digits(np.asarray(canvas, dtype=np.float32) / 255, 0.5, tab.ANY_DIGIT)
+    assert "It reads: 7 4 1 0**" in text
+
+
+def test_reading_order_goes_line_by_line_then_left_to_right():
+    from models.segmentation import reading_order
+
+    def digit(name, x0, y0, x1, y1):
+        return {"class": name, "box": (x0, y0, x1, y1)}
+
+    # A slightly lower digit on the first line stays on it; the second line starts below.
+    digits = [
+        digit(3, 50, 62, 70, 92),
+        digit(1, 10, 60, 30, 90),
+        digit(9, 40, 5, 60, 35),
+        digit(2, 10, 0, 30, 30),
+        digit(8, 80, 8, 100, 38),
+    ]
+    assert [d["class"] for d in reading_order(digits)] == [2, 9, 8, 1, 3]
+    assert reading_order([]) == []
