@@ -205,7 +205,8 @@ def test_segment_two_drawn_digits_through_the_api(client, tmp_path):
     canvas.paste(draw_digit(4), (300, 0))
     path = tmp_path / "two.png"
     canvas.save(path)
-    overlay, prob_map, text = client.predict(handle_file(str(path)), 0.5, "any digit", api_name="/segment_digits")
+    overlay, prob_map, text, boxes = client.predict(handle_file(str(path)), 0.5, "any digit", api_name="/segment_digits")
+    assert "It reads:" in text and len(boxes["annotations"]) >= 2
     labels = {a["label"] for a in overlay["annotations"]}
     assert {"7", "4"} <= labels
     assert Path(prob_map).is_file() and "**7**" in text and "**4**" in text

@@ -37,7 +37,7 @@ def test_shipped_segmenter_holds_its_test_miou():
 
 
 def test_two_drawn_digits_get_two_coloured_regions():
-    (base, layers), prob_map, text = tab.segment_digits(two_digit_canvas(7, 4), 0.5, "7")
+    (base, layers), prob_map, text, _ = tab.segment_digits(two_digit_canvas(7, 4), 0.5, "7")
     classes = {name for _, name in layers if name != tab.UNSURE}
     assert {"7", "4"} <= classes and len(classes) <= 3
     assert base.shape[:2] == prob_map.shape[:2] == (128, 256)
@@ -95,7 +95,7 @@ def test_big_drawings_are_read_at_the_size_the_network_learned(pair):
     reads them shrunk, so neither a lone stroke (a 1) nor a big loop (a 0) is lost as clutter."""
     gray = two_digit_canvas(*pair)
     assert digit_height(gray[::2, ::2]) > LARGEST_DIGIT_PX  # 150 px rows: the marks are over 64 px tall
-    (_, layers), _, text = tab.segment_digits(gray, 0.5, tab.ANY_DIGIT)
+    (_, layers), _, text, _ = tab.segment_digits(gray, 0.5, tab.ANY_DIGIT)
     assert {str(d) for d in pair} <= {name for _, name in layers}, text
 
 
@@ -128,7 +128,7 @@ def test_a_big_seven_is_found_beside_a_one_still_being_drawn(drawn):
     reading must never lose the finished 7 (it did when the size guess was the median of the marks' heights)."""
     seven = [(0.06, 0.26), (0.44, 0.26), (0.19, 0.86)]
     one = [(0.88, 0.12), (0.88, 0.12 + 0.78 * drawn)]
-    (_, layers), _, text = tab.segment_digits(pad_drawing([seven, one]), 0.5, tab.ANY_DIGIT)
+    (_, layers), _, text, _ = tab.segment_digits(pad_drawing([seven, one]), 0.5, tab.ANY_DIGIT)
     found = {name for _, name in layers}
     assert "7" in found, text
     if drawn == 1.0:
@@ -144,7 +144,7 @@ def test_metrics_text_quotes_the_card_and_the_one_pixel_yardstick():
 
 @pytest.mark.parametrize("pair", [(1, 0), (0, 7), (4, 1)])
 def test_the_summary_reads_the_digits_left_to_right(pair):
-    (_, _), _, text = tab.segment_digits(two_digit_canvas(*pair), 0.5, tab.ANY_DIGIT)
+    (_, _), _, text, _ = tab.segment_digits(two_digit_canvas(*pair), 0.5, tab.ANY_DIGIT)
     assert f"It reads: {pair[0]} {pair[1]}**" in text
 
 
@@ -152,7 +152,7 @@ def test_two_lines_of_digits_are_read_line_by_line():
     canvas = Image.new("L", (600, 600), 255)
     for digit, x, y in [(7, 0, 0), (4, 300, 0), (1, 0, 300), (0, 300, 300)]:
         canvas.paste(draw_digit(digit), (x, y))
-    (_, _), _, text = tab.segment_digits(np.asarray(canvas, dtype=np.float32) / 255, 0.5, tab.ANY_DIGIT)
+    (_, _), _, text, _ = tab.segment_digits(np.asarray(canvas, dtype=np.float32) / 255, 0.5, tab.ANY_DIGIT)
     assert "It reads: 7 4 1 0**" in text
 
 
@@ -172,3 +172,11 @@ def test_reading_order_goes_line_by_line_then_left_to_right():
     ]
     assert [d["class"] for d in reading_order(digits)] == [2, 9, 8, 1, 3]
     assert reading_order([]) == []
+
+
+def test_the_instance_view_boxes_each_digit_with_its_name_and_confidence():
+    (_, _), _, _, (base, boxes) = tab.segment_digits(two_digit_canvas(0, 7), 0.5, tab.ANY_DIGIT)
+    assert [label.split(" (")[0] for _, label in boxes] == ["#1: 0", "#2: 7"]
+    (x0, y0, x1, y1), (u0, _, _, _) = boxes[0][0], boxes[1][0]
+    assert 0 <= x0 < x1 <= base.shape[1] and 0 <= y0 < y1 <= base.shape[0] and x1 <= u0  # the 0 lies left of the 7
+    assert all(label.endswith("%)") for _, label in boxes)

@@ -442,6 +442,9 @@ def test_drawing_two_digits_gives_two_coloured_regions(page):
     text = summary.inner_text()
     found = re.findall(r"(?:Found |, )(\d) \(", text)  # "Found 7 (1,234 px), 1 (567 px)."
     assert {"7", "1"} <= set(found), text
+    assert "It reads: 7 1" in text  # in reading order, left to right
+    page.locator("#segment-digits img").first.wait_for(timeout=20000)  # the instance view: a box per digit
+    assert "#1: 7" in page.locator("#segment-digits").inner_text()
     no_error_toast(page)
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "segment-drawing.png"), full_page=True)

@@ -31,6 +31,7 @@ from data.digit_scenes import (
     CLASS_NAMES,
     SceneConfig,
     fixed_scenes,
+    fixed_scenes_with_instances,
     font_scenes,
     load_mask_dataset,
     make_scenes,
@@ -38,7 +39,7 @@ from data.digit_scenes import (
 )
 from data.mnist import load_splits
 from data.pen_digits import pen_digit_set
-from models.segmentation import confusion, error_split, scores, thicker_truth_miou
+from models.segmentation import confusion, error_split, person_scores, scores, thicker_truth_miou
 from models.unet import UNet, UNetConfig, encode
 from training.common import (
     CardInfo,
@@ -301,6 +302,16 @@ def card(
             "foreground_iou": "IoU of 'some digit' against background on the test scenes, whichever digit is named: finding the ink",
             "naming_accuracy": "of the test pixels that are a digit in truth and in prediction, the share given the right digit",
             "miou_if_named_right": "test mIoU had every pixel found as a digit been given the right one: the outlines' ceiling",
+            "miou_tol1": "mIoU where a pixel counts as right when the truth has its class within 1 px (and the reverse): outlines to within a pixel",
+            "digit_precision": "of the digits it reports (regions of one class, 4 px or more), the share lying at least half on true ink of that class",
+            "digit_recall": "of the true digits (each digit's own ink), the share whose ink is at least half given the right class",
+            "digit_f1": "the harmonic mean of digit precision and recall",
+            "pq": "panoptic quality (Kirillov et al. 2019): matched digits (IoU > 0.5) weighted by their IoU, over TP + FP/2 + FN/2, mean over classes",
+            "font_miou_tol1": "miou_tol1 on the font-digit scenes",
+            "font_digit_precision": "digit precision on the font-digit scenes",
+            "font_digit_recall": "digit recall on the font-digit scenes",
+            "font_digit_f1": "digit F1 on the font-digit scenes (a stand-in for drawings)",
+            "font_pq": "PQ on the font-digit scenes",
             "val_miou": "best validation mIoU, used to choose the checkpoint",
             "ce_miou": "test mIoU of the cross-entropy-only twin (same seed and budget)",
             "ce_dice": "test Dice of the cross-entropy-only twin",
@@ -337,15 +348,18 @@ def main(cfg: TrainConfig) -> None:
         data = load_mask_dataset(cfg.dataset, cfg.image_size)
         class_names, source = data.class_names, data.source
         train_pool, val, test = ("pairs", *data.train), data.val, data.test
-        font = None
+        font, test_owners, font_owners = None, None, None  # masks only: digits are the connected regions of a class
     else:
         splits = load_splits()
         class_names, source = list(CLASS_NAMES), "digit scenes"
         train_pool = ("digits", *digit_pool(splits, cfg.pen_share, cfg.seed))
-        val, test = fixed_scenes("val", size=cfg.image_size), fixed_scenes("test", size=cfg.image_size)
-        font = font_scenes(n=40 if cfg.dry_run else 300, size=cfg.image_size)
+        val = fixed_scenes("val", size=cfg.image_size)
+        *test, test_owners = fixed_scenes_with_instances("test", size=cfg.image_size)
+        *font, font_owners = font_scenes(n=40 if cfg.dry_run else 300, size=cfg.image_size, instances=True)
+        test, font = tuple(test), tuple(font)
     if cfg.dry_run:
         val, test = (val[0][:6], val[1][:6]), (test[0][:8], test[1][:8])
+        test_owners = None if test_owners is None else test_owners[:8]
     n_classes = len(class_names)
 
     save_dir = None if cfg.dry_run else out_dir / "in-progress"
@@ -376,6 +390,9 @@ def main(cfg: TrainConfig) -> None:
         metrics["font_scene_miou"] = round(scores(confusion(model, *font, n_classes))["miou"], 4)
     metrics["miou_true_masks_1px_thicker"] = round(thicker_truth_miou(test[1], n_classes), 4)
     metrics |= {k: round(v, 4) for k, v in error_split(test_counts).items()}
+    metrics |= {k: round(v, 4) for k, v in person_scores(model, *test, n_classes, test_owners).items()}  # as a person scores it
+    if font is not None:
+        metrics |= {f"font_{k}": round(v, 4) for k, v in person_scores(model, *font, n_classes, font_owners).items()}
     metrics["val_miou"] = round(best_val, 4)
     accelerator.print(f"{cfg.loss}: {metrics}")
     if not cfg.dry_run:
