@@ -732,25 +732,10 @@ def linked_picture(name: str) -> str:
     return image_file(Image.fromarray(splits.test_x[index]), f"test_digit_{index}_label_{splits.test_y[index]}.png")
 
 
-def open_link(
-    picture,
-    model,
-    attack,
-    epsilon,
-    steps,
-    pixels,
-    target,
-    population,
-    iterations,
-    seed,
-    defence,
-    jpeg_quality,
-    adaptive,
-    request: gr.Request,
-):
+def open_link(*values_and_request):
     """A page opened on a link to this tab: its picture (an example, by name) and settings; the attack itself waits for
-    the Attack button (seconds of work)."""
-    values = [picture, model, attack, epsilon, steps, pixels, target, population, iterations, seed, defence, jpeg_quality, adaptive]
+    the Attack button (seconds of work). Called by on_link with the LINK_SETTINGS values as the page opens, then the request."""
+    *values, request = values_and_request
     current = dict(zip(LINK_SETTINGS, values, strict=True))
     readers = {
         "picture": linked_picture,
@@ -873,23 +858,10 @@ def build() -> None:
         )
 
     outputs = [original_view, adversarial_view, perturbation_view, before, after, report, transfer, download]
+    linked = [*link_settings, defence, jpeg_quality, adaptive]  # attack()'s inputs, in its order, and the link's
     go.click(
         attack,
-        inputs=[
-            picture,
-            model_choice,
-            attack_choice,
-            epsilon,
-            steps,
-            pixels,
-            target,
-            population,
-            iterations,
-            seed,
-            defence,
-            jpeg_quality,
-            adaptive,
-        ],
+        inputs=linked,
         outputs=outputs,
         api_name="attack",
         preprocess=False,
@@ -900,7 +872,6 @@ def build() -> None:
     model_choice.input(model_changed, model_choice, budgets, api_visibility="private")
     random_digit.click(random_test_digit, model_choice, [picture, model_choice, digit_note, *budgets], api_visibility="private")
     use_sketch.click(use_drawing, [sketch, model_choice], [picture, model_choice, *budgets], api_visibility="private")
-    linked = [*link_settings, defence, jpeg_quality, adaptive]
     on_link(open_link, linked, linked)
     recompute.click(
         robustness_curve,
