@@ -31,21 +31,22 @@ from apps.common import (
 )
 from data.digit_scenes import fixed_scenes
 from models import hub
-from models.segmentation import digits_found, read_drawing
+from models.segmentation import digits_found, read_drawing, read_labels
 from models.unet import UNet
 
 TITLE = "Segment"
 CHECKPOINT = "digit-segmenter"
 ANY_DIGIT = "any digit"
-UNSURE = "unsure (below the confidence threshold)"
+UNSURE = "unsure (below the confidence threshold, or no clear digit)"
 INTRO = """
 ### Label every pixel, not the whole picture
 A **U-Net** squeezes the picture through an **encoder** (ever smaller, ever deeper feature maps: *what* is there) and blows it back up
 with a **decoder** (*where* it is); **skip connections** hand the decoder the encoder's sharp early maps so thin pen strokes keep their
 outline. It learned from scenes of 1 to 5 **real handwritten MNIST digits** (and some we drew with a pen, as a mouse does) that we
 scattered on paper-like canvases (no real street or medical masks exist offline), with a loss that rewards the **overlap** of predicted
-and true shapes (Dice) as well as per-pixel correctness (cross-entropy). Draw a few digits, upload a photo of written digits, or take a
-random test scene it never saw.
+and true shapes (Dice) as well as per-pixel correctness (cross-entropy), plus a loss that counts every digit once, named right or not.
+To read the digits, each stroke gets one name by a vote of the ink around it, as a person reads it, not pixel by pixel. Draw a few
+digits, upload a photo of written digits, or take a random test scene it never saw.
 """
 
 
@@ -72,13 +73,13 @@ def probability_map(probs: np.ndarray, class_name: str) -> np.ndarray:
 def annotations(picture: np.ndarray, probs: np.ndarray, confidence: float) -> tuple[np.ndarray, list[tuple[np.ndarray, str]], dict]:
     """(base image RGB uint8, [(mask, class name)] for every class found, {class: pixels}).
 
-    Pixels whose top probability is under `confidence` go to the 'unsure' layer instead of a class."""
+    Pixels whose top probability is under `confidence`, and ink the reading reports as no digit, go to the 'unsure' layer."""
     names = model().config.class_names
-    labels, top = probs.argmax(0), probs.max(0)
-    sure = top >= confidence
+    labels = read_labels(probs, confidence)
+    sure = ~unsure_pixels(probs, labels, confidence)
     layers, found = [], {}
     for index in range(1, len(names)):
-        mask = (labels == index) & sure
+        mask = labels == index
         if mask.sum() >= 4:  # a few stray pixels are not a finding
             layers.append((mask.astype(np.float32), names[index]))
             found[names[index]] = int(mask.sum())
@@ -89,8 +90,14 @@ def annotations(picture: np.ndarray, probs: np.ndarray, confidence: float) -> tu
     return base, layers, found
 
 
+def unsure_pixels(probs: np.ndarray, labels: np.ndarray, confidence: float) -> np.ndarray:
+    """(H, W) bool: the top probability is under `confidence`, or the network saw ink that the reading reports as no
+    digit (a speck, or a digit it is too unsure of: models.segmentation.read_labels)."""
+    return (probs.max(0) < confidence) | ((labels == 0) & (probs.argmax(0) > 0))
+
+
 def summary(found: dict, probs: np.ndarray, confidence: float) -> str:
-    unsure = float((probs.max(0) < confidence).mean())
+    unsure = float(unsure_pixels(probs, read_labels(probs, confidence), confidence).mean())
     if not found:
         text = "**No digit found** with that confidence: every pixel looks like background to it."
     else:
@@ -100,7 +107,7 @@ def summary(found: dict, probs: np.ndarray, confidence: float) -> str:
         each = ", ".join(f"{names[d['class']]} ({d['confidence']:.0%})" for d in digits)
         parts = ", ".join(f"**{name}** ({pixels:,} px)" for name, pixels in sorted(found.items(), key=lambda kv: -kv[1]))
         text = f"**It reads: {reads}** (left to right, line by line; each digit's mean confidence: {each}). Found {parts}."
-    return text + f" {unsure:.1%} of pixels are below the {confidence:.0%} confidence threshold (shown grey)."
+    return text + f" {unsure:.1%} of pixels are below the {confidence:.0%} confidence threshold or too unsure to be a digit (shown grey)."
 
 
 @on_gpu
@@ -187,6 +194,8 @@ def training_curves() -> pd.DataFrame | None:
         rows.append({"step": entry["step"], "value": entry["val_miou"], "curve": "validation mIoU (shipped: cross-entropy + Dice)"})
         if "val_miou_ce" in entry:
             rows.append({"step": entry["step"], "value": entry["val_miou_ce"], "curve": "validation mIoU (cross-entropy only)"})
+        if "val_digit_f1" in entry:  # a continued run (--init-from) chose its checkpoint by this
+            rows.append({"step": entry["step"], "value": entry["val_digit_f1"], "curve": "validation digit F1 (found and named)"})
     return pd.DataFrame(rows)
 
 
@@ -289,7 +298,7 @@ def build() -> None:
     with gr.Accordion("How it was trained", open=False):
         curves = training_curves()
         if curves is not None:
-            gr.LinePlot(curves, x="step", y="value", color="curve", y_lim=[0, 1], title="Validation mean IoU while training", height=260)
+            gr.LinePlot(curves, x="step", y="value", color="curve", y_lim=[0, 1], title="Validation scores while training", height=260)
 
     outputs = [overlay, prob_map, found, boxes]
     settings = [confidence, class_name]

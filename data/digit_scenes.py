@@ -53,6 +53,7 @@ class SceneConfig:
     digit_px: tuple[float, float] = (30.0, 64.0)  # height of the 28 px MNIST box on the canvas
     rotate_deg: float = 20.0
     thickness_p: float = 0.4  # chance of a thicker or thinner pen
+    bold_p: float = 0.0  # chance of a much bolder pen (a 4x4 max filter: a marker); training only, the fixed scenes have none
     stray_strokes: tuple[int, int] = (0, 3)  # pen strokes that are not digits, per scene
     invert_p: float = 0.5  # chance of light ink on a dark background
     noise: float = 0.06  # max std of pixel noise
@@ -71,12 +72,14 @@ def _digit_layers(digits: torch.Tensor, count: torch.Tensor, cfg: SceneConfig, g
     def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(shape or (n,), generator=generator)
 
-    # Pen thickness, as in the classifier's augmentation: a 3x3 max filter thickens, a 2x2 min thins.
+    # Pen thickness, as in the classifier's augmentation: a 3x3 max filter thickens, a 2x2 min thins (and a 4x4 max makes a marker).
     pick = uniform(0, 1).view(n, 1, 1, 1)
     thicker = F.max_pool2d(flat, 3, stride=1, padding=1)
     thinner = -F.max_pool2d(F.pad(-flat, (0, 1, 0, 1), value=-1.0), 2, stride=1)
     flat = torch.where(pick < cfg.thickness_p / 2, thicker, flat)
     flat = torch.where((pick >= cfg.thickness_p / 2) & (pick < cfg.thickness_p), thinner, flat)
+    if cfg.bold_p > 0:  # the same draw decides, so scenes without bold pens are exactly as before
+        flat = torch.where(pick >= 1 - cfg.bold_p, F.max_pool2d(F.pad(flat, (1, 2, 1, 2)), 4, stride=1), flat)
 
     # theta maps canvas coordinates ([-1, 1]) to digit coordinates: scale, rotate, then place.
     box = uniform(*cfg.digit_px) / cfg.size * 2  # the 28 px box's side in canvas units

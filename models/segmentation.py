@@ -85,12 +85,12 @@ def read_drawing(net: UNet, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.inference_mode()
 def confusion(model: UNet, images: torch.Tensor, masks: torch.Tensor, n_classes: int, batch_size: int = 25) -> torch.Tensor:
-    """(n_classes, n_classes) pixel counts, rows = truth, columns = prediction."""
+    """(n_classes, n_classes) pixel counts of the reading (read_labels), rows = truth, columns = prediction."""
     model.eval()
     device = next(model.parameters()).device
     counts = torch.zeros(n_classes, n_classes, dtype=torch.long)
     for start in range(0, len(images), batch_size):
-        predicted = model(images[start : start + batch_size].to(device)).argmax(1).cpu()
+        predicted = read_labels(model(images[start : start + batch_size].to(device)).float().softmax(1).cpu())
         counts += pixel_counts(masks[start : start + batch_size], predicted, n_classes)
     return counts
 
@@ -152,6 +152,9 @@ def thicker_truth_miou(masks: torch.Tensor, n_classes: int) -> float:
 
 MIN_INSTANCE_PX = 4  # smaller predicted specks are not a digit found (the tab's summary ignores them too)
 JOIN_PX = 2  # predicted pieces of one class closer than 2 * JOIN_PX + 1 px are one digit (broken strokes)
+NAME_WINDOW = 17  # px at the working size: each ink pixel is named by the vote of the ink in this square around it
+MIN_DIGIT_PX = 24  # a piece of one name smaller than this is part of the digit it touches (or clutter): read_labels
+MIN_DIGIT_CONFIDENCE = 0.6  # a digit whose pixels give its name less probability than this, on average, is not reported
 
 
 def _grow(mask: torch.Tensor, tolerance: int) -> torch.Tensor:
@@ -273,7 +276,7 @@ def person_scores(
     tolerant = torch.zeros(n_classes, 3, dtype=torch.float64)
     per_scene = []
     for start in range(0, len(images), batch_size):
-        predicted = model(images[start : start + batch_size].to(device)).argmax(1).cpu()
+        predicted = read_labels(model(images[start : start + batch_size].to(device)).float().softmax(1).cpu())
         truth = masks[start : start + batch_size]
         tolerant += tolerant_counts(truth, predicted, n_classes, tolerance=1)
         for i, (t, p) in enumerate(zip(truth, predicted, strict=True)):
@@ -284,8 +287,8 @@ def person_scores(
 
 def digits_found(probs: np.ndarray, confidence: float) -> list[dict]:
     """(classes, H, W) probabilities -> every digit found: {"class", "box": (x0, y0, x1, y1) in px, "confidence": the mean
-    top probability over its pixels, "pixels"}, in reading order. Pixels under `confidence` belong to no digit."""
-    labels = np.where(probs.max(0) >= confidence, probs.argmax(0), 0)
+    probability of its name over its pixels, "pixels"}, in reading order. Pixels under `confidence` belong to no digit."""
+    labels = read_labels(probs, confidence)
     found = []
     for c, mask in instances(labels, len(probs), MIN_INSTANCE_PX, JOIN_PX):
         ys, xs = np.nonzero(mask)
@@ -309,6 +312,56 @@ def reading_order(digits: list[dict]) -> list[dict]:
         else:
             lines.append([digit])
     return [digit for line in lines for digit in sorted(line, key=lambda d: d["box"][0])]
+
+
+def read_labels(probs: torch.Tensor | np.ndarray, confidence: float = 0.0, window: int | None = None, min_px: int | None = None):
+    """Class probabilities (B, C, H, W) or (C, H, W) -> label maps (B, H, W) or (H, W) of the same kind: what the
+    segmenter reads, and what every score, the tab's colouring and its list of digits are made of.
+
+    Pixel by pixel, the top class often changes halfway along a stroke (the bar of a 7 called 7, its stem 1), and a
+    person would still read one digit. So, as a person does, the reading keeps the network's answer to *where* the
+    ink is (top class a digit, with at least `confidence`), and names each ink pixel by a vote: the digit
+    probabilities summed over the ink within a NAME_WINDOW square around it. Then a piece of one name smaller than
+    MIN_DIGIT_PX is no digit on its own: it takes the name of the ink it touches, or is clutter if it touches none.
+    Last, a digit whose pixels give its name under MIN_DIGIT_CONFIDENCE on average is one the network is unsure of, and is
+    not reported (the tab shows it as unsure). The sizes were chosen on the validation scenes (the test scenes are scored once)."""
+    window = NAME_WINDOW if window is None else window
+    min_px = MIN_DIGIT_PX if min_px is None else min_px
+    as_numpy = isinstance(probs, np.ndarray)
+    p = torch.as_tensor(probs, dtype=torch.float32)
+    single = p.ndim == 3
+    p = p[None] if single else p
+    top, labels = p.max(1)
+    ink = (labels > 0) & (top >= confidence)  # (B, H, W)
+    votes = F.avg_pool2d(p[:, 1:] * ink[:, None], window, stride=1, padding=window // 2, count_include_pad=False)
+    named = torch.where(ink, votes.argmax(1) + 1, 0).numpy()
+    out = np.stack([drop_unsure_digits(fold_small_pieces(one, p.shape[1], min_px), p_one) for one, p_one in zip(named, p.numpy(), strict=True)])
+    out = out[0] if single else out
+    return out if as_numpy else torch.from_numpy(out)
+
+
+def fold_small_pieces(labels: np.ndarray, n_classes: int, min_px: int) -> np.ndarray:
+    """(H, W) labels -> the same with every piece of one digit class under `min_px` given the digit class most common in
+    the ring of pixels around it (JOIN_PX + 1 wide), or the background where no other digit touches it."""
+    out = labels.copy()
+    for c, mask in instances(labels, n_classes, 1, JOIN_PX):
+        if mask.sum() >= min_px:
+            continue
+        ring = ndimage.binary_dilation(mask, iterations=JOIN_PX + 1) & ~mask
+        around = out[ring]
+        around = around[(around > 0) & (around != c)]
+        out[mask] = np.bincount(around).argmax() if around.size else 0
+    return out
+
+
+def drop_unsure_digits(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(H, W) labels, (C, H, W) probabilities -> the labels without the digits (regions of one class, as `instances`)
+    whose mean probability of their class is under MIN_DIGIT_CONFIDENCE."""
+    out = labels.copy()
+    for c, mask in instances(labels, len(probs), 1, JOIN_PX):
+        if probs[c][mask].mean() < MIN_DIGIT_CONFIDENCE:
+            out[mask] = 0
+    return out
 
 
 def pq_of_truth(masks: torch.Tensor, owners: torch.Tensor) -> float:

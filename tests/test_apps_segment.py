@@ -36,6 +36,17 @@ def test_shipped_segmenter_holds_its_test_miou():
     assert measured >= 0.5 and measured == pytest.approx(claimed, abs=0.03)
 
 
+def test_shipped_segmenter_holds_its_digit_f1_as_a_person_scores_it():
+    from models.segmentation import person_scores
+
+    net = UNet.from_pretrained(CHECKPOINT, strict=True)
+    images, masks, owners = digit_scenes.fixed_scenes_with_instances("test")
+    measured = person_scores(net, images[:150], masks[:150], 11, owners[:150])
+    claimed = json.loads((CHECKPOINT / "metrics.json").read_text())
+    for key in ("digit_f1", "miou_tol1"):  # 150 of the 500 scenes: the claim holds within a few points
+        assert measured[key] == pytest.approx(claimed[key], abs=0.04), key
+
+
 def test_two_drawn_digits_get_two_coloured_regions():
     (base, layers), prob_map, text, _ = tab.segment_digits(two_digit_canvas(7, 4), 0.5, "7")
     classes = {name for _, name in layers if name != tab.UNSURE}

@@ -11,7 +11,7 @@ from data.digit_scenes import SceneConfig, make_scenes, sample_scenes
 from data.mnist import load_splits
 from models.segmentation import error_split, pixel_counts, scores, thicker_truth_miou
 from models.unet import UNet, UNetConfig
-from training.train_digit_segmenter import soft_dice_loss
+from training.train_digit_segmenter import digit_naming_loss, soft_dice_loss
 
 CLEAN = SceneConfig(min_digits=1, max_digits=1, stray_strokes=(0, 0), invert_p=0.0, noise=0.0, blur_p=0.0, thickness_p=0.0)
 
@@ -90,6 +90,33 @@ def test_scores_and_dice_loss_behave():
     masks = torch.randint(0, 3, (2, 8, 8))
     perfect = torch.nn.functional.one_hot(masks, 3).permute(0, 3, 1, 2).float() * 50
     assert soft_dice_loss(perfect, masks) < 0.01 < soft_dice_loss(torch.zeros(2, 3, 8, 8), masks)
+
+
+def test_digit_naming_loss_counts_each_digit_once_and_rewards_naming_most_of_it():
+    # One scene, 3 classes (background, "a", "b"): a big digit of class 1 (40 px) and a small one of class 2 (4 px).
+    masks = torch.zeros(1, 10, 10, dtype=torch.long)
+    owner = torch.zeros(1, 10, 10, dtype=torch.long)
+    masks[0, :4, :], owner[0, :4, :] = 1, 1
+    masks[0, 8:, 8:], owner[0, 8:, 8:] = 2, 2
+
+    def sure_of(labels: torch.Tensor) -> torch.Tensor:  # logits that say each pixel's class with probability ~1
+        return torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).float() * 50
+
+    assert digit_naming_loss(sure_of(masks), masks, owner) < 1e-6
+    # Half the big digit named "b": its mean probability of "a" is 1/2, so it costs -log(1/2); the small one costs 0.
+    half = masks.clone()
+    half[0, :2, :] = 2
+    assert digit_naming_loss(sure_of(half), masks, owner) == pytest.approx(np.log(2) / 2, rel=1e-4)
+    # Every pixel of the small digit wrong weighs as much as every pixel of the big one wrong, though it is 10x smaller.
+    small_wrong, big_wrong = masks.clone(), masks.clone()
+    small_wrong[0, 8:, 8:] = 1
+    big_wrong[0, :4, :] = 2
+    assert digit_naming_loss(sure_of(small_wrong), masks, owner) == pytest.approx(float(digit_naming_loss(sure_of(big_wrong), masks, owner)))
+    # A scene without digits costs nothing (and still backpropagates).
+    empty = torch.zeros(1, 3, 10, 10, requires_grad=True)
+    loss = digit_naming_loss(empty, torch.zeros(1, 10, 10, dtype=torch.long), torch.zeros(1, 10, 10, dtype=torch.long))
+    loss.backward()
+    assert float(loss.detach()) == 0.0
 
 
 def test_mask_folder_dataset_reads_pairs(tmp_path):
@@ -237,3 +264,47 @@ def test_person_scores_of_the_truth_itself_are_perfect():
     # counts the smaller one as a false positive. The benchmark reports this yardstick (pq_truth_itself).
     assert 0.8 < perfect["pq"] < 1.0
     assert tolerant_miou(tolerant_counts(masks[:30], masks[:30], 11)) == 1.0
+
+
+def test_the_reading_names_a_stroke_once_and_drops_specks():
+    from models.segmentation import MIN_DIGIT_CONFIDENCE, MIN_DIGIT_PX, read_labels
+
+    def sure(labels: np.ndarray, p: float = 0.9) -> np.ndarray:  # (H, W) labels -> (11, H, W) probabilities, p on the label
+        probs = np.full((11, *labels.shape), (1 - p) / 10, np.float32)
+        np.put_along_axis(probs, labels[None], p, 0)
+        return probs
+
+    labels = np.zeros((40, 60), np.int64)
+    labels[5:35, 10:13] = 8  # a stroke of 90 px called 7 ...
+    labels[28:35, 10:13] = 2  # ... except its last 21 px, called 1
+    labels[5:35, 40:43] = 4  # a separate stroke called 3: a second digit
+    labels[2, 55] = 6  # an isolated 1-px speck called 5
+    read = read_labels(sure(labels))
+    assert set(np.unique(read[5:35, 10:13])) == {8}  # the stroke is read as one 7
+    assert set(np.unique(read[5:35, 40:43])) == {4}  # the other digit keeps its name
+    assert read[2, 55] == 0 and (read > 0).sum() == 180  # the speck is clutter; no ink appears or disappears
+    # A piece big enough to be a digit of its own keeps its name; an unsure piece is not ink.
+    alone = np.zeros((40, 60), np.int64)
+    alone[5 : 5 + MIN_DIGIT_PX // 3 + 1, 20:23] = 9
+    assert (read_labels(sure(alone)) == 9).sum() == alone.astype(bool).sum()
+    assert (read_labels(sure(labels, p=0.5), confidence=0.6) == 0).all()
+    # A digit the network names with little conviction (its top class, but at 0.55 < MIN_DIGIT_CONFIDENCE) is not reported.
+    assert MIN_DIGIT_CONFIDENCE > 0.55 and (read_labels(sure(alone, p=0.55)) == 0).all()
+    # Batches and tensors read the same as one picture.
+    batch = torch.from_numpy(np.stack([sure(labels), sure(alone)]))
+    assert torch.equal(read_labels(batch)[0], torch.from_numpy(read))
+
+
+def test_a_bold_pen_thickens_training_digits_and_leaves_other_scenes_as_they_were():
+    splits = load_splits()
+    digits = torch.from_numpy(splits.test_x[:6]).float().div(255)[:, None]
+    labels = torch.from_numpy(splits.test_y[:6])[:, None]
+
+    def scenes(cfg: SceneConfig):
+        return make_scenes(digits, labels, torch.ones(6, dtype=torch.long), cfg, torch.Generator().manual_seed(3))
+
+    plain, off, bold = scenes(CLEAN), scenes(SceneConfig(**{**CLEAN.__dict__, "bold_p": 0.0})), scenes(SceneConfig(**{**CLEAN.__dict__, "bold_p": 1.0}))
+    assert torch.equal(plain[0], off[0]) and torch.equal(plain[1], off[1])  # no bold pen: the very same scenes
+    for thin_mask, bold_mask, label in zip(plain[1], bold[1], labels[:, 0], strict=True):
+        assert (bold_mask > 0).sum() > 1.5 * (thin_mask > 0).sum()  # the marker's ink is much wider ...
+        assert set(bold_mask.unique().tolist()) == {0, int(label) + 1}  # ... and still this digit's

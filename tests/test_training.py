@@ -277,17 +277,37 @@ def test_rescoring_keeps_the_weights_and_the_run_and_adds_the_ladder_to_the_card
     assert {f"test_apgd_accuracy_eps{eps}" for eps in (0.1, 0.2, 0.3)} <= set(metrics)
 
 
-def test_segmenter_dry_run_compares_both_losses_in_the_card(tmp_path):
+@pytest.fixture(scope="module")
+def segmenter_dry_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("segmenter")
+    run_dry("training.train_digit_segmenter", out)
+    return out
+
+
+def test_segmenter_dry_run_compares_both_losses_in_the_card(segmenter_dry_run):
     from models.unet import UNet
 
-    out = tmp_path / "segmenter"
-    run_dry("training.train_digit_segmenter", out)
+    out = segmenter_dry_run
     model = UNet.from_pretrained(out, strict=True)
     assert model(torch.rand(1, 1, 64, 64)).shape == (1, 11, 64, 64)
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"miou", "dice", "font_scene_miou", "ce_miou"} <= set(metrics)
     card = (out / "README.md").read_text()
     assert "Loss comparison" in card and "| ce |" in card and "| ce+dice |" in card
+
+
+def test_a_continued_segmenter_run_keeps_the_earlier_runs_story(segmenter_dry_run, tmp_path):
+    first, second = segmenter_dry_run, tmp_path / "second"
+    run_dry("training.train_digit_segmenter", second, "--no-compare-losses", "--init-from", str(first), "--digit-weight", "0.5")
+    earlier = json.loads((first / "training_log.json").read_text())
+    log = json.loads((second / "training_log.json").read_text())
+    assert log[: len(earlier)] == [entry | {"run": "earlier"} for entry in earlier]
+    assert [e["step"] for e in log[len(earlier) :]] == [earlier[-1]["step"] + s for s in (3, 6)]  # the new steps count on
+    assert all("val_digit_f1" in e for e in log[len(earlier) :])
+    summary = (second / "README.md").read_text()
+    assert "after 4 steps in which the encoder learned" in summary  # the first run's pretraining, from its own card
+    assert "Then it was trained further (`--init-from`)" in summary and "per-digit naming loss (weight 0.5)" in summary
+    assert "val_digit_f1" in json.loads((second / "metrics.json").read_text())
 
 
 def test_encoder_pretraining_names_the_digit_it_shows():

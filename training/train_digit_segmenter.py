@@ -20,8 +20,10 @@ minutes of naming first, the same budget already finds and names digits.
 """
 
 import copy
+import json
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +32,6 @@ from data.digit_scenes import (
     CLASS_COLOURS,
     CLASS_NAMES,
     SceneConfig,
-    fixed_scenes,
     fixed_scenes_with_instances,
     font_scenes,
     load_mask_dataset,
@@ -84,6 +85,16 @@ class TrainConfig(RunOptions):
         "a straight bar, was called a stray stroke",
     )
     init_from: str = opt("", "start from this checkpoint folder's weights (to continue a run); the twin starts from it too")
+    bold_p: float = opt(
+        0.15,
+        "share of training digits drawn with a much bolder pen (a 4x4 max filter on the 28 px digit, as a marker draws): MNIST's "
+        "thickest strokes are thin beside a felt pen's, and bold digits were named wrong",
+    )
+    digit_weight: float = opt(
+        1.0,
+        "weight of the per-digit naming loss (digit scenes only; 0 = pixels alone): pixel losses let a big digit outweigh a small "
+        "or half-hidden one, and a digit half named 7 and half 1 costs them little more than a clean 7",
+    )
 
 
 def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -96,6 +107,27 @@ def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor, eps: float = 1.0) 
     overlap = (probs * truth).sum((0, 2, 3))
     total = probs.sum((0, 2, 3)) + truth.sum((0, 2, 3))
     return 1 - ((2 * overlap + eps) / (total + eps)).mean()
+
+
+def digit_naming_loss(logits: torch.Tensor, masks: torch.Tensor, owner: torch.Tensor, min_px: int = 4) -> torch.Tensor:
+    """Mean over the true digits in a batch of -log(mean probability of the digit's class over its own ink).
+
+    logits (B, C, H, W); masks (B, H, W) class ids; owner (B, H, W) which digit (1..K, 0 = none) each pixel is.
+    Every digit counts once, whatever its size, as in the per-digit recall a person scores; and the mean probability
+    inside the log rewards naming most of a digit right (what "found and named" asks) rather than every edge pixel."""
+    probs = logits.float().softmax(1)  # (B, C, H, W)
+    k = int(owner.max())
+    if k == 0:
+        return probs.sum() * 0
+    which = F.one_hot(owner, k + 1)[..., 1:].float()  # (B, H, W, K)
+    px = which.sum((1, 2))  # (B, K) ink pixels per digit
+    summed = torch.einsum("bchw,bhwk->bkc", probs, which)  # (B, K, C) probability mass per digit and class
+    label = torch.einsum("bhw,bhwk->bk", masks.float(), which) / px.clamp(min=1)  # every ink pixel of a digit has its class
+    real = px >= min_px
+    if not real.any():
+        return probs.sum() * 0
+    mean_p = summed.gather(2, label.round().long()[..., None])[..., 0] / px.clamp(min=1)  # (B, K)
+    return -(mean_p[real].clamp(min=1e-6).log()).mean()
 
 
 class DigitNamer(torch.nn.Module):
@@ -158,11 +190,12 @@ def pretrain_encoder(model: UNet, cfg: TrainConfig, digits: torch.Tensor, labels
 def train_one(
     cfg: TrainConfig, loss_kind: str, accelerator, data, n_classes: int, class_names, steps: int, log_prefix: str, save_dir=None, start=None
 ):
-    """Train one U-Net; returns (best model on CPU, history, best validation mIoU, best step).
+    """Train one U-Net; returns (best model on CPU, history, best validation score, best step). The score is digit F1
+    where the validation scenes say which digit each pixel is (what a person checks), mIoU otherwise.
 
     start: a state dict to begin from (the pretrained encoder). With save_dir, every new best is also written there
     (a long run can be stopped and continued with --init-from)."""
-    train_pool, (val_x, val_y) = data
+    train_pool, (val_x, val_y, val_owners) = data
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     model = UNet(
@@ -177,12 +210,12 @@ def train_one(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     device = accelerator.device
-    scene_cfg = SceneConfig(size=cfg.image_size)
-    history, best_miou, best_step, best_state = [], -1.0, 0, None
+    scene_cfg = SceneConfig(size=cfg.image_size, bold_p=cfg.bold_p)
+    history, best_score, best_step, best_state = [], -1.0, 0, None
     running, seen = 0.0, 0
     for step in progress(range(1, steps + 1), accelerator, desc=f"{NAME} ({loss_kind})"):
         model.train()
-        images, masks = next_batch(train_pool, cfg, scene_cfg, generator)
+        images, masks, owner = next_batch(train_pool, cfg, scene_cfg, generator)
         images = images.to(device).contiguous(memory_format=torch.channels_last)
         masks = masks.to(device)
         with accelerator.autocast():
@@ -190,6 +223,8 @@ def train_one(
             loss = F.cross_entropy(logits.float(), masks)
             if loss_kind == "ce+dice":
                 loss = loss + cfg.dice_weight * soft_dice_loss(logits, masks)
+            if owner is not None and cfg.digit_weight > 0:
+                loss = loss + cfg.digit_weight * digit_naming_loss(logits, masks, owner.to(device))
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
@@ -199,42 +234,42 @@ def train_one(
         if step % cfg.eval_every == 0 or step == steps:
             unwrapped = accelerator.unwrap_model(model)
             val = scores(confusion(unwrapped, val_x, val_y, n_classes))
-            history.append(
-                {
-                    "step": step,
-                    "train_loss": running / seen,
-                    "val_miou": val["miou"],
-                    "val_dice": val["dice"],
-                    "lr": scheduler.get_last_lr()[0],
-                }
-            )
+            entry = {"step": step, "train_loss": running / seen, "val_miou": val["miou"], "val_dice": val["dice"]}
+            if val_owners is not None:  # digit scenes: the person's view chooses the checkpoint
+                entry["val_digit_f1"] = person_scores(unwrapped, val_x, val_y, n_classes, val_owners)["digit_f1"]
+            history.append(entry | {"lr": scheduler.get_last_lr()[0]})
             accelerator.print(
                 f"{log_prefix}step {step}: train loss {running / seen:.4f}, val mIoU {val['miou']:.4f}, val Dice {val['dice']:.4f}"
+                + (f", val digit F1 {entry['val_digit_f1']:.4f}" if val_owners is not None else "")
             )
             running, seen = 0.0, 0
-            if val["miou"] >= best_miou:
-                best_miou, best_step, best_state = val["miou"], step, copy.deepcopy(unwrapped.state_dict())
+            score = entry.get("val_digit_f1", val["miou"])
+            if score >= best_score:
+                best_score, best_step, best_state = score, step, copy.deepcopy(unwrapped.state_dict())
                 if save_dir is not None and accelerator.is_main_process:
                     unwrapped.save_pretrained(save_dir)
     model = accelerator.unwrap_model(model)
     model.load_state_dict(best_state)
-    return model.float().cpu().eval().to(memory_format=torch.contiguous_format), history, best_miou, best_step
+    return model.float().cpu().eval().to(memory_format=torch.contiguous_format), history, best_score, best_step
 
 
-def next_batch(train_pool, cfg: TrainConfig, scene_cfg: SceneConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fresh batch: new digit scenes (from digits) or random pairs (from a mask dataset), randomly cropped."""
+def next_batch(train_pool, cfg: TrainConfig, scene_cfg: SceneConfig, generator: torch.Generator):
+    """A fresh batch, randomly cropped: new digit scenes (from digits), with which digit each pixel is (B, S, S), or
+    random pairs from a mask dataset, with None there. -> (images (B, 1, S, S), masks (B, S, S), owner or None)."""
     kind, x, y = train_pool
     if kind == "digits":
-        images, masks = sample_scenes(x, y, cfg.batch_size, scene_cfg, generator)
+        images, masks, owner = sample_scenes(x, y, cfg.batch_size, scene_cfg, generator, instances=True)
     else:
         index = torch.randint(len(x), (cfg.batch_size,), generator=generator)
-        images, masks = x[index], y[index]
+        images, masks, owner = x[index], y[index], None
         flip = torch.rand(cfg.batch_size, generator=generator) < 0.5
         images[flip], masks[flip] = images[flip].flip(-1), masks[flip].flip(-1)
     if cfg.crop < images.shape[-1]:
         top, left = (int(v) for v in torch.randint(0, images.shape[-1] - cfg.crop + 1, (2,), generator=generator))
-        images, masks = images[..., top : top + cfg.crop, left : left + cfg.crop], masks[..., top : top + cfg.crop, left : left + cfg.crop]
-    return images, masks
+        window = (..., slice(top, top + cfg.crop), slice(left, left + cfg.crop))
+        images, masks = images[window], masks[window]
+        owner = None if owner is None else owner[window]
+    return images, masks, owner
 
 
 def digit_pool(splits, pen_share: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,14 +283,49 @@ def digit_pool(splits, pen_share: float, seed: int) -> tuple[torch.Tensor, torch
     return torch.cat([x, torch.from_numpy(pen_x)]), torch.cat([y, torch.from_numpy(pen_y)])
 
 
+def test_metrics(model: UNet, test, test_owners, font, font_owners, n_classes: int) -> tuple[dict[str, float], dict[str, float]]:
+    """The card's held-out metrics (rounded) and the raw test scores (per-class IoU, for the loss comparison).
+    test and font: (images, masks); font may be None (a mask dataset); the owners may be None (masks only)."""
+    test_counts = confusion(model, *test, n_classes)
+    test_scores = scores(test_counts)
+    metrics = {
+        "miou": round(test_scores["miou"], 4),
+        "dice": round(test_scores["dice"], 4),
+        "pixel_accuracy": round(test_scores["pixel_accuracy"], 4),
+    }
+    if font is not None:
+        metrics["font_scene_miou"] = round(scores(confusion(model, *font, n_classes))["miou"], 4)
+    metrics["miou_true_masks_1px_thicker"] = round(thicker_truth_miou(test[1], n_classes), 4)
+    metrics |= {k: round(v, 4) for k, v in error_split(test_counts).items()}
+    metrics |= {k: round(v, 4) for k, v in person_scores(model, *test, n_classes, test_owners).items()}  # as a person scores it
+    if font is not None:
+        metrics |= {f"font_{k}": round(v, 4) for k, v in person_scores(model, *font, n_classes, font_owners).items()}
+    return metrics, test_scores
+
+
+def continued_from(folder: str) -> tuple[str, list[dict]]:
+    """A run that continues a checkpoint (--init-from) keeps its story: (the sentences of its card that say how it was
+    trained, its training log). The log's steps come first in the new one, and the new steps count on from them."""
+    if not folder:
+        return "", []
+    root = Path(folder)
+    card_path, log_path = root / "README.md", root / "training_log.json"
+    card_text = card_path.read_text() if card_path.is_file() else ""
+    summary = next((line for line in card_text.splitlines() if line.startswith("A U-Net")), "")
+    how = summary[summary.find("Trained") :] if "Trained" in summary else ""
+    history = json.loads(log_path.read_text()) if log_path.is_file() else []
+    return how, [entry | {"run": "earlier"} for entry in history]
+
+
 def colours(n: int) -> list[str]:
     return [CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(n)]
 
 
 def card(
-    *, n_params, cfg, n_classes, class_names, steps, pretrain_log, procedural, source, best_step, metrics, timer, accelerator, comparison
+    *, n_params, cfg, n_classes, class_names, steps, pretrain_log, procedural, source, best_step, metrics, timer, accelerator, comparison, earlier=""
 ) -> CardInfo:
-    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it."""
+    """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it. earlier: how the
+    checkpoint a continued run began from was trained, in the words of its own card."""
     return CardInfo(
         name=NAME,
         title="Digit segmenter: a small U-Net that labels every pixel",
@@ -263,8 +333,10 @@ def card(
             f"A U-Net ({n_params / 1e3:.0f}k parameters; {len(cfg.channels)} levels of {cfg.channels} channels, skip connections, "
             "bilinear upsampling, batch norm) that gives every pixel of a greyscale picture one of "
             f"{n_classes} classes: " + ", ".join(class_names) + ". "
-            f"Trained with {'cross-entropy plus soft Dice' if cfg.loss == 'ce+dice' else 'cross-entropy'} for {steps} steps of "
-            f"{cfg.batch_size} fresh {cfg.crop} px crops"
+            + (f"{earlier} Then it was trained further (`--init-from`): " if earlier else "Trained with ")
+            + f"{'cross-entropy plus soft Dice' if cfg.loss == 'ce+dice' else 'cross-entropy'}"
+            + (f" plus a per-digit naming loss (weight {cfg.digit_weight})" if procedural and cfg.digit_weight > 0 else "")
+            + f" for {steps} steps of {cfg.batch_size} fresh {cfg.crop} px crops"
             + (
                 f", after {pretrain_log[-1]['pretrain_step']} steps in which the encoder learned to name single digits (a throw-away "
                 f"classifier head; it named {pretrain_log[-1]['train_accuracy']:.0%} of its last training digits right)."
@@ -279,21 +351,26 @@ def card(
             "noise, blur, stray pen strokes and either polarity. No real segmentation photos exist offline; these scenes have true "
             "masks and held-out digits, but are not photographs of the world. "
             f"{cfg.pen_share:.0%} of the training scenes' digits are pen-drawn instead (ours, `data/pen_digits.py`: constant-width "
-            "strokes from templates, as a mouse draws them); validation and test scenes hold only MNIST digits."
+            "strokes from templates, as a mouse draws them)"
+            + (f", and {cfg.bold_p:.0%} are drawn with a marker (a 4x4 max filter on the 28 px digit)" if cfg.bold_p > 0 else "")
+            + "; validation and test scenes hold only MNIST digits."
             if procedural
             else f"{source} (see its own licence)."
         ),
         split=(
             "Scenes follow the MNIST split: training scenes use only the 3,500 training digits (a fresh batch every step), the 200 "
             "validation scenes only validation digits, the fixed 500 test scenes (seed 2024) only the 1,000 test digits. "
-            f"The checkpoint with the best validation mIoU (step {best_step} of {steps}) is kept; the test scenes are scored once. "
+            f"The checkpoint with the best validation digit F1 (step {best_step} of {steps}) is kept; the test scenes are scored once. "
             "`font_scene_miou` uses scenes built from digits rendered in the machine's fonts, a proxy for drawings."
             if procedural
             else "The dataset's own splits (or a seeded 80/10/10 split); best validation mIoU kept, test scored once."
         ),
         metrics=metrics,
         metric_notes={
-            "miou": "mean intersection-over-union over all classes (background included), pixel counts pooled over the test set",
+            "miou": "mean intersection-over-union over all classes (background included), pixel counts pooled over the test set; "
+            "every score here is of the reading `models.segmentation.read_labels` makes of the network's probabilities (the network "
+            "says where the ink is; each ink pixel is named by a vote of the ink around it, pieces too small to be a digit join "
+            "the digit they touch, and a digit it is unsure of is not reported), which is also what the app shows",
             "dice": "mean Dice (F1 of pixels) over all classes, pooled over the test set",
             "pixel_accuracy": "share of test pixels labelled correctly (dominated by background)",
             "font_scene_miou": "mIoU on 300 scenes of font-rendered digits",
@@ -313,6 +390,7 @@ def card(
             "font_digit_f1": "digit F1 on the font-digit scenes (a stand-in for drawings)",
             "font_pq": "PQ on the font-digit scenes",
             "val_miou": "best validation mIoU, used to choose the checkpoint",
+            "val_digit_f1": "best validation digit F1 (200 scenes of validation digits), used to choose the checkpoint",
             "ce_miou": "test mIoU of the cross-entropy-only twin (same seed and budget)",
             "ce_dice": "test Dice of the cross-entropy-only twin",
             "ce_plus_dice_miou": "test mIoU of the cross-entropy + Dice twin",
@@ -330,7 +408,9 @@ def card(
             "import torch\n"
             "from models.unet import UNet\n"
             f'model = UNet.from_pretrained("checkpoints/{NAME}", strict=True)\n'
-            "labels = model(images).argmax(1)  # images: (B, 1, H, W) in [0, 1], H and W multiples of 16"
+            "from models.segmentation import read_labels\n"
+            "probs = model(images).softmax(1)  # images: (B, 1, H, W) in [0, 1], H and W multiples of 16\n"
+            "labels = read_labels(probs)  # (B, H, W): one name per stroke, specks and unsure digits dropped (what the app shows)"
         ),
         tags=["image-segmentation", "unet", "mnist"],
         datasets=["ylecun/mnist"],
@@ -347,21 +427,22 @@ def main(cfg: TrainConfig) -> None:
     if cfg.dataset:
         data = load_mask_dataset(cfg.dataset, cfg.image_size)
         class_names, source = data.class_names, data.source
-        train_pool, val, test = ("pairs", *data.train), data.val, data.test
+        train_pool, val, test = ("pairs", *data.train), (*data.val, None), data.test
         font, test_owners, font_owners = None, None, None  # masks only: digits are the connected regions of a class
     else:
         splits = load_splits()
         class_names, source = list(CLASS_NAMES), "digit scenes"
         train_pool = ("digits", *digit_pool(splits, cfg.pen_share, cfg.seed))
-        val = fixed_scenes("val", size=cfg.image_size)
+        val = fixed_scenes_with_instances("val", size=cfg.image_size)
         *test, test_owners = fixed_scenes_with_instances("test", size=cfg.image_size)
         *font, font_owners = font_scenes(n=40 if cfg.dry_run else 300, size=cfg.image_size, instances=True)
         test, font = tuple(test), tuple(font)
     if cfg.dry_run:
-        val, test = (val[0][:6], val[1][:6]), (test[0][:8], test[1][:8])
+        val, test = tuple(None if v is None else v[:6] for v in val), (test[0][:8], test[1][:8])
         test_owners = None if test_owners is None else test_owners[:8]
     n_classes = len(class_names)
 
+    earlier, earlier_history = continued_from(cfg.init_from)
     save_dir = None if cfg.dry_run else out_dir / "in-progress"
     start, pretrain_log = None, []
     pretrain_steps = min(cfg.pretrain_steps, 4) if cfg.dry_run else cfg.pretrain_steps
@@ -377,23 +458,12 @@ def main(cfg: TrainConfig) -> None:
     model, history, best_val, best_step = train_one(
         cfg, cfg.loss, accelerator, (train_pool, val), n_classes, class_names, steps, "", save_dir, start
     )
+    offset = earlier_history[-1]["step"] if earlier_history else 0
+    history = [entry | {"step": entry["step"] + offset} for entry in history]
     if not accelerator.is_main_process:
         return
-    test_counts = confusion(model, *test, n_classes)
-    test_scores = scores(test_counts)
-    metrics = {
-        "miou": round(test_scores["miou"], 4),
-        "dice": round(test_scores["dice"], 4),
-        "pixel_accuracy": round(test_scores["pixel_accuracy"], 4),
-    }
-    if font is not None:
-        metrics["font_scene_miou"] = round(scores(confusion(model, *font, n_classes))["miou"], 4)
-    metrics["miou_true_masks_1px_thicker"] = round(thicker_truth_miou(test[1], n_classes), 4)
-    metrics |= {k: round(v, 4) for k, v in error_split(test_counts).items()}
-    metrics |= {k: round(v, 4) for k, v in person_scores(model, *test, n_classes, test_owners).items()}  # as a person scores it
-    if font is not None:
-        metrics |= {f"font_{k}": round(v, 4) for k, v in person_scores(model, *font, n_classes, font_owners).items()}
-    metrics["val_miou"] = round(best_val, 4)
+    metrics, test_scores = test_metrics(model, test, test_owners, font, font_owners, n_classes)
+    metrics["val_digit_f1" if val[2] is not None else "val_miou"] = round(best_val, 4)
     accelerator.print(f"{cfg.loss}: {metrics}")
     if not cfg.dry_run:
         model.save_pretrained(out_dir / "in-progress")
@@ -441,8 +511,9 @@ def main(cfg: TrainConfig) -> None:
         timer=timer,
         accelerator=accelerator,
         comparison=comparison,
+        earlier=earlier,
     )
-    save_checkpoint(model, out_dir, model_card, history)
+    save_checkpoint(model, out_dir, model_card, earlier_history + history)
     shutil.rmtree(out_dir / "in-progress", ignore_errors=True)
     accelerator.print(f"saved {out_dir} in {timer.seconds:.0f} s")
     if cfg.push_to_hub:
