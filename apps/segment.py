@@ -70,12 +70,13 @@ def probability_map(probs: np.ndarray, class_name: str) -> np.ndarray:
     return (heat_colours(values) * 255).round().astype(np.uint8)
 
 
-def annotations(picture: np.ndarray, probs: np.ndarray, confidence: float) -> tuple[np.ndarray, list[tuple[np.ndarray, str]], dict]:
+def annotations(
+    picture: np.ndarray, probs: np.ndarray, labels: np.ndarray, confidence: float
+) -> tuple[np.ndarray, list[tuple[np.ndarray, str]], dict]:
     """(base image RGB uint8, [(mask, class name)] for every class found, {class: pixels}).
 
     Pixels whose top probability is under `confidence`, and ink the reading reports as no digit, go to the 'unsure' layer."""
     names = model().config.class_names
-    labels = read_labels(probs, confidence)
     sure = ~unsure_pixels(probs, labels, confidence)
     layers, found = [], {}
     for index in range(1, len(names)):
@@ -96,13 +97,12 @@ def unsure_pixels(probs: np.ndarray, labels: np.ndarray, confidence: float) -> n
     return (probs.max(0) < confidence) | ((labels == 0) & (probs.argmax(0) > 0))
 
 
-def summary(found: dict, probs: np.ndarray, confidence: float) -> str:
-    unsure = float(unsure_pixels(probs, read_labels(probs, confidence), confidence).mean())
+def summary(found: dict, probs: np.ndarray, labels: np.ndarray, digits: list[dict], confidence: float) -> str:
+    unsure = float(unsure_pixels(probs, labels, confidence).mean())
     if not found:
         text = "**No digit found** with that confidence: every pixel looks like background to it."
     else:
         names = model().config.class_names
-        digits = digits_found(probs, confidence)
         reads = " ".join(names[d["class"]] for d in digits)
         each = ", ".join(f"{names[d['class']]} ({d['confidence']:.0%})" for d in digits)
         parts = ", ".join(f"**{name}** ({pixels:,} px)" for name, pixels in sorted(found.items(), key=lambda kv: -kv[1]))
@@ -125,15 +125,17 @@ def segment_digits(image, confidence: float = 0.5, class_name: str = ANY_DIGIT):
     if gray.max() - gray.min() < 0.05:
         raise gr.Error("The picture is blank: draw or upload some digits first.", title="Nothing to segment")
     picture, probs = read_drawing(model(), gray)
-    base, layers, found = annotations(picture, probs, confidence)
-    return (base, layers), probability_map(probs, class_name), summary(found, probs, confidence), digit_boxes(base, probs, confidence)
+    labels = read_labels(probs, confidence)  # read once: the colouring, the summary and the boxes all show it
+    digits = digits_found(probs, labels)
+    base, layers, found = annotations(picture, probs, labels, confidence)
+    return (base, layers), probability_map(probs, class_name), summary(found, probs, labels, digits, confidence), digit_boxes(base, digits)
 
 
-def digit_boxes(base: np.ndarray, probs: np.ndarray, confidence: float) -> tuple[np.ndarray, list]:
+def digit_boxes(base: np.ndarray, digits: list[dict]) -> tuple[np.ndarray, list]:
     """The instance view: (picture, [((x0, y0, x1, y1), "7 (94%)")]) for each digit found, in reading order."""
     names = model().config.class_names
     boxes = []
-    for order, digit in enumerate(digits_found(probs, confidence), 1):
+    for order, digit in enumerate(digits, 1):
         boxes.append((digit["box"], f"#{order}: {names[digit['class']]} ({digit['confidence']:.0%})"))
     return base, boxes
 

@@ -111,7 +111,9 @@ def test_digit_naming_loss_counts_each_digit_once_and_rewards_naming_most_of_it(
     small_wrong, big_wrong = masks.clone(), masks.clone()
     small_wrong[0, 8:, 8:] = 1
     big_wrong[0, :4, :] = 2
-    assert digit_naming_loss(sure_of(small_wrong), masks, owner) == pytest.approx(float(digit_naming_loss(sure_of(big_wrong), masks, owner)))
+    assert digit_naming_loss(sure_of(small_wrong), masks, owner) == pytest.approx(
+        float(digit_naming_loss(sure_of(big_wrong), masks, owner))
+    )
     # A scene without digits costs nothing (and still backpropagates).
     empty = torch.zeros(1, 3, 10, 10, requires_grad=True)
     loss = digit_naming_loss(empty, torch.zeros(1, 10, 10, dtype=torch.long), torch.zeros(1, 10, 10, dtype=torch.long))
@@ -303,7 +305,11 @@ def test_a_bold_pen_thickens_training_digits_and_leaves_other_scenes_as_they_wer
     def scenes(cfg: SceneConfig):
         return make_scenes(digits, labels, torch.ones(6, dtype=torch.long), cfg, torch.Generator().manual_seed(3))
 
-    plain, off, bold = scenes(CLEAN), scenes(SceneConfig(**{**CLEAN.__dict__, "bold_p": 0.0})), scenes(SceneConfig(**{**CLEAN.__dict__, "bold_p": 1.0}))
+    plain, off, bold = (
+        scenes(CLEAN),
+        scenes(SceneConfig(**{**CLEAN.__dict__, "bold_p": 0.0})),
+        scenes(SceneConfig(**{**CLEAN.__dict__, "bold_p": 1.0})),
+    )
     assert torch.equal(plain[0], off[0]) and torch.equal(plain[1], off[1])  # no bold pen: the very same scenes
     for thin_mask, bold_mask, label in zip(plain[1], bold[1], labels[:, 0], strict=True):
         assert (bold_mask > 0).sum() > 1.5 * (thin_mask > 0).sum()  # the marker's ink is much wider ...

@@ -322,7 +322,21 @@ def colours(n: int) -> list[str]:
 
 
 def card(
-    *, n_params, cfg, n_classes, class_names, steps, pretrain_log, procedural, source, best_step, metrics, timer, accelerator, comparison, earlier=""
+    *,
+    n_params,
+    cfg,
+    n_classes,
+    class_names,
+    steps,
+    pretrain_log,
+    procedural,
+    source,
+    best_step,
+    metrics,
+    timer,
+    accelerator,
+    comparison,
+    earlier="",
 ) -> CardInfo:
     """The model card: what the checkpoint is, its data and split, its held-out metrics and how to use it. earlier: how the
     checkpoint a continued run began from was trained, in the words of its own card."""
@@ -332,7 +346,9 @@ def card(
         summary=(
             f"A U-Net ({n_params / 1e3:.0f}k parameters; {len(cfg.channels)} levels of {cfg.channels} channels, skip connections, "
             "bilinear upsampling, batch norm) that gives every pixel of a greyscale picture one of "
-            f"{n_classes} classes: " + ", ".join(class_names) + ". "
+            f"{n_classes} classes: "
+            + ", ".join(class_names)
+            + ". "
             + (f"{earlier} Then it was trained further (`--init-from`): " if earlier else "Trained with ")
             + f"{'cross-entropy plus soft Dice' if cfg.loss == 'ce+dice' else 'cross-entropy'}"
             + (f" plus a per-digit naming loss (weight {cfg.digit_weight})" if procedural and cfg.digit_weight > 0 else "")
