@@ -90,12 +90,16 @@ def read_drawing(net: UNet, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def confusion(model: UNet, images: torch.Tensor, masks: torch.Tensor, n_classes: int, batch_size: int = 25) -> torch.Tensor:
     """(n_classes, n_classes) pixel counts of the reading (read_labels), rows = truth, columns = prediction."""
     model.eval()
-    device = next(model.parameters()).device
     counts = torch.zeros(n_classes, n_classes, dtype=torch.long)
     for start in range(0, len(images), batch_size):
-        predicted = read_labels(model(images[start : start + batch_size].to(device)).float().softmax(1).cpu())
-        counts += pixel_counts(masks[start : start + batch_size], predicted, n_classes)
+        counts += pixel_counts(masks[start : start + batch_size], read_batch(model, images[start : start + batch_size]), n_classes)
     return counts
+
+
+def read_batch(model: UNet, images: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) scenes -> (B, H, W) label maps on the CPU: the network's probabilities, read by read_labels."""
+    device = next(model.parameters()).device
+    return read_labels(model(images.to(device)).float().softmax(1).cpu())
 
 
 def pixel_counts(truth: torch.Tensor, predicted: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -275,11 +279,10 @@ def person_scores(
     """The person's view of a test set (N, 1, H, W) with true label maps (N, H, W) and, where known, which digit each
     pixel is (N, H, W): miou_tol1, digit precision, recall, F1 and PQ."""
     model.eval()
-    device = next(model.parameters()).device
     tolerant = torch.zeros(n_classes, 3, dtype=torch.float64)
     per_scene = []
     for start in range(0, len(images), batch_size):
-        predicted = read_labels(model(images[start : start + batch_size].to(device)).float().softmax(1).cpu())
+        predicted = read_batch(model, images[start : start + batch_size])
         truth = masks[start : start + batch_size]
         tolerant += tolerant_counts(truth, predicted, n_classes, tolerance=1)
         for i, (t, p) in enumerate(zip(truth, predicted, strict=True)):
